@@ -1,0 +1,1 @@
+"""Collector: MQTT consumer, validation, dead letters, InfluxDB writers, interval-energy rollups."""

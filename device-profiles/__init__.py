@@ -1,0 +1,1 @@
+"""Device register maps (one YAML per model), shipped as package data."""

@@ -1,0 +1,1 @@
+"""Edge agent: profiles, read planning, decoding, polling, outbox, MQTT publishing, health."""

@@ -1,0 +1,3 @@
+"""epcwatch: building energy monitoring for energy-performance contracts."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,67 @@
+"""Clocks are passed in, never read from a global, so simulation, replay and tests control time.
+
+``AcceleratedClock`` maps wall time to simulated time with a fixed speed-up from an anchor;
+two processes given the same anchor, start and speed share the same simulated time, which is
+how the simulator and the edge agent run a simulated year in minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the Unix epoch (UTC), possibly simulated."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+@dataclass
+class AcceleratedClock:
+    """Simulated time = ``start + (wall - anchor) * speed``."""
+
+    start: float
+    speed: float
+    anchor: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("speed must be positive")
+
+    def now(self) -> float:
+        return self.start + (time.time() - self.anchor) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+@dataclass
+class ManualClock:
+    """A clock tests advance by hand; ``sleep`` advances it and yields to the loop."""
+
+    t: float = 1_700_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)

@@ -1,0 +1,1 @@
+"""Simulated office complex served over Modbus."""

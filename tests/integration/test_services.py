@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from epcwatch.services import Influxd, Mosquitto, ServiceError, free_port, influx_query, mqtt_ping
+
+pytestmark = pytest.mark.integration
+
+EPC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "epcwatch")
+
+
+def test_cli_services_up_status_down(tmp_path: Path) -> None:
+    mq, ip = free_port(), free_port()
+    args = ["--state-dir", str(tmp_path)]
+    up = subprocess.run(
+        [EPC, "services", "up", *args, "--mqtt-port", str(mq), "--influx-port", str(ip)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        assert mqtt_ping("127.0.0.1", mq)
+        doc = influx_query(f"http://127.0.0.1:{ip}", "SHOW DATABASES")
+        assert ["epcwatch"] in doc["results"][0]["series"][0]["values"]  # type: ignore[index]
+        st = subprocess.run([EPC, "services", "status", *args], capture_output=True, text=True, timeout=60)
+        assert st.returncode == 0 and st.stdout.count(" up ") == 2, st.stdout
+    finally:
+        down = subprocess.run([EPC, "services", "down", *args], capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0
+    assert not mqtt_ping("127.0.0.1", mq)
+    st = subprocess.run([EPC, "services", "status", *args], capture_output=True, text=True, timeout=60)
+    assert st.returncode == 1
+
+
+def test_missing_binary_names_the_package(tmp_path: Path) -> None:
+    svc = Influxd(state_dir=tmp_path, port=free_port(), binary="influxd-not-here")
+    with pytest.raises(ServiceError, match="apt-get install influxdb"):
+        svc.start()
+
+
+def test_port_in_use_is_a_clear_error(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    other = Mosquitto(state_dir=tmp_path, port=mosquitto.port)
+    with pytest.raises(ServiceError, match="already in use"):
+        other.start()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from epcwatch import measurements, topics
+from epcwatch.measurements import FieldType
+from epcwatch.wire import MAX_TS_MS, MIN_TS_MS, Reading, TelemetryMessage, json_schemas
+
+ids = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,20}\Z")
+names = st.sampled_from(sorted(measurements.VOCABULARY))
+
+
+def value_for(name: str) -> st.SearchStrategy[bool | int | float]:
+    ft = measurements.VOCABULARY[name].field_type
+    if ft is FieldType.BOOL:
+        return st.booleans()
+    if ft is FieldType.INT:
+        return st.integers(-(10**12), 10**12)
+    return st.floats(-1e12, 1e12, allow_nan=False)
+
+
+values = st.dictionaries(names, st.just(0), min_size=1, max_size=8).flatmap(
+    lambda d: st.fixed_dictionaries({k: value_for(k) for k in d})
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> TelemetryMessage:
+    n = draw(st.integers(1, 5))
+    start = draw(st.integers(0, 10**9))
+    readings = [
+        Reading(
+            seq=start + i,
+            ts=draw(st.integers(MIN_TS_MS, MAX_TS_MS - 1)),
+            values=draw(values),
+            quality=draw(st.sampled_from(["good", "partial"])),
+        )
+        for i in range(n)
+    ]
+    return TelemetryMessage(site=draw(ids), device=draw(ids), kind="meter", readings=readings)
+
+
+@given(messages())
+def test_message_json_round_trip(msg: TelemetryMessage) -> None:
+    again = TelemetryMessage.model_validate_json(msg.model_dump_json())
+    assert again == msg
+
+
+def test_rejects_unknown_measurement_and_nan() -> None:
+    base = {"site": "s1", "device": "d1", "kind": "meter"}
+    with pytest.raises(ValidationError, match="unknown measurement 'watts'"):
+        TelemetryMessage.model_validate(
+            {**base, "readings": [{"seq": 1, "ts": MIN_TS_MS, "values": {"watts": 1}}]}
+        )
+    with pytest.raises(ValidationError, match="finite"):
+        TelemetryMessage.model_validate(
+            {**base, "readings": [{"seq": 1, "ts": MIN_TS_MS, "values": {"active_power": float("nan")}}]}
+        )
+    with pytest.raises(ValidationError, match="boolean"):
+        TelemetryMessage.model_validate(
+            {**base, "readings": [{"seq": 1, "ts": MIN_TS_MS, "values": {"run_status": 1}}]}
+        )
+
+
+def test_rejects_out_of_order_seq_and_bad_ids() -> None:
+    r = {"ts": MIN_TS_MS, "values": {"active_power": 1.0}}
+    with pytest.raises(ValidationError, match="strictly increasing"):
+        TelemetryMessage.model_validate(
+            {"site": "s1", "device": "d1", "kind": "meter", "readings": [{**r, "seq": 2}, {**r, "seq": 2}]}
+        )
+    with pytest.raises(ValidationError):
+        TelemetryMessage.model_validate(
+            {"site": "S1", "device": "d1", "kind": "meter", "readings": [{**r, "seq": 1}]}
+        )
+
+
+def test_topics_round_trip() -> None:
+    t = topics.telemetry("site-1", "meter_2")
+    assert t == "epc/v1/site-1/meter_2/telemetry"
+    p = topics.parse(t)
+    assert (p.site, p.device, p.channel) == ("site-1", "meter_2", "telemetry")
+    assert topics.parse(topics.status("site-1")).channel == "status"
+    with pytest.raises(topics.TopicError):
+        topics.telemetry("Site", "x")
+    with pytest.raises(topics.TopicError):
+        topics.parse("epc/v1/a/b/c/telemetry")
+
+
+def test_json_schema_exports_every_model() -> None:
+    schemas = json_schemas()
+    assert set(schemas) == {"TelemetryMessage", "StatusMessage", "HealthMessage", "DeadLetter"}
+    json.dumps(schemas)
+    assert "readings" in schemas["TelemetryMessage"]["properties"]
