@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 #: coils, discrete inputs, holding registers, input registers
 READ_CODES: Final = frozenset({1, 2, 3, 4})
@@ -74,7 +74,7 @@ class RecordingDevice:
         with self._lock:
             return self.frames, dict(self.codes)
 
-    def _device(self) -> object:
+    def _device(self) -> Any:
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         # id 0: answer every unit id; one shared block of 65,534 registers (coils and discrete
@@ -91,8 +91,9 @@ class RecordingDevice:
         errors: list[BaseException] = []
 
         async def serve() -> None:
-            server = ModbusTcpServer(
-                self._device(),  # type: ignore[arg-type]
+            # pymodbus is untyped here (ignore_missing_imports)
+            server: Any = ModbusTcpServer(
+                self._device(),
                 address=(self.host, self.port),
                 trace_packet=self._trace_packet,
             )
