@@ -92,13 +92,13 @@ def plan_reads(
     if max_gap < 0:
         raise PlanError("max_gap must be >= 0")
     spans: dict[str, list[tuple[int, int]]] = {f: [] for f in FUNCTION_ORDER}
-    owners: dict[str, list[tuple[int, str]]] = {f: [] for f in FUNCTION_ORDER}
-    for p in points:
+    owners: dict[str, list[tuple[int, int, str]]] = {f: [] for f in FUNCTION_ORDER}
+    for i, p in enumerate(points):
         for fn, start, count in point_spans(p):
             if quirks.is_forbidden(fn, start, count):
                 raise PlanError(f"point {p.name!r}: {fn} {start}..{start + count - 1} is forbidden")
             spans[fn].append((start, start + count))
-        owners[p.function].append((p.address, p.name))
+        owners[p.function].append((p.address, i, p.name))  # points at one address keep their order
     reads: list[Read] = []
     for fn in FUNCTION_ORDER:
         limit = quirks.max_per_read(fn)
@@ -120,7 +120,7 @@ def plan_reads(
             runs.append((start, end))
         named = sorted(owners[fn])
         for rs, re_ in runs:
-            names = tuple(name for addr, name in named if rs <= addr < re_)
+            names = tuple(name for addr, _, name in named if rs <= addr < re_)
             reads.append(Read(fn, rs, re_ - rs, names))
     return tuple(reads)
 
