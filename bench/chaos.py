@@ -52,8 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,7 +318,10 @@ rollup:
         for site in self.sites:
             path = self.work / "sites" / site / "outbox.sqlite"
             with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
-                out += [Produced(site, d, s, t) for d, s, t in db.execute("SELECT device, seq, ts FROM chaos_produced")]
+                out += [
+                    Produced(site, d, s, t)
+                    for d, s, t in db.execute("SELECT device, seq, ts FROM chaos_produced")
+                ]
         return out
 
     def outbox_depth(self) -> int:
@@ -392,7 +393,9 @@ class Outage:
     seconds: float
 
 
-def chaos(pipe: Pipeline, rnd: random.Random, duration: float, mean_gap: float, max_down: float) -> list[Outage]:
+def chaos(
+    pipe: Pipeline, rnd: random.Random, duration: float, mean_gap: float, max_down: float
+) -> list[Outage]:
     comps = pipe.components()
     outages: list[Outage] = []
     end = time.monotonic() + duration
@@ -516,7 +519,9 @@ def summary(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--duration", type=float, default=180, help="seconds of chaos (default 180)")
     ap.add_argument("--sites", type=int, default=3, help="simulated sites, one edge agent each (default 3)")
     ap.add_argument("--devices", type=int, default=2, help="meters per site (default 2)")
@@ -543,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"longest outage {result['longest_outage_s']:.1f} s")
     if result["max_delay_s"] is not None and result["longest_outage_s"]:
         print(f"max delay / longest outage {result['max_delay_s'] / result['longest_outage_s']:.2f}")
-    print("modbus function codes " + ", ".join(f"{c}: {n}" for c, n in sorted(result["function_codes"].items())))
+    print(
+        "modbus function codes " + ", ".join(f"{c}: {n}" for c, n in sorted(result["function_codes"].items()))
+    )
     if not result["drained"]:
         print("NOT DRAINED within the drain timeout")
     print("RESULT " + ("OK: 0 lost, 0 duplicated" if result["ok"] else "FAILED"))
