@@ -225,3 +225,14 @@ def test_localise_refuses_what_it_cannot_map() -> None:
         localise(shipped_config(), tls_port=1, paths=PATHS, overrides={"no_such": "1"})
     with pytest.raises(BrokerConfigError, match="no acl_file"):
         localise(shipped_config().replace("acl_file", "#"), tls_port=1, paths=PATHS)
+
+
+def test_shipped_acl_example_is_what_the_commands_write() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl.example"
+    text = example.read_text()
+    _, blocks = mqtt_acl.parse(text)
+    expected = mqtt_acl.HEADER + "\n"
+    for b in blocks:
+        expected = mqtt_acl.upsert(expected, b)
+    assert text == expected
+    assert {b.role for b in blocks} == {"site", "collector"}
