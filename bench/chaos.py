@@ -11,10 +11,12 @@ started from the shipped deploy/mosquitto/epcwatch.conf):
 - one edge agent per site (``epcwatch edge run``), polling every ``--poll-interval`` s;
 - Mosquitto, InfluxDB 1.x, and two collectors (``epcwatch collector run``) sharing one group.
 
-For ``--duration`` seconds a seeded random schedule kills and restarts components:
-edge agents, collectors (one, or both at once so the broker must queue), InfluxDB — all
-with SIGKILL, as a power cut or the OOM killer would — and the broker with SIGTERM (see
-"Why the broker gets SIGTERM" below; ``--broker-signal kill`` shows the difference).
+For ``--duration`` seconds a seeded random schedule kills and restarts components, in
+rounds that take each one down once in random order, with random outages (up to
+``--max-down``) and random gaps (mean ``--mean-gap``): edge agents, collectors (one, or
+both at once so the broker must queue) and InfluxDB with SIGKILL, as a power cut or the
+OOM killer would, and the broker with SIGTERM (see "Why the broker gets SIGTERM" below;
+``--broker-signal kill`` shows the difference).
 Then the simulated devices go silent, everything is brought up, the pipeline drains, and
 the audit compares every reading the edge outboxes committed with what InfluxDB holds.
 
@@ -401,8 +403,13 @@ def chaos(
     end = time.monotonic() + duration
     # let everything connect once before the first fault
     time.sleep(min(10.0, duration / 6))
+    rounds: list[Component] = []
     while time.monotonic() < end:
-        victim = rnd.choice(comps)
+        # rounds: every component once per round, in a seeded random order, so even a short
+        # run takes each one down before any goes down twice
+        if not rounds:
+            rounds = rnd.sample(comps, len(comps))
+        victim = rounds.pop(0)
         down_for = rnd.uniform(0.5, max_down)
         t0 = time.monotonic()
         log(f"kill {victim.name} for {down_for:.1f} s")
