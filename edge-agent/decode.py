@@ -398,7 +398,9 @@ def _to_raw(point: PointSpec, value: AnyValue | None, sf: int) -> int | float | 
     if point.type in FLOAT_TYPES and point.scale == 1.0 and point.offset == 0.0:
         return float(value)
     try:
-        d = _CTX.divide(_CTX.subtract(_dec(float(value)), _dec(point.offset)), _dec(point.scale))
+        # ints stay exact (a 64-bit counter is not a float); floats by their shortest repr
+        exact = Decimal(value) if isinstance(value, int) else _dec(float(value))
+        d = _CTX.divide(_CTX.subtract(exact, _dec(point.offset)), _dec(point.scale))
         if sf:
             d = d.scaleb(-sf, _CTX)
         if point.type in FLOAT_TYPES:
