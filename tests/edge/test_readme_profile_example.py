@@ -28,7 +28,8 @@ def test_readme_example_profile_is_valid(tmp_path: Path) -> None:
     for plan in plan_profile(prof):
         for r in plan.reads:
             assert not prof.quirks.is_forbidden(r.function, r.address, r.count)
-        out = decode(plan, [[image[r.function].get(a, 0) for a in range(r.address, r.end)] for r in plan.reads])
+        responses = [[image[r.function].get(a, 0) for a in range(r.address, r.end)] for r in plan.reads]
+        out = decode(plan, responses)
         decoded |= out.values
         assert "current_n" not in out.values
     assert decoded == {k: v for k, v in values.items() if v is not None}
