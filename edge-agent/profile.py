@@ -230,9 +230,10 @@ class PointSpec(_Frozen):
         if s == "all_ones" and t not in INTEGER_TYPES | FLOAT_TYPES:
             raise ValueError(f"no_value all_ones needs a numeric type, not {t}")
         if isinstance(s, int) and t in INTEGER_TYPES:
+            # a signed type's sentinel may be spelled as its bit pattern: -32768 or 0x8000 for int16
             bits = 16 * _WIDTH[t]
-            signed = t.startswith("int")
-            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            lo = -(1 << (bits - 1)) if t.startswith("int") else 0
+            hi = (1 << bits) - 1
             if not lo <= s <= hi:
                 raise ValueError(f"no_value {s} is outside {t} ({lo}..{hi})")
 
