@@ -247,7 +247,11 @@ class BusPoller:
             while True:
                 self._changed.clear()
                 self.tick()
-                delay = self.next_wake() - self.clock.now()
+                wake = self.next_wake()
+                if wake == math.inf:  # every device is polling: wait for one to finish
+                    await self._changed.wait()
+                    continue
+                delay = wake - self.clock.now()
                 if delay <= 0:
                     await asyncio.sleep(0)
                     continue

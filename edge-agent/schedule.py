@@ -40,6 +40,10 @@ def next_due(now: float, interval: float, consecutive_failures: int = 0, backoff
     where the backoff starts at one interval and doubles up to ``max(backoff_cap, interval)``.
     """
     delay = backoff_delay(consecutive_failures, interval, max(backoff_cap, interval))
-    if delay <= interval:
-        return next_slot(now, interval)
-    return next_slot(now + delay - interval, interval)
+    slot = next_slot(now, interval)
+    if slot >= now + delay:
+        return slot
+    k = math.ceil((now + delay) / interval)
+    while k * interval < now + delay:  # floating point: make sure the slot is not early
+        k += 1
+    return float(k * interval)
