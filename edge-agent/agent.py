@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+from epcwatch import logs
+from epcwatch.clock import Clock
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.health import HealthBook, write_status_file
 from epcwatch.edge.outbox import NewReading, Outbox
@@ -22,9 +24,6 @@ from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
 from epcwatch.edge.site import RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
 from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
-
-from epcwatch import logs
-from epcwatch.clock import Clock
 from epcwatch.wire import DeviceTags
 
 log = logging.getLogger("epcwatch.edge.agent")

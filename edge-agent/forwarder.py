@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
+
+from epcwatch import logs, topics
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
 from epcwatch.edge.publisher import Publisher
-
-from epcwatch import logs, topics
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")

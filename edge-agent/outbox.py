@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
+
 from epcwatch.edge.batching import Row
 from epcwatch.edge.errors import OutboxError
-
 from epcwatch.wire import Quality, Value
 
 FullPolicy = Literal["drop_oldest", "pause"]

@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from epcwatch import measurements
+from epcwatch.clock import Clock
 from epcwatch.edge.errors import (
     BusUnavailableError,
     DeviceTimeoutError,
@@ -31,9 +33,6 @@ from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.schedule import next_due, next_slot
 from epcwatch.edge.site import DeviceConfig
 from epcwatch.edge.transport import ModbusTransport, Registers
-
-from epcwatch import measurements
-from epcwatch.clock import Clock
 from epcwatch.measurements import FieldType
 from epcwatch.wire import DeviceKind, Quality, Value
 

@@ -24,14 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from epcwatch.edge.errors import PublishError
-from epcwatch.edge.site import SiteConfig
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from epcwatch import logs, topics
 from epcwatch.clock import Clock
+from epcwatch.edge.errors import PublishError
+from epcwatch.edge.site import SiteConfig
 from epcwatch.wire import StatusMessage
 
 log = logging.getLogger("epcwatch.edge.publisher")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -220,3 +221,109 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
     yield os.path.realpath(a), os.path.realpath(b)
     proc.terminate()
     proc.wait(5)
+
+
+# -- an agent in a thread of its own, and an MQTT subscriber with a persistent session ---------
+
+
+class AgentThread:
+    """Runs ``Agent.run()`` on its own event loop in a thread, so the test can block and count."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="agent", daemon=True)
+        self.error: BaseException | None = None
+        self._started = threading.Event()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            self._started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.agent.run()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self.error = exc
+            self._started.set()
+
+    def start(self) -> AgentThread:
+        self._thread.start()
+        self._started.wait(30)
+        return self
+
+    def call(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the agent's loop (for state only the loop may touch)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(60)
+        if self.error is not None:
+            raise self.error
+
+
+class Subscriber:
+    """A QoS 1 subscriber with a persistent session (its own client id, clean_session=False), so
+    that it misses nothing across a broker restart; records (topic, payload) in arrival order."""
+
+    def __init__(self, port: int, topic: str, client_id: str = "edge-test-sub") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.topic = topic
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
+        )
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        deadline = time.monotonic() + 30
+        while not self.client.is_connected():
+            if time.monotonic() > deadline:
+                raise RuntimeError("subscriber could not connect")
+            time.sleep(0.05)
+        time.sleep(0.2)  # SUBACK
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def snapshot(self) -> list[tuple[str, bytes, bool]]:
+        with self._lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll ``condition`` until true; the timeout is a safety net against a hang, not a measurement."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def helpers() -> Any:
+    class H:
+        AgentThread = AgentThread
+        Subscriber = Subscriber
+        wait_for = staticmethod(wait_for)
+        ModbusPeer = ModbusPeer
+        StepClock = StepClock
+
+    return H

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import orjson
-from epcwatch.edge.batching import ENVELOPE_BYTES, Row, batch_rows, envelope_prefix, message_body
 from hypothesis import given
 from hypothesis import strategies as st
 
+from epcwatch.edge.batching import ENVELOPE_BYTES, Row, batch_rows, envelope_prefix, message_body
 from epcwatch.wire import TelemetryMessage
 
 

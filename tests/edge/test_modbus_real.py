@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+
 from epcwatch.edge.health import HealthBook
 from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.poller import BusPoller, DevicePlan, ReadSpec, poll_device
 from epcwatch.edge.site import DeviceConfig, RtuBus, RtuOverTcpBus, TcpBus
 from epcwatch.edge.transport import PymodbusTransport, Registers
-
 from epcwatch.wire import Quality, Value
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from epcwatch.edge.outbox import NewReading, Outbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.wire import Reading
 
 

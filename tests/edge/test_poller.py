@@ -8,6 +8,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
+
+from epcwatch.clock import ManualClock
 from epcwatch.edge.errors import ExceptionResponseError, FrameError, ReadOnlyError
 from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.health import HealthBook
@@ -15,8 +17,6 @@ from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.poller import BusPoller, DevicePlan, ReadSpec, poll_device, sanitize
 from epcwatch.edge.site import DeviceConfig
 from epcwatch.edge.transport import Registers
-
-from epcwatch.clock import ManualClock
 from epcwatch.wire import Quality, Value
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from epcwatch.edge.schedule import backoff_delay, next_due, next_slot
 from hypothesis import given
 from hypothesis import strategies as st
+
+from epcwatch.edge.schedule import backoff_delay, next_due, next_slot
 
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 intervals = st.sampled_from([0.5, 1.0, 5.0, 10.0, 15.0, 60.0, 300.0, 900.0])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from epcwatch.edge.site import RtuBus, TcpBus, load_site, resolve_password, rtu_gap_s
 
 from epcwatch.config import ConfigError
+from epcwatch.edge.site import RtuBus, TcpBus, load_site, resolve_password, rtu_gap_s
 
 SITE = """\
 site: civic-centre
