@@ -58,7 +58,7 @@ class FastResult:
 
 def _tag_ok(key: str, value: object) -> bool:
     if key == "category":
-        return value in _CATEGORIES
+        return type(value) is str and value in _CATEGORIES
     return type(value) is str and len(value) <= _MAX_TAG_LEN and tag_value_writable(value)
 
 
@@ -84,10 +84,10 @@ def _values_text(values: object) -> str | None:
             else:
                 return None
         elif ft is _INT:
-            if tv is int:
+            if tv is int or (tv is float and v.is_integer()):
                 if abs(v) > MAX_ABS_VALUE:
                     return None
-                parts.append(f"{prefix}{v}i")
+                parts.append(f"{prefix}{int(v)}i")
             else:
                 return None
         elif ft is _BOOL:

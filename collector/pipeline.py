@@ -151,7 +151,11 @@ class Pipeline:
                 except topics.TopicError:
                     t = None
                 if t is not None and t.device is not None:
-                    fast = fastpath.telemetry(t.site, t.device, payload)
+                    try:
+                        fast = fastpath.telemetry(t.site, t.device, payload)
+                    except Exception:  # a bug in the fast path must not crash on input
+                        log.exception("fast path failed; using the model")
+                        fast = None
                     if fast is not None:
                         return fast.lines, fast.max_ts
         result = validate(item.topic, payload, self.max_payload_bytes)

@@ -13,9 +13,9 @@ The rules (documented in README "Collector → Interval energy"):
      ``max_rate_per_h × (t1 - t0)`` (a jump up: a replacement meter with a higher register, a
      corrupt read), then the increase is 0.
    - ``b < a`` and a **rollover** explains it: the register wrapped at a modulus ``M > a`` (the
-     next power of ten above ``a`` — meter registers show a fixed number of digits — or one of
-     the configured moduli), and ``M - a + b`` is within the bound: increase ``M - a + b``
-     (the smallest such).
+     next power of ten above ``a`` when ``a >= 0.9 M`` — meter registers show a fixed number of
+     digits and read 9… just before they wrap — or one of the configured moduli), and
+     ``M - a + b`` is within the bound: increase ``M - a + b`` (the smallest such).
    - ``b < a`` otherwise: a **reset or meter replacement**. The new register counted up from
      zero, so ``b`` is what it measured since: increase ``b`` if within the bound, else 0
      (a replacement meter that started from an unknown reading: the step's energy is unknown
@@ -102,7 +102,10 @@ def step_increase(a: float, b: float, dt_ms: int, rules: Rules) -> tuple[float, 
         d = b - a
         return (d, StepKind.NORMAL) if d <= bound else (0.0, StepKind.IMPLAUSIBLE)
     if a >= 0:
-        candidates = sorted({_next_power_of_ten(a), *(m for m in rules.moduli if m > a)})
+        # a register about to wrap at a power of ten shows a leading 9 (a >= 0.9 M); without
+        # that, 0.5 → 0.0 would read as a wrap at 1.0 instead of the reset it is
+        p10 = _next_power_of_ten(a)
+        candidates = sorted({*((p10,) if a >= 0.9 * p10 else ()), *(m for m in rules.moduli if m > a)})
         for m in candidates:
             w = m - a + b
             if 0 <= w <= bound:
