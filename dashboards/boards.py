@@ -170,6 +170,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         layout,
         [
             *site_building_variables(),
+            tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
             timezone_variable(o.timezone),
             year_variable(o.first_year, o.last_year, o.year),
         ],
