@@ -186,7 +186,10 @@ def stats(  # noqa: PLR0917 - typer options
             v = r.get(key)
             cells.append("—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v)))
         table.add_row(*cells)
-    Console().print(table)
+    import sys
+
+    # a pipe or file gets the whole table rather than an 80-column squeeze
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
     if out is not None:
         out.write_text(to_csv(rows), encoding="utf-8")
         typer.echo(f"wrote {out}")
