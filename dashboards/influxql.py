@@ -97,8 +97,18 @@ def regex_escape(value: str) -> str:
     return _REGEX_SPECIAL.sub(r"\\\1", value)
 
 
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def format_value(var: Variable) -> str:
     """Grafana's InfluxQL ``interpolateQueryExpr``: plain value, or ``(a|b)`` regex alternation."""
+    if len(var.values) == 1 and _is_number(var.values[0]):
+        return var.values[0]  # Grafana passes numbers through unescaped
     if not var.multi and not var.include_all:
         return var.values[0] if var.values else ""
     escaped = [regex_escape(v) for v in var.values]
