@@ -66,6 +66,7 @@ def publish(
 ) -> list[Outcome]:
     """Upsert ``dashboards`` (file name → document) into ``folder``; returns what happened to each."""
     from grafana_client.client import GrafanaClientError, GrafanaException
+    from niquests.exceptions import RequestException
 
     api = _client(url, token, user, password)
     try:
@@ -104,5 +105,17 @@ def publish(
         status = getattr(exc, "status_code", None)
         message = getattr(exc, "message", None) or str(exc)
         raise PublishError(
-            f"Grafana at {url} refused the request ({status or 'no answer'}): {message}"
+            f"Grafana at {_safe(url)} refused the request ({status or 'no answer'}): {message}"
         ) from None
+    except (RequestException, OSError) as exc:
+        raise PublishError(f"Grafana at {_safe(url)} unreachable (no answer): {type(exc).__name__}") from None
+
+
+def _safe(url: str) -> str:
+    """The URL without any user:password@ part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -51,7 +51,12 @@ METERS = [
     *(
         Meter(f"{b}-{role}", b, cat, base=base * scale)
         for b, scale in (("b1", 1.0), ("b2", 0.55))
-        for role, cat, base in (("light", "A", 800), ("hvac", "B", 1500), ("power", "C", 400), ("special", "D", 250))
+        for role, cat, base in (
+            ("light", "A", 800),
+            ("hvac", "B", 1500),
+            ("power", "C", 400),
+            ("special", "D", 250),
+        )
     ),
     Meter("b1-main", "b1", base=3100),
     Meter("b2-main", "b2", base=1700),
@@ -139,7 +144,8 @@ def lines() -> list[str]:
             failed = 0 if ok else i - 399
             out.append(
                 f"device_health,device={dev},site={SITE} polls_ok={i * 30}i,polls_failed={failed}i,"
-                f"consecutive_failures={failed}i,last_latency_ms={12.5 + (i % 7)},online={'true' if ok else 'false'} {ts}"
+                f"consecutive_failures={failed}i,last_latency_ms={12.5 + (i % 7)},"
+                f"online={'true' if ok else 'false'} {ts}"
             )
         out.append(
             f"agent_health,agent=edge-1,site={SITE} outbox_depth={(i * 37) % 500}i,outbox_bytes={i * 1000}i,"
@@ -159,11 +165,12 @@ def lines() -> list[str]:
         guaranteed = 300.0 * (d - date(2025, 1, 1)).days
         out.append(
             f"savings,contract=led-2025,site={SITE} actual={actual},adjusted_baseline={baseline:.3f},"
-            f"savings={baseline - actual:.3f},cumulative_savings={cum:.3f},guaranteed_cumulative={guaranteed:.1f},"
+            f"savings={baseline - actual:.3f},cumulative_savings={cum:.3f},"
+            f"guaranteed_cumulative={guaranteed:.1f},"
             f"temperature={6 + d.day * 0.2:.2f} {local_midnight_ms(d)}"
         )
     out.append(
-        f"savings_model,contract=led-2025,site={SITE} model=\"3PC\",cv_rmse=8.4,nmbe=0.3,r2=0.91,n_points=365i,"
+        f'savings_model,contract=led-2025,site={SITE} model="3PC",cv_rmse=8.4,nmbe=0.3,r2=0.91,n_points=365i,'
         f"n_params=3i,autocorrelation=0.42,fractional_uncertainty=12.5,savings_uncertainty=5400.0 "
         f"{local_midnight_ms(LIVE_DAYS[0])}"
     )

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from epcwatch.dashboards.influxql import (
     InfluxQLQuery,
     UnknownVariableError,
@@ -19,10 +16,13 @@ from epcwatch.dashboards.influxql import (
     referenced_variables,
     regex_escape,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_time_filter_and_intervals() -> None:
-    q = "SELECT mean(x) FROM m WHERE $timeFilter GROUP BY time($__interval) -- $__interval_ms ${__from} ${__to}"
+    q = "SELECT mean(x) FROM m WHERE $timeFilter GROUP BY time($__interval) -- "
+    q += "$__interval_ms ${__from} ${__to}"
     out = expand(q, 1_000_000, 87_400_000)
     step = interval_ms(1_000_000, 87_400_000)
     assert "time >= 1000000ms and time <= 87400000ms" in out
@@ -33,7 +33,9 @@ def test_time_filter_and_intervals() -> None:
 def test_day_range_interval_is_grafanas_rounding() -> None:
     # one day over 1000 points = 86.4 s -> Grafana rounds to 1 minute
     assert interval_ms(0, 86_400_000) == 60_000
-    assert interval_text(60_000) == "1m" and interval_text(3_600_000) == "1h" and interval_text(1500) == "1500ms"
+    assert (
+        interval_text(60_000) == "1m" and interval_text(3_600_000) == "1h" and interval_text(1500) == "1500ms"
+    )
 
 
 @given(st.integers(0, 10**12), st.integers(1, 10**11))
@@ -60,7 +62,11 @@ def test_multi_value_formatting_like_grafana() -> None:
 
 def test_variables_regex_text_and_missing() -> None:
     q = "\"site\" =~ /^$site$/ AND x = '${year:text}' AND y = '${year}' AND z = [[building]]"
-    v = {"site": Variable.many(["s1", "s2"]), "year": Variable.single("2024", text="2025"), "building": Variable.single("b1")}
+    v = {
+        "site": Variable.many(["s1", "s2"]),
+        "year": Variable.single("2024", text="2025"),
+        "building": Variable.single("b1"),
+    }
     assert expand(q, 0, 1, v) == "\"site\" =~ /^(s1|s2)$/ AND x = '2025' AND y = '2024' AND z = b1"
     assert referenced_variables(q) == {"site", "year", "building"}
     with pytest.raises(UnknownVariableError, match="site"):

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.cog.plugins import register_default_plugins
-from grafana_foundation_sdk.models import dashboard as dm
-
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influxql import referenced_variables
 from epcwatch.dashboards.model import GRAFANA_UNITS, BuildOptions, render, title_of, unit_of
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models import dashboard as dm
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "dashboards" / "json"
@@ -36,7 +35,11 @@ def lost_in_round_trip(ours: Any, theirs: Any, path: str = "") -> list[str]:
                 out += lost_in_round_trip(v, theirs[k], f"{path}/{k}")
         return out
     if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        return [x for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) for x in lost_in_round_trip(a, b, f"{path}[{i}]")]
+        return [
+            x
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            for x in lost_in_round_trip(a, b, f"{path}[{i}]")
+        ]
     return [] if ours == theirs else [f"{path}: {ours!r} became {theirs!r}"]
 
 
@@ -87,7 +90,13 @@ def test_structure(name: str) -> None:
 
 
 def test_every_dashboard_exists_with_the_variables_the_issue_asks_for() -> None:
-    assert set(BOARDS) == {"portfolio.json", "building-energy.json", "epc-savings.json", "device-health.json", "hvac-lighting.json"}
+    assert set(BOARDS) == {
+        "portfolio.json",
+        "building-energy.json",
+        "epc-savings.json",
+        "device-health.json",
+        "hvac-lighting.json",
+    }
     names = {v["name"] for v in BOARDS["building-energy.json"]["templating"]["list"]}
     assert {"site", "building", "category", "tenant"} <= names
     uids = [d["uid"] for d in BOARDS.values()]
@@ -110,7 +119,9 @@ def test_build_is_reproducible_in_process() -> None:
 
 def test_cli_build_twice_gives_identical_bytes_and_matches_the_committed_json(tmp_path: Path) -> None:
     for out in (tmp_path / "one", tmp_path / "two"):
-        res = subprocess.run([EPC, "dashboards", "build", "--out", str(out)], capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [EPC, "dashboards", "build", "--out", str(out)], capture_output=True, text=True, timeout=120
+        )
         assert res.returncode == 0, res.stderr
     one = {p.name: p.read_bytes() for p in (tmp_path / "one").glob("*.json")}
     two = {p.name: p.read_bytes() for p in (tmp_path / "two").glob("*.json")}

@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from dateutil.relativedelta import relativedelta
-
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influx import InfluxClient, Series
 from epcwatch.dashboards.influxql import Variable, expand
 
 sys.path.insert(0, str(Path(__file__).parent))
-import dash_simdata as simdata  # noqa: E402
+import dash_simdata as simdata
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from epcwatch.dashboards import queries as q
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influx import InfluxClient
@@ -20,7 +19,7 @@ from epcwatch.dashboards.influxql import Variable, expand
 from epcwatch.dashboards.stats import Period, compute, to_csv
 
 sys.path.insert(0, str(Path(__file__).parent))
-import dash_simdata as simdata  # noqa: E402
+import dash_simdata as simdata
 
 pytestmark = pytest.mark.integration
 EPC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "epcwatch")
@@ -56,7 +55,9 @@ def test_month_matches_generator(sim_db: InfluxClient) -> None:
     assert site["change_pct"] < 0  # the retrofit year uses less
     water = sum(simdata.daily_value(simdata.METERS[-2], d) for d in simdata.days(*feb25))
     assert row(rows, "b1")["water_m3"] == pytest.approx(water)
-    assert row(rows, "b2")["heat_kwh"] > 0 and row(rows, "b2")["tce_total"] > row(rows, "b2")["tce_electricity"]
+    assert (
+        row(rows, "b2")["heat_kwh"] > 0 and row(rows, "b2")["tce_total"] > row(rows, "b2")["tce_electricity"]
+    )
 
 
 def _panel(title: str) -> dict[str, object]:

@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from epcwatch.dashboards.errors import StatsError
 from epcwatch.dashboards.influx import Series
 from epcwatch.dashboards.metadata import building_info_lines
 from epcwatch.dashboards.stats import COLUMNS, Period, compute, parse_period, to_csv
+from hypothesis import given
+from hypothesis import strategies as st
+
 from epcwatch.portfolio import Building, Portfolio, Site
 
 months = st.builds(lambda y, m: Period("month", y, m), st.integers(1990, 2090), st.integers(1, 12))
@@ -50,7 +50,14 @@ def test_parse_period() -> None:
 
 
 PF = Portfolio(
-    sites=[Site(id="s", name="S", timezone="UTC", buildings=[Building(id="b1", name="B", floor_area_m2=100, occupants=4)])]
+    sites=[
+        Site(
+            id="s",
+            name="S",
+            timezone="UTC",
+            buildings=[Building(id="b1", name="B", floor_area_m2=100, occupants=4)],
+        )
+    ]
 )
 
 
@@ -62,15 +69,33 @@ def test_compute_from_canned_series_and_csv() -> None:
     def run(q: str) -> list[Series]:
         seen.append(q)
         if f"time >= {last_year_start}ms" in q:
-            return [Series("energy_interval", {"site": "s", "building": "b1"}, [{"time": 0, "electricity_kwh": 200.0}])]
-        if '"category"' in q.split("GROUP BY")[-1]:
             return [
-                Series("energy_interval", {"building": "b1", "category": c}, [{"time": 0, "electricity_kwh": v}])
+                Series(
+                    "energy_interval",
+                    {"site": "s", "building": "b1"},
+                    [{"time": 0, "electricity_kwh": 200.0}],
+                )
+            ]
+        if '"category"' in q.rsplit("GROUP BY", maxsplit=1)[-1]:
+            return [
+                Series(
+                    "energy_interval", {"building": "b1", "category": c}, [{"time": 0, "electricity_kwh": v}]
+                )
                 for c, v in (("A", 60.0), ("B", 40.0))
             ]
         if "water_volume" in q:
-            return [Series("energy_interval", {"site": "s", "building": "b1"}, [{"time": 0, "water_volume": 5.0, "gas_volume": None, "heat_energy": None}])]
-        return [Series("energy_interval", {"site": "s", "building": "b1"}, [{"time": 0, "electricity_kwh": 100.0}])]
+            return [
+                Series(
+                    "energy_interval",
+                    {"site": "s", "building": "b1"},
+                    [{"time": 0, "water_volume": 5.0, "gas_volume": None, "heat_energy": None}],
+                )
+            ]
+        return [
+            Series(
+                "energy_interval", {"site": "s", "building": "b1"}, [{"time": 0, "electricity_kwh": 100.0}]
+            )
+        ]
 
     rows = compute(PF, Period("month", 2025, 2), run)
     assert [r["building"] for r in rows] == ["", "b1"]
@@ -86,7 +111,9 @@ def test_compute_from_canned_series_and_csv() -> None:
 
 
 def test_building_info_lines() -> None:
-    assert building_info_lines(PF) == ["building_info,building=b1,site=s floor_area_m2=100.0,occupants=4i,floors=1i 0"]
+    assert building_info_lines(PF) == [
+        "building_info,building=b1,site=s floor_area_m2=100.0,occupants=4i,floors=1i 0"
+    ]
 
 
 def test_window_covers_whole_days() -> None:
