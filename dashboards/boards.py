@@ -10,6 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import piechart as pm
+
 from epcwatch.dashboards import queries as q
 from epcwatch.dashboards.model import (
     BuildOptions,
@@ -25,12 +32,6 @@ from epcwatch.dashboards.model import (
     unit_of,
     year_variable,
 )
-from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, table, timeseries
-from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
-from grafana_foundation_sdk.models import piechart as pm
 
 SITE_TAGS: Final = ("site",)
 BUILDING_TAGS: Final = ("site", "building")

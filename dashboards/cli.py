@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from epcwatch.dashboards.errors import DashboardsError
 
 from epcwatch.config import ConfigError
+from epcwatch.dashboards.errors import DashboardsError
 from epcwatch.services import DEFAULT_DATABASE, DEFAULT_INFLUX_PORT
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
@@ -48,9 +48,8 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def _influx(url: str, database: str, user: str | None, password: str | None) -> object:
-    from epcwatch.dashboards.influx import InfluxClient
-
     from epcwatch import logs
+    from epcwatch.dashboards.influx import InfluxClient
 
     logs.redact(password)
     return InfluxClient(url, database, user, password)
@@ -119,7 +118,6 @@ def metadata(
     """Write building_info (floor area, occupants, floors) from a portfolio file into InfluxDB."""
     from epcwatch.dashboards.influx import InfluxClient
     from epcwatch.dashboards.metadata import building_info_lines
-
     from epcwatch.portfolio import load_portfolio
 
     try:
@@ -148,11 +146,11 @@ def stats(  # noqa: PLR0917 - typer options
     ] = 1.2143,
 ) -> None:
     """Energy statistics per site and building for a month or year (the Portfolio dashboard's numbers)."""
-    from epcwatch.dashboards.influx import InfluxClient
-    from epcwatch.dashboards.stats import Factors, compute, parse_period, to_csv
     from rich.console import Console
     from rich.table import Table
 
+    from epcwatch.dashboards.influx import InfluxClient
+    from epcwatch.dashboards.stats import Factors, compute, parse_period, to_csv
     from epcwatch.portfolio import load_portfolio
 
     try:

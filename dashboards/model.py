@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, Self, TypeVar
 
-from epcwatch.dashboards.influxql import DATASOURCE_TYPE, InfluxQLTarget, datasource_ref
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
@@ -21,6 +20,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from epcwatch import measurements
+from epcwatch.dashboards.influxql import DATASOURCE_TYPE, InfluxQLTarget, datasource_ref
 
 #: the name of the data source deploy/grafana/provisioning/datasources/epcwatch.yaml creates
 DATASOURCE_NAME: Final = "epcwatch-influxdb"

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from epcwatch.dashboards.errors import PublishError
-
 from epcwatch import logs
+from epcwatch.dashboards.errors import PublishError
 
 log = logging.getLogger("epcwatch.dashboards.publish")
 

@@ -21,7 +21,6 @@ from epcwatch.dashboards import queries as q
 from epcwatch.dashboards.errors import StatsError
 from epcwatch.dashboards.influx import Series
 from epcwatch.dashboards.influxql import Variable, expand
-
 from epcwatch.portfolio import Portfolio, Site
 
 PeriodKind = Literal["month", "year"]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.metadata import building_info_lines
-
 from epcwatch.services import Influxd, influx_query
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from epcwatch.dashboards.influxql import (
     InfluxQLQuery,
     UnknownVariableError,
@@ -16,8 +19,6 @@ from epcwatch.dashboards.influxql import (
     referenced_variables,
     regex_escape,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_time_filter_and_intervals() -> None:

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from epcwatch.dashboards.boards import build_all
-from epcwatch.dashboards.influxql import referenced_variables
-from epcwatch.dashboards.model import GRAFANA_UNITS, BuildOptions, render, title_of, unit_of
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import dashboard as dm
+
+from epcwatch.dashboards.boards import build_all
+from epcwatch.dashboards.influxql import referenced_variables
+from epcwatch.dashboards.model import GRAFANA_UNITS, BuildOptions, render, title_of, unit_of
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "dashboards" / "json"

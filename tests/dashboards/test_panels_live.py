@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from dateutil.relativedelta import relativedelta
+
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influx import InfluxClient, Series
 from epcwatch.dashboards.influxql import Variable, expand

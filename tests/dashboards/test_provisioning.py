@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.influxql import expand
 from epcwatch.dashboards.model import DATASOURCE_NAME, FOLDER
-
 from epcwatch.services import Influxd
 
 sys.path.insert(0, str(Path(__file__).parent))

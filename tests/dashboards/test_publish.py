@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from epcwatch import logs
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.errors import PublishError
 from epcwatch.dashboards.publish import folder_uid, publish
-
-from epcwatch import logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_grafana import FakeGrafana

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from epcwatch.dashboards import queries as q
 from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influx import InfluxClient

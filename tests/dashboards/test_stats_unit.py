@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from epcwatch.dashboards.errors import StatsError
 from epcwatch.dashboards.influx import Series
 from epcwatch.dashboards.metadata import building_info_lines
 from epcwatch.dashboards.stats import COLUMNS, Period, compute, parse_period, to_csv
-from hypothesis import given
-from hypothesis import strategies as st
-
 from epcwatch.portfolio import Building, Portfolio, Site
 
 months = st.builds(lambda y, m: Period("month", y, m), st.integers(1990, 2090), st.integers(1, 12))
