@@ -53,10 +53,18 @@ def _bars(b: timeseries.Panel) -> timeseries.Panel:
     )
 
 
+def _join_on_tags() -> list[dm.DataTransformerConfig]:
+    """Drop the time column (A's is the range start, B's the epoch) and merge rows on the tags."""
+    return [
+        transformation("organize", {"excludeByName": {"Time": True}}),
+        transformation("merge", {}),
+    ]
+
+
 def _ratio(numerator: str, denominator: str, alias: str) -> list[dm.DataTransformerConfig]:
     """Join query A and B on their tag columns, then numerator / denominator."""
     return [
-        transformation("merge", {}),
+        *_join_on_tags(),
         transformation(
             "calculateField",
             {
@@ -71,13 +79,14 @@ def _ratio(numerator: str, denominator: str, alias: str) -> list[dm.DataTransfor
 
 def portfolio(o: BuildOptions) -> dict[str, object]:
     e_site = Target(q.electricity(SITE_TAGS), result_format="table")
+    e_site_bars = Target(q.electricity(SITE_TAGS), alias="$tag_site")  # one series (bar) per site
     layout = Layout()
     layout.row(
         "Today and this month",
-        panel(bargauge.Panel(), "Electricity today by site (kWh)", [e_site], unit="kwatth")
+        panel(bargauge.Panel(), "Electricity today by site (kWh)", [e_site_bars], unit="kwatth")
         .time_from("now/d")
         .reduce_options(_sum()),
-        panel(bargauge.Panel(), "Electricity this month by site (kWh)", [e_site], unit="kwatth")
+        panel(bargauge.Panel(), "Electricity this month by site (kWh)", [e_site_bars], unit="kwatth")
         .time_from("now/M")
         .reduce_options(_sum()),
     )
@@ -148,7 +157,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
             description="Electricity of year $year against the same calendar days of the previous year.",
         ).transformations(
             [
-                transformation("merge", {}),
+                *_join_on_tags(),
                 transformation(
                     "calculateField",
                     {
@@ -419,7 +428,9 @@ def device_health(o: BuildOptions) -> dict[str, object]:
                 )
             ],
             w=12,
-        ).reduce_options(_last()),
+        )
+        .reduce_options(_last())
+        .no_value("0"),
         panel(
             timeseries.Panel(),
             "Poll errors per interval",

@@ -136,3 +136,24 @@ def test_build_options_change_the_output() -> None:
     variables = {v["name"]: v for v in other["templating"]["list"]}
     assert variables["timezone"]["query"] == "Europe/Berlin"
     assert variables["year"]["current"] == {"selected": True, "text": "2026", "value": "2025"}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_transformations_refer_to_fields_the_queries_return(name: str) -> None:
+    """A join merges rows on tag columns, so every target must group by the same tags; a
+    calculated field's operands must be columns some target names."""
+    for p in BOARDS[name]["panels"]:
+        ids = [t["id"] for t in p.get("transformations", [])]
+        if not ids:
+            continue
+        queries = [t["query"] for t in p["targets"]]
+        aliases = {a for q in queries for a in re.findall(r'AS "(\w+)"', q)}
+        if "merge" in ids:
+            assert ids.index("organize") < ids.index("merge"), p["title"]
+            groups = {q.rsplit(" GROUP BY ", 1)[1] for q in queries}
+            assert len(groups) == 1, (p["title"], groups)
+            assert all(t["resultFormat"] == "table" for t in p["targets"]), p["title"]
+        for t in p["transformations"]:
+            if t["id"] == "calculateField":
+                binary = t["options"]["binary"]
+                assert {binary["left"], binary["right"]} <= aliases, (p["title"], binary)
