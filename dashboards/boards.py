@@ -205,13 +205,15 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
             "Power by category (分项)",
             [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
             unit="watt",
-        ),
+            description="Mean power over each interval from the 15-minute energy rollups.",
+        ).interval("15m"),
         panel(
             timeseries.Panel(),
             "Power by tenant (分户)",
             [Target(q.power_by("tenant", q.TENANT_METERS), alias="$tag_tenant")],
             unit="watt",
-        ),
+            description="Mean power over each interval from the 15-minute energy rollups.",
+        ).interval("15m"),
     )
     layout.row(
         "Energy",
@@ -246,14 +248,14 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
         ).calculate(True),
         panel(
             timeseries.Panel(),
-            "Daily peak demand (W)",
+            "Daily peak 15-minute demand (W)",
             [Target(q.peak_demand("building", "1d"), alias="$tag_building")],
             unit="watt",
             w=8,
         ),
         panel(
             stat.Panel(),
-            "Peak demand in range",
+            "Peak 15-minute demand in range",
             [Target(q.peak_demand("building"), alias="$tag_building")],
             unit="watt",
             w=4,

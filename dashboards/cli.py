@@ -10,11 +10,11 @@ import typer
 
 from epcwatch.config import ConfigError
 from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.services import DEFAULT_DATABASE, DEFAULT_INFLUX_PORT
+from epcwatch.dashboards.influx import InfluxClient
+from epcwatch.services import DEFAULT_DATABASE
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
 DEFAULT_OUT = Path(__file__).resolve().parent / "json"
-DEFAULT_INFLUX_URL = f"http://127.0.0.1:{DEFAULT_INFLUX_PORT}"
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards as code: build the JSON, publish it, write building metadata.",
@@ -22,7 +22,13 @@ dashboards_app = typer.Typer(
 )
 
 InfluxUrl = Annotated[
-    str, typer.Option("--influx-url", envvar="EPCWATCH_INFLUX_URL", help="InfluxDB base URL")
+    str | None,
+    typer.Option(
+        "--influx-url",
+        envvar="EPCWATCH_INFLUX_URL",
+        help="InfluxDB base URL (default: the one `epcwatch services up` started)",
+        show_default=False,
+    ),
 ]
 Database = Annotated[
     str, typer.Option("--database", envvar="EPCWATCH_INFLUX_DATABASE", help="InfluxDB database")
@@ -47,11 +53,13 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _influx(url: str, database: str, user: str | None, password: str | None) -> object:
+def _influx(url: str | None, database: str, user: str | None, password: str | None) -> InfluxClient:
     from epcwatch import logs
-    from epcwatch.dashboards.influx import InfluxClient
+    from epcwatch.cli import load_services
 
     logs.redact(password)
+    if url is None:  # the local InfluxDB of `epcwatch services up`, on whatever port it was given
+        url = load_services()[1].url
     return InfluxClient(url, database, user, password)
 
 
@@ -110,20 +118,18 @@ def publish(  # noqa: PLR0917 - typer options
 @dashboards_app.command("metadata")
 def metadata(
     portfolio: PortfolioFile,
-    influx_url: InfluxUrl = DEFAULT_INFLUX_URL,
+    influx_url: InfluxUrl = None,
     database: Database = DEFAULT_DATABASE,
     influx_user: InfluxUser = None,
     influx_password: InfluxPassword = None,
 ) -> None:
     """Write building_info (floor area, occupants, floors) from a portfolio file into InfluxDB."""
-    from epcwatch.dashboards.influx import InfluxClient
     from epcwatch.dashboards.metadata import building_info_lines
     from epcwatch.portfolio import load_portfolio
 
     try:
         lines = building_info_lines(load_portfolio(portfolio))
         client = _influx(influx_url, database, influx_user, influx_password)
-        assert isinstance(client, InfluxClient)
         client.write(lines)
     except (ConfigError, DashboardsError) as exc:
         raise _fail(exc) from None
@@ -136,7 +142,7 @@ def stats(  # noqa: PLR0917 - typer options
     at: Annotated[
         str | None, typer.Option("--at", help="YYYY-MM or YYYY; default: the last complete period")
     ] = None,
-    influx_url: InfluxUrl = DEFAULT_INFLUX_URL,
+    influx_url: InfluxUrl = None,
     database: Database = DEFAULT_DATABASE,
     influx_user: InfluxUser = None,
     influx_password: InfluxPassword = None,
@@ -149,7 +155,6 @@ def stats(  # noqa: PLR0917 - typer options
     from rich.console import Console
     from rich.table import Table
 
-    from epcwatch.dashboards.influx import InfluxClient
     from epcwatch.dashboards.stats import Factors, compute, parse_period, to_csv
     from epcwatch.portfolio import load_portfolio
 
@@ -157,7 +162,6 @@ def stats(  # noqa: PLR0917 - typer options
         pf = load_portfolio(portfolio)
         p = parse_period(period, at, dt.date.today())
         client = _influx(influx_url, database, influx_user, influx_password)
-        assert isinstance(client, InfluxClient)
         rows = compute(pf, p, client.query, Factors(kgce_per_m3_gas=gas_factor))
     except (ConfigError, DashboardsError) as exc:
         raise _fail(exc) from None

@@ -159,6 +159,17 @@ def interval_ms(from_ms: int, to_ms: int, max_data_points: int = 1000, min_inter
     return 31_536_000_000
 
 
+_UNITS_MS: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def duration_ms(text: str) -> int:
+    """``15m`` → 900000 (Grafana interval syntax; ``>`` prefixes are accepted and ignored)."""
+    m = re.fullmatch(r">?(\d+)(ms|s|m|h|d|w)", text.strip())
+    if m is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(m.group(1)) * _UNITS_MS[m.group(2)]
+
+
 def interval_text(ms: int) -> str:
     """An InfluxQL duration literal for ``ms`` (``1h``, ``30s``, ``500ms``)."""
     for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
@@ -181,9 +192,15 @@ def expand(
     variables: Mapping[str, Variable] | None = None,
     *,
     max_data_points: int = 1000,
+    min_interval: str | None = None,
 ) -> str:
-    """Expand a panel query the way Grafana does before it reaches InfluxDB."""
-    step = interval_ms(from_ms, to_ms, max_data_points)
+    """Expand a panel query the way Grafana does before it reaches InfluxDB.
+
+    ``min_interval`` is the panel's "Min interval" (``interval`` in the JSON), a lower limit of
+    ``$__interval``.
+    """
+    floor = duration_ms(min_interval) if min_interval else 10_000
+    step = interval_ms(from_ms, to_ms, max_data_points, floor)
     builtins = {
         "timeFilter": f"time >= {from_ms}ms and time <= {to_ms}ms",
         "__interval": interval_text(step),

@@ -108,6 +108,10 @@ def publish(
         ) from None
     except (RequestException, OSError) as exc:
         raise PublishError(f"Grafana at {_safe(url)} unreachable (no answer): {type(exc).__name__}") from None
+    finally:
+        session = getattr(getattr(api, "client", None), "s", None)
+        if session is not None:
+            session.close()  # no pooled sockets left for the garbage collector
 
 
 def _safe(url: str) -> str:

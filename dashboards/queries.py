@@ -103,12 +103,19 @@ def main_power() -> str:
     )
 
 
+#: the demand interval: 15-minute rollups, as utilities bill peak demand
+DEMAND: Final = "\"interval\" = '15m'"
+#: kWh in a bucket of $__interval_ms → mean W over it
+KWH_TO_MEAN_W: Final = "* 3600000000 / $__interval_ms"
+
+
 def power_by(tag: str, meters: str) -> str:
-    """Power summed over the devices of each ``tag`` value (mean per device, then sum)."""
+    """Mean power (W) per ``tag`` value from the 15-minute energy rollups: exact averages that add
+    up across devices (no per-device subquery). Panels using it set a 15 m minimum interval."""
     return (
-        f'SELECT sum("p") AS "active_power" FROM (SELECT mean("active_power") AS "p" FROM "meter" '
-        f'WHERE {meters} AND {SITE} AND $timeFilter GROUP BY time($__interval), "device", "{tag}") '
-        f'WHERE $timeFilter GROUP BY time($__interval), "{tag}" fill(none)'
+        f'SELECT sum("energy_import") {KWH_TO_MEAN_W} AS "active_power" FROM "energy_interval" '
+        f"WHERE {DEMAND} AND {meters} AND {SITE} AND $timeFilter "
+        f'GROUP BY time($__interval), "{tag}" fill(none)'
     )
 
 
@@ -120,8 +127,10 @@ def load_profile() -> str:
 
 
 def peak_demand(by: str, step: str = "") -> str:
+    """Peak 15-minute demand (W) of the main meters per ``by`` tag (per ``step`` if given)."""
     group = f"time({step}), \"{by}\" fill(none) tz('$timezone')" if step else f'"{by}"'
     return (
-        'SELECT max("active_power") AS "peak_demand" FROM "meter" '
-        f"WHERE {MAIN_METERS} AND {SITE} AND $timeFilter GROUP BY {group}"
+        'SELECT max("demand") AS "peak_demand" FROM (SELECT sum("energy_import") * 4000 AS "demand" '
+        f'FROM "energy_interval" WHERE {DEMAND} AND {MAIN_METERS} AND {SITE} AND $timeFilter '
+        f'GROUP BY time(15m), "{by}") WHERE $timeFilter GROUP BY {group}'
     )

@@ -130,6 +130,17 @@ def lines() -> list[str]:
                 f"lighting_level={level},zones_on={4 if occupied else 1}i,{zones} {ts}"
             )
         out.append(f"sensor,device=weather,site={SITE} outdoor_temp={5 + hour * 0.3:.1f} {ts}")
+    # 15-minute energy rollups of the electricity meters (the demand interval)
+    for m in METERS:
+        if m.field != "energy_import":
+            continue
+        for k in range(hours * 4):
+            hour = (k // 4) % 24
+            kwh = m.base / 24 * (1.6 if 8 <= hour < 19 else 0.4) / 4
+            out.append(
+                f"energy_interval,{_tags(m)},interval=15m,site={SITE} "
+                f"energy_import={kwh:.4f},coverage=1 {start + k * 900_000}"
+            )
     # run hours per day (energy_interval carries every counter of a device)
     for b in ("b1", "b2"):
         for d in LIVE_DAYS:

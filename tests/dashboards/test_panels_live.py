@@ -122,7 +122,7 @@ def test_panel_query_returns_expected_series(
     doc = DASHBOARDS[name]
     variables = resolve_variables(doc, sim_db)
     t0, t1 = panel_range(panel)
-    query = expand(target["query"], t0, t1, variables)
+    query = expand(target["query"], t0, t1, variables, min_interval=panel.get("interval"))
     assert "$" not in query.replace("$/", "/"), query  # every macro expanded
     series: list[Series] = sim_db.query(query)
     assert series, f"no series for {panel['title']}: {query}"
