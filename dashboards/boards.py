@@ -130,6 +130,16 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         )
         .pie_type(pm.PieChartType.DONUT)
         .reduce_options(_sum()),
+        panel(
+            table.Panel(),
+            "Data completeness by category sub-meter (%)",
+            [Target(q.completeness(), result_format="table")],
+            unit="percent",
+            w=24,
+            h=6,
+            description="Share of the range's days covered by each sub-meter's readings; "
+            "below 100 % the energy figures miss consumption.",
+        ).decimals(1),
     )
     year = Target(q.electricity(SITE_TAGS, q.YEAR), "A", "table")
     layout.row(
@@ -381,7 +391,9 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
             unit="percent",
             w=12,
             description="ΔE/E per ASHRAE Guideline 14; below 50 % of the savings is the usual requirement.",
-        ).reduce_options(_last()),
+        )
+        .reduce_options(_last())
+        .override_by_name("savings_uncertainty", [dm.DynamicConfigValue(id_val="unit", value="kwatth")]),
     )
     variables = [
         tag_variable("contract", "Contract", "savings"),

@@ -179,6 +179,7 @@ def stats(  # noqa: PLR0917 - typer options
         ("kwh_per_occupant", "kWh/person"),
         ("electricity_kwh_last_year", "kWh last year"),
         ("change_pct", "change %"),
+        ("completeness_pct", "data %"),
     )
     for _, head in cols:
         table.add_column(head, justify="left" if head in ("site", "building") else "right")

@@ -208,6 +208,9 @@ def expand(
         "__interval_ms": str(step),
         "__from": str(from_ms),
         "__to": str(to_ms),
+        # Grafana rounds the range to whole seconds
+        "__range_ms": str(to_ms - from_ms),
+        "__range_s": str(round((to_ms - from_ms) / 1000)),
     }
     given = dict(variables or {})
 
@@ -233,4 +236,13 @@ def expand(
 def referenced_variables(query: str) -> set[str]:
     """Names of the template variables (not Grafana's built-ins) a query uses."""
     names = {m.group(1) or m.group(3) or m.group(4) for m in _VAR.finditer(query)}
-    return names - {"timeFilter", "__interval", "interval", "__interval_ms", "__from", "__to"}
+    return names - {
+        "timeFilter",
+        "__interval",
+        "interval",
+        "__interval_ms",
+        "__from",
+        "__to",
+        "__range_ms",
+        "__range_s",
+    }

@@ -79,6 +79,18 @@ def energy_types(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
     )
 
 
+def completeness(when: str = TIME_FILTER) -> str:
+    """Per category sub-meter: the share (%) of the range's days its daily points cover.
+
+    ``coverage`` is the share of a day the meter's readings covered; a day without a point
+    counts as 0. ``$__range_s / 86400`` is the number of days of the (whole-day) range.
+    """
+    return (
+        'SELECT sum("coverage") * 100 / ($__range_s / 86400) AS "completeness_pct" FROM "energy_interval" '
+        f'WHERE {DAILY} AND {CATEGORY_METERS} AND {SITE} AND {when} GROUP BY "site", "building", "device"'
+    )
+
+
 def building_info(by: tuple[str, ...]) -> str:
     """Floor area and occupants (one point per building at time 0), summed per ``by`` tags."""
     return (

@@ -98,6 +98,7 @@ COLUMNS: Final = (
     "kwh_per_occupant",
     "electricity_kwh_last_year",
     "change_pct",
+    "completeness_pct",
 )
 
 
@@ -164,6 +165,10 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
         fetch(q.electricity(("building", "category")), now_from, now_to), "electricity_kwh", _category_key
     )
     types_series = fetch(q.energy_types(by_b), now_from, now_to)
+    complete: dict[str, list[float]] = {}
+    for s in fetch(q.completeness(), now_from, now_to):
+        for r in s.rows:
+            complete.setdefault(s.tags.get("building", ""), []).append(float(r["completeness_pct"]))
     types = {
         fld: _sum_by(types_series, fld, _building_key)
         for fld in ("water_volume", "gas_volume", "heat_energy")
@@ -195,6 +200,8 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
             "kwh_per_occupant": e / occupants if occupants else None,
             "electricity_kwh_last_year": ly,
             "change_pct": (e - ly) / ly * 100 if ly else None,
+            # mean over the sub-meters that reported at all; a meter silent all period is not seen
+            "completeness_pct": _mean([v for k in keys for v in complete.get(k, [])]),
         }
 
     area = sum(b.floor_area_m2 for b in site.buildings)
@@ -202,6 +209,10 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
     rows = [row("", [b.id for b in site.buildings], area, people)]
     rows += [row(b.id, [b.id], b.floor_area_m2, b.occupants) for b in site.buildings]
     return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _cell(v: object) -> str:

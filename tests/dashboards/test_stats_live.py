@@ -32,6 +32,7 @@ def generated(building: str, first: date, last: date, category: str | None = Non
         for m in simdata.METERS
         if m.building == building and m.category and not m.tenant and (category in (None, m.category))
         for d in simdata.days(first, last)
+        if simdata.has_data(m, d)
     )
 
 
@@ -54,6 +55,9 @@ def test_month_matches_generator(sim_db: InfluxClient) -> None:
     site = row(rows, "")
     assert site["electricity_kwh"] == pytest.approx(sum(generated(b, *feb25) for b in ("b1", "b2")))
     assert site["change_pct"] < 0  # the retrofit year uses less
+    assert row(rows, "b1")["completeness_pct"] == pytest.approx(100.0)
+    assert row(rows, "b2")["completeness_pct"] == pytest.approx((3 * 100 + 25 / 28 * 100) / 4)
+    assert site["completeness_pct"] == pytest.approx((7 * 100 + 25 / 28 * 100) / 8)
     water = sum(simdata.daily_value(simdata.METERS[-2], d) for d in simdata.days(*feb25))
     assert row(rows, "b1")["water_m3"] == pytest.approx(water)
     assert (
@@ -91,6 +95,11 @@ def test_month_equals_portfolio_panels(sim_db: InfluxClient) -> None:
     assert _run(sim_db, last["targets"][0]["query"], ly0, ly1, variables)[simdata.SITE] == pytest.approx(
         site["electricity_kwh_last_year"]
     )
+    completeness = _panel("Data completeness by category sub-meter (%)")
+    per_meter = sim_db.query(expand(completeness["targets"][0]["query"], t0, t1, variables))
+    values = [r["completeness_pct"] for s in per_meter for r in s.rows]
+    assert sum(values) / len(values) == pytest.approx(site["completeness_pct"])
+    assert min(values) == pytest.approx(25 / 28 * 100)
     tce = _panel("Electricity by site (tce)")
     assert _run(sim_db, tce["targets"][0]["query"], t0, t1, variables)[simdata.SITE] == pytest.approx(
         site["tce_electricity"]

@@ -83,6 +83,15 @@ def test_compute_from_canned_series_and_csv() -> None:
                 )
                 for c, v in (("A", 60.0), ("B", 40.0))
             ]
+        if "completeness_pct" in q:
+            return [
+                Series(
+                    "energy_interval",
+                    {"site": "s", "building": "b1", "device": d},
+                    [{"time": 0, "completeness_pct": v}],
+                )
+                for d, v in (("m1", 100.0), ("m2", 50.0))
+            ]
         if "water_volume" in q:
             return [
                 Series(
@@ -104,6 +113,7 @@ def test_compute_from_canned_series_and_csv() -> None:
     assert b1["kwh_per_m2"] == 1.0 and b1["kwh_per_occupant"] == 25.0
     assert b1["change_pct"] == pytest.approx(-50.0)
     assert b1["tce_electricity"] == pytest.approx(100 * 0.1229 / 1000)
+    assert b1["completeness_pct"] == 75.0 and rows[0]["completeness_pct"] == 75.0
     assert seen and not [q for q in seen if re.search(r"\$[\w{]", q)]  # every macro expanded
     text = to_csv(rows)
     header, *lines = text.splitlines()
