@@ -187,6 +187,8 @@ def stats(  # noqa: PLR0917 - typer options
         cells = []
         for key, _ in cols:
             v = r.get(key)
+            if key == "building" and not v:
+                v = "(all)"
             cells.append("—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v)))
         table.add_row(*cells)
     import sys
