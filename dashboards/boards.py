@@ -423,15 +423,18 @@ def device_health(o: BuildOptions) -> dict[str, object]:
             "Devices: online, last seen, failures",
             [
                 Target(
-                    'SELECT last("online") AS "online", last("consecutive_failures") AS "consecutive_failures", '
+                    'SELECT last("online") AS "online", last("last_ok_ts") AS "last_seen", '
+                    'last("consecutive_failures") AS "consecutive_failures", '
                     'last("last_latency_ms") AS "last_latency_ms" FROM "device_health" '
                     f'WHERE {DEVICE} AND $timeFilter GROUP BY "site", "device"',
                     result_format="table",
                 )
             ],
             w=12,
-            description="Time = the last health report that named the device (last seen).",
-        ),
+            description="last seen = the device's last successful poll (last_ok_ts of the agent's health report).",
+        )
+        .override_by_name("last_seen", [dm.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
+        .override_by_name("Time", [dm.DynamicConfigValue(id_val="custom.hidden", value=True)]),
         panel(
             stat.Panel(),
             "Devices offline",

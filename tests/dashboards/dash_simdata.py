@@ -166,6 +166,7 @@ def lines() -> list[str]:
             out.append(
                 f"device_health,device={dev},site={SITE} polls_ok={i * 30}i,polls_failed={failed}i,"
                 f"consecutive_failures={failed}i,last_latency_ms={12.5 + (i % 7)},"
+                f"last_ok_ts={ts if ok else start + 399 * 300_000}i,"
                 f"online={'true' if ok else 'false'} {ts}"
             )
         out.append(

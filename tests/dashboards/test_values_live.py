@@ -70,3 +70,14 @@ def test_peak_demand_is_the_highest_15_minute_average(sim_db: InfluxClient) -> N
     for b in ("b1", "b2"):
         main = next(m for m in simdata.METERS if m.device == f"{b}-main")
         assert peaks[b] == pytest.approx(draw_w(main, 10), rel=1e-3)
+
+
+def test_devices_table_shows_the_last_good_poll(sim_db: InfluxClient) -> None:
+    health = build_all()["device-health.json"]
+    p = next(p for p in health["panels"] if p["title"] == "Devices: online, last seen, failures")
+    t0 = simdata.local_midnight_ms(simdata.LIVE_DAYS[0])
+    q = expand(p["targets"][0]["query"], t0, t0 + 2 * 86_400_000 - 1, {"site": Variable.many([simdata.SITE])})
+    rows = {s.tags["device"]: s.rows[0] for s in sim_db.query(q)}
+    assert rows["b2-main"]["online"] is False
+    assert rows["b2-main"]["last_seen"] == t0 + 399 * 300_000
+    assert rows["b1-main"]["online"] is True and rows["b1-main"]["last_seen"] == t0 + (48 * 12 - 1) * 300_000
