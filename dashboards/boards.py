@@ -33,6 +33,9 @@ from epcwatch.dashboards.model import (
     year_variable,
 )
 
+#: units of the vocabulary's energy and power measurements (kWh → kwatth, W → watt)
+ENERGY_UNIT: Final = unit_of("energy_import")
+POWER_UNIT: Final = unit_of("active_power")
 SITE_TAGS: Final = ("site",)
 BUILDING_TAGS: Final = ("site", "building")
 
@@ -83,10 +86,10 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
     layout = Layout()
     layout.row(
         "Today and this month",
-        panel(bargauge.Panel(), "Electricity today by site (kWh)", [e_site_bars], unit="kwatth")
+        panel(bargauge.Panel(), "Electricity today by site (kWh)", [e_site_bars], unit=ENERGY_UNIT)
         .time_from("now/d")
         .reduce_options(_sum()),
-        panel(bargauge.Panel(), "Electricity this month by site (kWh)", [e_site_bars], unit="kwatth")
+        panel(bargauge.Panel(), "Electricity this month by site (kWh)", [e_site_bars], unit=ENERGY_UNIT)
         .time_from("now/M")
         .reduce_options(_sum()),
     )
@@ -97,7 +100,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
             table.Panel(),
             "Electricity by site (kWh)",
             [e_site],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
             w=8,
             description="Sum of the category sub-meters (分项) over whole local days.",
         ),
@@ -105,7 +108,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
             table.Panel(),
             "Electricity by site, same period last year (kWh)",
             [e_site],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
             w=8,
         ).time_shift("1y"),
         panel(
@@ -125,7 +128,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
             piechart.Panel(),
             "Category shares (分项)",
             [Target(q.electricity(("category",), meters=q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
             w=12,
         )
         .pie_type(pm.PieChartType.DONUT)
@@ -207,21 +210,21 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
             timeseries.Panel(),
             "Building power (main meters)",
             [Target(q.main_power(), alias="$tag_building")],
-            unit="watt",
+            unit=POWER_UNIT,
             w=24,
         ),
         panel(
             timeseries.Panel(),
             "Power by category (分项)",
             [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit="watt",
+            unit=POWER_UNIT,
             description="Mean power over each interval from the 15-minute energy rollups.",
         ).interval("15m"),
         panel(
             timeseries.Panel(),
             "Power by tenant (分户)",
             [Target(q.power_by("tenant", q.TENANT_METERS), alias="$tag_tenant")],
-            unit="watt",
+            unit=POWER_UNIT,
             description="Mean power over each interval from the 15-minute energy rollups.",
         ).interval("15m"),
     )
@@ -237,7 +240,7 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
                         alias="$tag_category",
                     )
                 ],
-                unit="kwatth",
+                unit=ENERGY_UNIT,
             )
         ),
         _bars(
@@ -245,14 +248,14 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
                 timeseries.Panel(),
                 "Daily electricity by tenant (分户, kWh)",
                 [Target(q.daily("energy_import", q.TENANT_METERS, "tenant"), alias="$tag_tenant")],
-                unit="kwatth",
+                unit=ENERGY_UNIT,
             )
         ),
         panel(
             heatmap.Panel(),
             "Daily load profile (hourly mean power, main meters)",
             [Target(q.load_profile())],
-            unit="watt",
+            unit=POWER_UNIT,
             w=12,
             description="Each column one day; the colour shows how many hours fell into each power band.",
         ).calculate(True),
@@ -260,14 +263,14 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
             timeseries.Panel(),
             "Daily peak 15-minute demand (W)",
             [Target(q.peak_demand("building", "1d"), alias="$tag_building")],
-            unit="watt",
+            unit=POWER_UNIT,
             w=8,
         ),
         panel(
             stat.Panel(),
             "Peak 15-minute demand in range",
             [Target(q.peak_demand("building"), alias="$tag_building")],
-            unit="watt",
+            unit=POWER_UNIT,
             w=4,
         ).reduce_options(cb.ReduceDataOptions().calcs(["max"]).values(False)),
     )
@@ -312,7 +315,7 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
                     _savings_q('sum("actual") AS "actual", sum("adjusted_baseline") AS "adjusted_baseline"')
                 )
             ],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
         ),
         panel(
             timeseries.Panel(),
@@ -325,14 +328,14 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
                     )
                 )
             ],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
         ),
         _bars(
             panel(
                 timeseries.Panel(),
                 "Daily savings (kWh)",
                 [Target(_savings_q('sum("savings") AS "savings"'))],
-                unit="kwatth",
+                unit=ENERGY_UNIT,
             )
         ),
         panel(
@@ -345,7 +348,7 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
             stat.Panel(),
             "Savings in range (kWh)",
             [Target(_savings_q('sum("savings") AS "savings"', by_time=False))],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
             w=6,
         ).reduce_options(_sum()),
         panel(
@@ -359,7 +362,7 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
                     )
                 )
             ],
-            unit="kwatth",
+            unit=ENERGY_UNIT,
             w=6,
             description="Cumulative savings minus the guaranteed cumulative savings; negative = behind.",
         ).reduce_options(_last()),
@@ -393,7 +396,7 @@ def epc_savings(o: BuildOptions) -> dict[str, object]:
             description="ΔE/E per ASHRAE Guideline 14; below 50 % of the savings is the usual requirement.",
         )
         .reduce_options(_last())
-        .override_by_name("savings_uncertainty", [dm.DynamicConfigValue(id_val="unit", value="kwatth")]),
+        .override_by_name("savings_uncertainty", [dm.DynamicConfigValue(id_val="unit", value=ENERGY_UNIT)]),
     )
     variables = [
         tag_variable("contract", "Contract", "savings"),
