@@ -155,3 +155,18 @@ def test_metadata_command_reports_a_bad_portfolio_by_line(tmp_path: Path) -> Non
         [EPC, "dashboards", "metadata", "--portfolio", str(pf)], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 1 and "portfolio.yaml:7:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_metadata_command_reports_an_unreachable_influxdb(tmp_path: Path) -> None:
+    from epcwatch.services import free_port
+
+    pf = tmp_path / "portfolio.yaml"
+    pf.write_text(yaml.safe_dump(simdata.PORTFOLIO.model_dump()))
+    url = f"http://127.0.0.1:{free_port()}"
+    res = subprocess.run(
+        [EPC, "dashboards", "metadata", "--portfolio", str(pf), "--influx-url", url, "--influx-user", "u",
+         "--influx-password", "hunter22"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 1 and "unreachable" in res.stderr
+    assert "Traceback" not in res.stderr and "hunter22" not in res.stderr
