@@ -16,6 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from epcwatch import credentials, lab_ca, mqtt_acl, topics
+from epcwatch.collector import fastpath
+from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.wire import MIN_TS_MS, TelemetryMessage
 
 pytestmark = pytest.mark.integration
@@ -72,6 +74,31 @@ def test_site_a_cannot_publish_into_site_b(lab, client: Callable, tls_for: ssl.S
     got = drain_until(coll.messages, topics.telemetry("site-a", "m1"), own_last)
     assert [m.payload for m in got] == [own_first, own_last]
     assert all(topics.parse(m.topic).site == "site-a" for m in got)
+    # what did arrive passes the collector's validation
+    assert all(isinstance(validate(m.topic, m.payload), TelemetryMessage) for m in got)
+
+
+def test_collector_rejects_a_payload_claiming_another_site(
+    lab, client: Callable, tls_for: ssl.SSLContext
+) -> None:
+    """The second line of defence: the broker lets site-a write its own topic, whatever the
+    payload says, but the collector refuses a payload whose site is not the topic's."""
+    coll = client("collector-1-t1b")
+    assert coll.connect(lab.broker.port, "collector-1", lab.secrets["collector-1"], tls=tls_for) == 0
+    coll.subscribe(topics.shared_telemetry("collectors"))
+    a = client("site-a-t1b")
+    assert a.connect(lab.broker.port, "site-a", lab.secrets["site-a"], tls=tls_for) == 0
+    forged = telemetry("site-b", "m1", 1)  # site-b's data, under site-a's own topic
+    assert accepted(a.publish(topics.telemetry("site-a", "m1"), forged))
+    [m] = drain_until(coll.messages, topics.telemetry("site-a", "m1"), forged)
+    verdict = validate(m.topic, m.payload)
+    assert isinstance(verdict, Rejection) and verdict.reason is Reason.TOPIC_MISMATCH, verdict
+    assert "site-b" in verdict.detail and "site-a" in verdict.detail
+    # and had the broker let site-a's data into site-b's tree, the same check refuses it
+    verdict = validate(topics.telemetry("site-b", "m1"), telemetry("site-a", "m1", 1))
+    assert isinstance(verdict, Rejection) and verdict.reason is Reason.TOPIC_MISMATCH
+    # the collector's fast path does not store it either (it falls back to this validation)
+    assert fastpath.telemetry("site-a", "m1", forged) is None
 
 
 def test_site_cannot_forge_status_health_or_dead_letters(

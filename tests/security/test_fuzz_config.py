@@ -180,3 +180,46 @@ def test_missing_and_binary_profile_files(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as ei:
         load_profile_file(p)
     assert_clear(ei.value, p)
+
+
+# -- site config (edge) and collector config --------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+
+
+def load_site_and_secret(path: Path) -> Any:
+    from epcwatch.edge.site import load_site, resolve_password
+
+    cfg = load_site(path)
+    resolve_password(cfg, path)  # errors here are ConfigErrors too
+    return cfg
+
+
+def load_collector(path: Path) -> Any:
+    from epcwatch.collector import settings
+
+    return settings.load(path)
+
+
+@FUZZ
+@given(st.sampled_from(["site.yaml", "collector.yaml"]), st.data())
+def test_mutated_site_and_collector_configs(name: str, data: st.DataObject) -> None:
+    doc = mutated(data, yaml.safe_load((EXAMPLES / name).read_text()))
+    loader = load_site_and_secret if name == "site.yaml" else load_collector
+    with tempfile.TemporaryDirectory() as d:
+        load_or_clear_error(Path(d) / name, yaml.safe_dump(doc, allow_unicode=True), loader)
+
+
+@FUZZ
+@given(st.sampled_from(["site.yaml", "collector.yaml"]), st.data())
+def test_text_mutations_of_site_and_collector_configs(name: str, data: st.DataObject) -> None:
+    text = (EXAMPLES / name).read_bytes()
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        i = data.draw(st.integers(0, len(text)), label="at")
+        cut = data.draw(st.integers(0, 20), label="cut")
+        ins = data.draw(
+            st.binary(max_size=6) | st.sampled_from([b"\t", b": ", b"- ", b"[", b"\xff", b"\n  "])
+        )
+        text = text[:i] + ins + text[i + cut :]
+    loader = load_site_and_secret if name == "site.yaml" else load_collector
+    with tempfile.TemporaryDirectory() as d:
+        load_or_clear_error(Path(d) / name, text, loader)

@@ -202,3 +202,58 @@ def test_topic_parser(topic: str) -> None:
         assert topics.status(parsed.site) == topic
     else:
         assert topics.health(parsed.site) == topic
+
+
+# -- the collector's validation: never raises, every refusal is a typed reason ------------------
+def check_validate(topic: str, payload: bytes) -> None:
+    from epcwatch.collector import fastpath
+    from epcwatch.collector.validate import Reason, Rejection, validate
+
+    verdict = validate(topic, payload)
+    if isinstance(verdict, Rejection):
+        assert verdict.reason in Reason and verdict.detail and str(verdict).startswith(verdict.reason.value)
+        # the fast path never stores what validation refuses
+        try:
+            parsed = topics.parse(topic)
+        except topics.TopicError:
+            return
+        if parsed.channel == "telemetry" and parsed.device is not None:
+            assert fastpath.telemetry(parsed.site, parsed.device, payload) is None
+        return
+    parsed = topics.parse(topic)
+    assert verdict.site == parsed.site
+    if isinstance(verdict, TelemetryMessage):
+        assert verdict.device == parsed.device
+        check_accepted(verdict)
+
+
+TOPICS = st.sampled_from(
+    [
+        "epc/v1/civic-centre/b1-main/telemetry",
+        "epc/v1/site-b/b1-main/telemetry",
+        "epc/v1/civic-centre/status",
+        "epc/v1/civic-centre/health",
+        "epc/v1/civic-centre/b1-main/telemetry/extra",
+        "epc/deadletter/v1/collectors",
+        "",
+    ]
+) | st.text(max_size=60)
+
+
+@FUZZ
+@given(TOPICS, st.binary(max_size=512))
+def test_collector_validation_of_arbitrary_bytes(topic: str, payload: bytes) -> None:
+    check_validate(topic, payload)
+
+
+@FUZZ
+@given(TOPICS, st.data())
+def test_collector_validation_of_mutated_messages(topic: str, data: st.DataObject) -> None:
+    doc: Any = VALID
+    for _ in range(data.draw(st.integers(0, 3))):
+        path = data.draw(st.sampled_from(_paths(doc)))
+        op = data.draw(st.sampled_from(["replace", "delete", "add_sibling"]))
+        value = data.draw(json_values | st.sampled_from(["", "a\\\\", "site-b", "\x00", "nan"]))
+        doc = _mutate(doc, path, op, value)
+    if _dumpable(doc):
+        check_validate(topic, orjson.dumps(doc))
