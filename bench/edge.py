@@ -281,7 +281,10 @@ def main() -> int:
     )
     print(f"  raw client, same work    {raw_cpu / (raw_points * 8.0 / 1000):10.4f} CPU-s")
     print(f"peak RSS                   {peak_rss_mb:10.1f} MB")
-    print(f"replay of a backlog        {replay:10.0f} readings/s ({backlog} readings of {points_per_poll} values, 100 per message)")
+    print(
+        f"replay of a backlog        {replay:10.0f} readings/s "
+        f"({backlog} readings of {points_per_poll} values, 100 per message)"
+    )
     print(
         f"  ratio to live rate       {replay / live:10.0f}x  "
         f"(live: {args.devices} devices / 15 s = {live:.1f}/s)"
