@@ -250,6 +250,9 @@ class BusPoller:
         cfg = d.config
         try:
             groups = due_groups(d.plan.poll_groups(), d.group_due, self.clock.now())
+            if not groups:  # every group has an interval of its own and none is due yet
+                d.due = next_slot(self.clock.now(), cfg.poll_interval_s)
+                return
             plan = _subplan(d.plan, groups)
             outcome = await poll_device(self.transport, plan, cfg.unit, cfg.timeout_s, cfg.retries)
             now = self.clock.now()

@@ -2,8 +2,9 @@
 
 This is the only place the runtime touches the profile library (``epcwatch.edge.profile``,
 ``planner``, ``decode``); the poller only knows :class:`~epcwatch.edge.poller.DevicePlan`.
-Each poll group is read on its own interval (never more often than the device's poll
-interval); the ``identity`` group (serial number, firmware) is not polled.
+The profile's fastest poll groups are read at every poll of the device (``poll_interval_s``);
+slower groups on their own interval, never more often than the device is polled. The
+``identity`` group (serial number, firmware) is not polled.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ def device_plan(ref: str | Path | Profile) -> DevicePlan:
     plans = [p for p in plan_profile(profile) if p.group != "identity"]
     decoders = [(Decoder(p), len(p.reads)) for p in plans]
     reads = tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for p in plans for r in p.reads)
+    # the fastest groups follow the device's poll_interval_s (the operator's choice); slower
+    # groups (energy counters, run hours) keep their own, longer interval
+    fastest = min((p.interval for p in plans if p.interval is not None), default=None)
     groups = tuple(
         ReadGroup(
             p.group,
-            p.interval,
+            None if p.interval is None or p.interval == fastest else p.interval,
             tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for r in p.reads),
             _group_decoder(dec),
         )
