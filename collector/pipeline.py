@@ -89,6 +89,10 @@ class _Batch:
     max_ts: int = 0
 
 
+#: a batch closed for writing (opaque to callers)
+Sealed = _Batch
+
+
 class Pipeline:
     def __init__(
         self,
@@ -175,6 +179,9 @@ class Pipeline:
     def pending(self) -> int:
         return len(self._batch.items)
 
+    def full(self) -> bool:
+        return len(self._batch.lines) >= self.max_points
+
     def due(self) -> bool:
         b = self._batch
         if len(b.lines) >= self.max_points:
@@ -184,11 +191,13 @@ class Pipeline:
         return self.health.due(self.monotonic())
 
     def flush(self) -> None:
-        """Write the batch (retrying), dead-letter what cannot be stored, ack everything in order.
+        """Seal the batch and commit it on the caller's thread (see :meth:`commit`)."""
+        self.commit(self.seal())
 
-        Raises :class:`StoppedError` when the collector stops before the batch is written: then
-        nothing of it is acked and the broker redelivers it to the next collector session.
-        """
+    def seal(self) -> Sealed:
+        """Close the current batch (adding the collector's health point when due) and start a new
+        one. The sealed batch goes to :meth:`commit`, possibly on another thread, so parsing the
+        next batch overlaps writing this one."""
         b = self._batch
         self._batch = _Batch()
         mono = self.monotonic()
@@ -197,6 +206,15 @@ class Pipeline:
             if line:
                 b.lines.append(line)
                 b.owners.append(-1)
+        return b
+
+    def commit(self, b: Sealed) -> None:
+        """Write a sealed batch (retrying), dead-letter what cannot be stored, ack everything in
+        order. Sealed batches must be committed in the order they were sealed, by one thread.
+
+        Raises :class:`StoppedError` when the collector stops before the batch is written: then
+        nothing of it is acked and the broker redelivers it to the next collector session.
+        """
         refused: dict[int, str] = {}
         if b.lines:
             refused = self._write_resolving(b.lines)

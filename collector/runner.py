@@ -19,7 +19,7 @@ from typing import Any
 from epcwatch.collector.consumer import BrokerError, Consumer
 from epcwatch.collector.errors import CollectorError, StoppedError
 from epcwatch.collector.health import Stats
-from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline
+from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline, Sealed
 from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
@@ -78,6 +78,7 @@ class Collector:
         self.cfg = cfg
         self.config_dir = config_dir
         self.stop_event = threading.Event()
+        self._writing = threading.Event()
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.stats = Stats()
         self.consumer = Consumer(cfg.mqtt, self.inbox)
@@ -130,38 +131,72 @@ class Collector:
             )
 
     def _loop(self) -> None:
+        """Parse on this thread, write on another: a one-slot hand-off overlaps parsing the next
+        batch with writing this one, and blocks intake while the database is away (the broker
+        then keeps the messages)."""
         p = self.pipeline
+        handoff: queue.Queue[Sealed | None] = queue.Queue(maxsize=1)
+        writer = threading.Thread(target=self._commit_loop, args=(handoff,), name="writer", daemon=True)
+        writer.start()
         tick = min(0.2, self.cfg.batch.max_wait_s)
-        while not self.stop_event.is_set():
-            try:
-                item = self.inbox.get(timeout=tick)
-            except queue.Empty:
-                item = None
-            gen = self.consumer.generation
-            while item is not None:
-                if item.gen == gen:  # messages of a lost connection come again; skip them
-                    p.add(item)
-                if p.pending and len(p._batch.lines) >= p.max_points:
-                    break
+        try:
+            while not self.stop_event.is_set() and writer.is_alive():
                 try:
-                    item = self.inbox.get_nowait()
+                    item = self.inbox.get(timeout=tick)
                 except queue.Empty:
                     item = None
-            if p.due():
-                try:
-                    p.flush()
-                except StoppedError:
-                    log.warning("stopped with a batch unwritten; it stays unacked and will be redelivered")
-                    return
-                except BrokerError as exc:
-                    log.error("batch left unacked", extra=logs.fields(error=str(exc)))
-        # stopping: write and ack what is in hand if the database answers
-        if self.pipeline.pending:
-            self.pipeline.wait = lambda s: True  # one attempt, no retries
+                gen = self.consumer.generation
+                while item is not None:
+                    if item.gen == gen:  # messages of a lost connection come again; skip them
+                        p.add(item)
+                    if p.full():
+                        break
+                    try:
+                        item = self.inbox.get_nowait()
+                    except queue.Empty:
+                        item = None
+                # group commit: seal when full or old, or as soon as the writer is idle and
+                # nothing more is waiting (low latency at low load, big batches at high load)
+                idle = item is None and handoff.empty() and not self._writing.is_set() and p.pending
+                if idle or p.due():
+                    sealed = p.seal()
+                    while not self._put(handoff, sealed):
+                        if self.stop_event.is_set() or not writer.is_alive():
+                            return
+            # stopping: hand over what is in hand; the writer tries it once
+            if p.pending and writer.is_alive():
+                self._put(handoff, p.seal())
+        finally:
+            self._put(handoff, None)
+            writer.join(self.cfg.influx.timeout_s + 5)
+
+    @staticmethod
+    def _put(handoff: queue.Queue[Sealed | None], item: Sealed | None) -> bool:
+        try:
+            handoff.put(item, timeout=0.2)
+        except queue.Full:
+            return False
+        return True
+
+    def _commit_loop(self, handoff: queue.Queue[Sealed | None]) -> None:
+        while True:
+            sealed = handoff.get()
+            if sealed is None:
+                return
+            self._writing.set()
             try:
-                self.pipeline.flush()
-            except (CollectorError, OSError):
-                log.warning("final batch not written; it stays unacked and will be redelivered")
+                self.pipeline.commit(sealed)
+            except StoppedError:
+                log.warning("stopped with a batch unwritten; it stays unacked and will be redelivered")
+                return
+            except BrokerError as exc:
+                log.error("batch left unacked", extra=logs.fields(error=str(exc)))
+            except Exception:  # never die silently: the loop stops intake when this thread is gone
+                log.exception("writer failed; stopping")
+                self.stop_event.set()
+                return
+            finally:
+                self._writing.clear()
 
     def _rollup_loop(self) -> None:
         try:

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from .conftest import Publisher, collector_config, counts_per_device, telemetry, total, wait_for
+from .conftest import (
+    FreezableProxy,
+    Publisher,
+    collector_config,
+    counts_per_device,
+    telemetry,
+    total,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 TS = 1_700_000_000_000
@@ -86,51 +94,45 @@ def test_influxdb_stopped_for_60_s_under_load(mosquitto, private_influxdb, colle
 
 
 def test_sigkill_mid_batch_redelivers_unacked(mosquitto, influxdb, database, collectors) -> None:
-    # batches of 1000 points, no time trigger: 2500 messages = two batches written and acked,
-    # 500 held unacked in the third when the process is killed
+    """A collector killed while a batch is on its way to the database: the batch was never
+    acked, so the broker redelivers it to the restarted collector (same client id, persistent
+    session) and every reading ends up stored once."""
+    proxy = FreezableProxy(influxdb.port)
     cfg = collector_config(
-        mosquitto.port,
-        influxdb.url,
-        database,
-        client_id="kill-1",
-        group="kill",
-        batch={"max_points": 1000, "max_wait_s": 3600},
-        health={"interval_s": 3600},
+        mosquitto.port, proxy.url, database, client_id="kill-1", group="kill", health={"interval_s": 3600}
     )
     c = collectors("c", cfg)
     c.start()
     pub = Publisher(mosquitto.port)
-    try:
-        sent = {f"k{i}": 0 for i in range(5)}
+    sent = {f"k{i}": 0 for i in range(5)}
+
+    def send(seqs: range) -> None:
         msgs = []
-        for seq in range(500):
+        for seq in seqs:
             for d in sent:
                 msgs.append((f"epc/v1/site/{d}/telemetry", telemetry("site", d, seq, TS + seq * 1000)))
                 sent[d] += 1
         pub.publish(msgs)
+
+    try:
+        send(range(400))
         assert wait_for(lambda: total(influxdb.url, database) == 2000, 60), total(influxdb.url, database)
-        time.sleep(1)  # the last 500 are in the collector's hands, unwritten and unacked
+        proxy.frozen.set()  # the next write hangs mid-request
+        send(range(400, 500))
+        time.sleep(2)
         assert total(influxdb.url, database) == 2000
         c.kill()
-        # restarted under the same client id (as systemd would), here with a short batch timer:
-        # the broker resumes the session and redelivers the 500 unacked messages
-        cfg["batch"]["max_wait_s"] = 0.5
-        collectors("c-restarted", cfg).start()
-        more = [
-            (f"epc/v1/site/{d}/telemetry", telemetry("site", d, seq, TS + seq * 1000))
-            for seq in range(500, 600)
-            for d in sent
-        ]
-        for d in sent:
-            sent[d] += 100
-        pub.publish(more)
+        proxy.frozen.clear()
+        c2 = collectors("c-restarted", cfg).start()  # as systemd would, same client id
+        assert "session_present=True" in c2.log()
         assert wait_for(lambda: counts_per_device(influxdb.url, database) == sent, 60), (
             counts_per_device(influxdb.url, database),
-            c.log()[-2000:],
+            c2.log()[-2000:],
         )
-        assert total(influxdb.url, database) == 3000
+        assert total(influxdb.url, database) == 2500
     finally:
         pub.close()
+        proxy.close()
 
 
 @pytest.mark.slow
