@@ -78,11 +78,17 @@ class Collector:
         self.cfg = cfg
         self.config_dir = config_dir
         self.stop_event = threading.Event()
-        self._writing = threading.Event()
+        #: set when a batch is abandoned: later batches must not be acked out of order
+        self._abort = threading.Event()
+        self._order = threading.Condition()
+        self._finished = -1
+        self._busy = 0
+        self.exit_code = 0
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.stats = Stats()
         self.consumer = Consumer(cfg.mqtt, self.inbox)
-        self.writer = make_writer(cfg.influx)
+        self.writers = [make_writer(cfg.influx) for _ in range(cfg.influx.connections)]
+        self.writer = self.writers[0]
         self.pipeline = Pipeline(
             self.writer,
             self.consumer,
@@ -120,7 +126,8 @@ class Collector:
             self._loop()
         finally:
             self.consumer.stop()
-            self.writer.close()
+            for w in self.writers:
+                w.close()
             log.info(
                 "collector stopped",
                 extra=logs.fields(
@@ -131,16 +138,27 @@ class Collector:
             )
 
     def _loop(self) -> None:
-        """Parse on this thread, write on another: a one-slot hand-off overlaps parsing the next
-        batch with writing this one, and blocks intake while the database is away (the broker
-        then keeps the messages)."""
+        """Parse on this thread, write on ``influx.connections`` writer threads.
+
+        Sealed batches are numbered; any writer may write any batch (concurrent writes of
+        different points are independent, and a rewrite is harmless), but dead letters and acks
+        happen strictly in batch order, so PUBACKs leave in the order the messages came. The
+        hand-off holds one batch per writer: while the database is away, intake stops and the
+        broker keeps the messages.
+        """
         p = self.pipeline
-        handoff: queue.Queue[Sealed | None] = queue.Queue(maxsize=1)
-        writer = threading.Thread(target=self._commit_loop, args=(handoff,), name="writer", daemon=True)
-        writer.start()
+        n = len(self.writers)
+        handoff: queue.Queue[tuple[int, Sealed] | None] = queue.Queue(maxsize=n)
+        threads = [
+            threading.Thread(target=self._commit_loop, args=(handoff, w), name=f"writer-{i}", daemon=True)
+            for i, w in enumerate(self.writers)
+        ]
+        for t in threads:
+            t.start()
+        seq = 0
         tick = min(0.2, self.cfg.batch.max_wait_s)
         try:
-            while not self.stop_event.is_set() and writer.is_alive():
+            while not self.stop_event.is_set() and not self._abort.is_set():
                 try:
                     item = self.inbox.get(timeout=tick)
                 except queue.Empty:
@@ -155,48 +173,73 @@ class Collector:
                         item = self.inbox.get_nowait()
                     except queue.Empty:
                         item = None
-                # group commit: seal when full or old, or as soon as the writer is idle and
-                # nothing more is waiting (low latency at low load, big batches at high load)
-                idle = item is None and handoff.empty() and not self._writing.is_set() and p.pending
+                # group commit: seal when full or old, or as soon as all writers are idle and nothing
+                # more is waiting (low latency at low load, full batches at high load)
+                idle = item is None and p.pending and handoff.empty() and self._busy == 0
                 if idle or p.due():
-                    sealed = p.seal()
-                    while not self._put(handoff, sealed):
-                        if self.stop_event.is_set() or not writer.is_alive():
+                    job = (seq, p.seal())
+                    seq += 1
+                    while not self._put(handoff, job):
+                        if self.stop_event.is_set() or self._abort.is_set():
                             return
-            # stopping: hand over what is in hand; the writer tries it once
-            if p.pending and writer.is_alive():
-                self._put(handoff, p.seal())
+            # stopping: hand over what is in hand; the writers try it once
+            if p.pending and not self._abort.is_set():
+                self._put(handoff, (seq, p.seal()))
         finally:
-            self._put(handoff, None)
-            writer.join(self.cfg.influx.timeout_s + 5)
+            for _ in threads:
+                self._put(handoff, None)
+            for t in threads:
+                t.join(self.cfg.influx.timeout_s + 5)
 
     @staticmethod
-    def _put(handoff: queue.Queue[Sealed | None], item: Sealed | None) -> bool:
+    def _put(handoff: queue.Queue[tuple[int, Sealed] | None], job: tuple[int, Sealed] | None) -> bool:
         try:
-            handoff.put(item, timeout=0.2)
+            handoff.put(job, timeout=0.2)
         except queue.Full:
             return False
         return True
 
-    def _commit_loop(self, handoff: queue.Queue[Sealed | None]) -> None:
+    def _commit_loop(self, handoff: queue.Queue[tuple[int, Sealed] | None], writer: Writer) -> None:
         while True:
-            sealed = handoff.get()
-            if sealed is None:
+            job = handoff.get()
+            if job is None:
                 return
-            self._writing.set()
+            seq, sealed = job
+            with self._order:
+                self._busy += 1
             try:
-                self.pipeline.commit(sealed)
+                refused = self.pipeline.write(sealed, writer)
+                with self._order:
+                    while self._finished != seq - 1:
+                        if self._abort.is_set():
+                            raise StoppedError("an earlier batch was abandoned")
+                        self._order.wait(0.2)
+                    try:
+                        self.pipeline.finish(sealed, refused)
+                    finally:
+                        self._finished = seq
+                        self._order.notify_all()
             except StoppedError:
+                self._abort.set()
                 log.warning("stopped with a batch unwritten; it stays unacked and will be redelivered")
                 return
             except BrokerError as exc:
-                log.error("batch left unacked", extra=logs.fields(error=str(exc)))
-            except Exception:  # never die silently: the loop stops intake when this thread is gone
-                log.exception("writer failed; stopping")
+                # the broker did not confirm a dead letter: leave the batch unacked and restart,
+                # so that the broker redelivers it (systemd's Restart=always brings us back)
+                log.error("dead letter not confirmed; stopping", extra=logs.fields(error=str(exc)))
+                self._abort.set()
                 self.stop_event.set()
+                self.exit_code = 3
+                return
+            except Exception:  # never die silently
+                log.exception("writer failed; stopping")
+                self._abort.set()
+                self.stop_event.set()
+                self.exit_code = 3
                 return
             finally:
-                self._writing.clear()
+                with self._order:
+                    self._busy -= 1
 
     def _rollup_loop(self) -> None:
         try:

@@ -107,6 +107,8 @@ class Influx(_Strict):
     #: where InfluxQL queries go (rollups); defaults to ``url``
     query_url: str | None = None
     timeout_s: float = Field(default=30.0, gt=0)
+    #: concurrent write connections (batches are still acked in order)
+    connections: int = Field(default=2, ge=1, le=16)
     verify_tls: bool = True
     ca_file: str | None = None
     gzip: bool = False
