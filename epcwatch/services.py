@@ -178,10 +178,11 @@ class Service:
         if _pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            if self.proc is not None and self.proc.pid == pid:
+                self.proc.wait(5)
         if self.proc is not None and self.proc.pid == pid:
-            # _pid_alive may have reaped the child already; wait() then records it (ECHILD is
-            # handled by Popen), so no "subprocess still running" ResourceWarning later
-            self.proc.wait(5)
+            # _pid_alive may have reaped our child; let Popen record that (no ResourceWarning)
+            self.proc.poll()
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
         return True
