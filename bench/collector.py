@@ -31,11 +31,11 @@ from pathlib import Path
 import orjson
 import paho.mqtt.client as mqtt
 import psutil
+from paho.mqtt.enums import CallbackAPIVersion
+
 from epcwatch.collector import lineprotocol
 from epcwatch.collector.runner import Collector
 from epcwatch.collector.settings import CollectorConfig
-from paho.mqtt.enums import CallbackAPIVersion
-
 from epcwatch.services import Influxd, Mosquitto, free_port, influx_query
 from epcwatch.wire import TelemetryMessage
 

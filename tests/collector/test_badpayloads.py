@@ -8,8 +8,9 @@ import random
 from collections import Counter
 
 import pytest
-from epcwatch.collector.validate import Rejection, validate
 from hypothesis import HealthCheck, Phase, given, settings
+
+from epcwatch.collector.validate import Rejection, validate
 
 from .badpayloads import BAD, DEVICE, MAX_BYTES, SITE, TOPIC, bad_payloads
 from .conftest import DeadLetters, Publisher, collector_config, counts_per_device, telemetry, wait_for

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from epcwatch.collector.rollup import Interval, Rules, interval_energy
 
+from epcwatch.collector.rollup import Interval, Rules, interval_energy
 from epcwatch.services import influx_query
 
 from .conftest import EPCWATCH
