@@ -233,6 +233,7 @@ def run(
     day_type: bool | None = None,
     allow_insufficient: bool = False,
     adjustments: np.ndarray | None = None,
+    adjustment_fractions: np.ndarray | None = None,
     normal: Observations | None = None,
 ) -> Outcome:
     """Select and fit the baseline model, then compute savings (and normalised savings)."""
@@ -258,7 +259,7 @@ def run(
                 fr.verdict.to_dict(),
             )
         )
-    series, summary = avoided_energy(fr.model, fr.stats, reporting, adjustments)
+    series, summary = avoided_energy(fr.model, fr.stats, reporting, adjustments, adjustment_fractions)
     fsu68 = summary.fsu.get("68", math.inf)
     if not fsu68 < 0.5:
         warnings.append(

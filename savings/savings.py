@@ -73,15 +73,25 @@ class SavingsSummary:
 
 
 def avoided_energy(
-    model: FittedModel, stats: FitStats, reporting: Observations, adjustments: Array | None = None
+    model: FittedModel,
+    stats: FitStats,
+    reporting: Observations,
+    adjustments: Array | None = None,
+    adjustment_fractions: Array | None = None,
 ) -> tuple[SavingsSeries, SavingsSummary]:
-    """Savings over the reporting period with G14 uncertainty at 68, 80 and 90 %."""
+    """Savings over the reporting period with G14 uncertainty at 68, 80 and 90 %.
+
+    Non-routine adjustments per period: ``adjustments`` in energy units plus
+    ``adjustment_fractions`` times the model's prediction; both add to the adjusted baseline.
+    """
     n = len(reporting)
-    adj = np.zeros(n) if adjustments is None else np.asarray(adjustments, dtype=np.float64)
     valid = reporting.valid() & (reporting.energy >= 0)
     pred = np.full(n, np.nan)
     if valid.any():
         pred[valid] = model.predict(reporting.select(valid))
+    adj = np.zeros(n) if adjustments is None else np.asarray(adjustments, dtype=np.float64)
+    if adjustment_fractions is not None:
+        adj = adj + np.asarray(adjustment_fractions, dtype=np.float64) * np.nan_to_num(pred)
     base = np.where(valid, pred, np.nan)
     adj = np.where(valid, adj, np.nan)
     actual = np.where(valid, reporting.energy, np.nan)

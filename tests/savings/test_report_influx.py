@@ -1,0 +1,84 @@
+"""`epcwatch savings report` against a real InfluxDB holding a synthetic site with known savings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from epcwatch.cli import app
+from epcwatch.services import Influxd, influx_query
+
+from .conftest import site_lines, write_lines
+
+pytestmark = pytest.mark.integration
+
+
+def _report(influxdb: Influxd, database: str, contract: Path, out: Path) -> dict:
+    res = CliRunner().invoke(
+        app,
+        ["savings", "report", "--contract", str(contract), "--influx-url", influxdb.url,
+         "--database", database, "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    return json.loads((out / "report.json").read_text())
+
+
+def test_report_option_c_from_rollups(influxdb, database, world, contract_file, tmp_path):
+    write_lines(influxdb.url, database, site_lines(world["hourly"], world["light"]))
+    out = tmp_path / "out"
+    doc = _report(influxdb, database, contract_file("contract.yaml"), out)
+    d = world["daily"]
+    rep = d[d["date"] >= "2025-01-01"]
+    true = float((rep["counterfactual"] - rep["energy"]).sum())
+    est = doc["savings"]["avoided_energy_use"]
+    assert abs(est - true) <= doc["savings"]["uncertainty_90"], (est, true)
+    assert doc["data"]["energy_source"] == "energy_interval 1d"
+    assert doc["baseline"]["n"] == 366
+    # daily savings written back for the dashboards, one point per reporting day
+    q = influx_query(influxdb.url, 'SELECT count("savings"), sum("savings") FROM "savings" '
+                     "WHERE \"contract\"='b1-whole-building'", db=database)
+    values = q["results"][0]["series"][0]["values"][0]
+    assert values[1] == 365
+    assert values[2] == pytest.approx(est, rel=1e-6)
+    csv = pd.read_csv(out / "report.csv")
+    assert len(csv) == 365 and np.isclose(csv["savings"].sum(), est, rtol=1e-4)
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_report_option_b_lighting_with_adjustment(influxdb, database, world, contract_file, tmp_path):
+    write_lines(influxdb.url, database, site_lines(world["hourly"], world["light"]))
+    doc = _report(influxdb, database, contract_file("contract-lighting.yaml"), tmp_path / "out")
+    light = world["light"]
+    rep = light[light["date"] >= "2025-01-01"]
+    true = float((rep["counterfactual"] - rep["energy"]).sum())
+    adj = doc["savings"]["adjustments"]
+    assert adj < 0  # a 2 % baseline reduction over July and August
+    assert doc["adjustments"][0]["applied_kwh"] == pytest.approx(adj)
+    est = doc["savings"]["avoided_energy_use"] - adj  # compare like with like: truth has no adjustment
+    assert abs(est - true) <= doc["savings"]["uncertainty_90"], (est, true)
+    assert doc["model"]["day_type"] is True
+
+
+def test_report_falls_back_to_raw_counters(influxdb, database, world, contract_file, tmp_path):
+    write_lines(influxdb.url, database, site_lines(world["hourly"], world["light"], rollups=False))
+    doc = _report(influxdb, database, contract_file("contract.yaml"), tmp_path / "out")
+    assert doc["data"]["energy_source"] == "raw counters"
+    d = world["daily"]
+    rep = d[d["date"] >= "2025-01-01"]
+    true = float((rep["counterfactual"] - rep["energy"]).sum())
+    assert abs(doc["savings"]["avoided_energy_use"] - true) <= doc["savings"]["uncertainty_90"]
+
+
+def test_report_without_data_is_a_clear_error(influxdb, database, contract_file, tmp_path):
+    res = CliRunner().invoke(
+        app,
+        ["savings", "report", "--contract", str(contract_file("contract.yaml")), "--influx-url",
+         influxdb.url, "--database", database, "--out", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 2
+    assert "no daily energy" in res.output and "b1-main" in res.output
