@@ -35,7 +35,9 @@ def hourly(
     temp = 16.5 + 10.0 * np.sin(2 * np.pi * (doy - 105) / 365.0) + np.repeat(anom, 24)
     temp = temp + 3.5 * np.sin(2 * np.pi * (hour - 9) / 24.0)
     occ = ((np.asarray(idx.day_of_week) < 5) & (hour >= 8) & (hour < 18)).astype(float)
-    base = 40.0 + 60.0 * occ + 1.5 * np.maximum(14.0 - temp, 0.0) + 3.0 * np.maximum(temp - 22.0, 0.0) * (0.5 + occ)
+    heating = 1.5 * np.maximum(14.0 - temp, 0.0)
+    cooling = 3.0 * np.maximum(temp - 22.0, 0.0) * (0.5 + occ)
+    base = 40.0 + 60.0 * occ + heating + cooling
     noise = rng.normal(0.0, noise_kwh, len(idx))
     counterfactual = base + noise
     after = np.asarray(idx >= pd.Timestamp(retrofit))

@@ -39,7 +39,8 @@ def render(html: Path, png: Path, profile: Path) -> str:
 
 
 def console_errors(log: str) -> list[str]:
-    return [ln for ln in log.splitlines() if "CONSOLE" in ln or "Uncaught" in ln or "ERR_FILE_NOT_FOUND" in ln]
+    marks = ("CONSOLE", "Uncaught", "ERR_FILE_NOT_FOUND")
+    return [ln for ln in log.splitlines() if any(m in ln for m in marks)]
 
 
 def test_console_check_detects_errors(tmp_path):
