@@ -25,10 +25,21 @@ def render(html: Path, png: Path, profile: Path) -> str:
         pytest.fail("chromium not found: apt-get install chromium (or run scripts/install.sh)")
     proc = subprocess.run(
         [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-            f"--screenshot={png}", "--window-size=1280,3000", html.as_uri(),
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={png}",
+            "--window-size=1280,3000",
+            html.as_uri(),
         ],
         capture_output=True,
         text=True,
@@ -56,8 +67,18 @@ def test_report_renders_without_console_errors(influxdb, database, world, contra
     out = tmp_path / "out"
     res = CliRunner().invoke(
         app,
-        ["savings", "report", "--contract", str(contract_file("contract.yaml")), "--influx-url",
-         influxdb.url, "--database", database, "--out", str(out)],
+        [
+            "savings",
+            "report",
+            "--contract",
+            str(contract_file("contract.yaml")),
+            "--influx-url",
+            influxdb.url,
+            "--database",
+            database,
+            "--out",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text()

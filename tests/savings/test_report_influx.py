@@ -21,8 +21,18 @@ pytestmark = pytest.mark.integration
 def _report(influxdb: Influxd, database: str, contract: Path, out: Path) -> dict:
     res = CliRunner().invoke(
         app,
-        ["savings", "report", "--contract", str(contract), "--influx-url", influxdb.url,
-         "--database", database, "--out", str(out)],
+        [
+            "savings",
+            "report",
+            "--contract",
+            str(contract),
+            "--influx-url",
+            influxdb.url,
+            "--database",
+            database,
+            "--out",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     return json.loads((out / "report.json").read_text())
@@ -40,8 +50,11 @@ def test_report_option_c_from_rollups(influxdb, database, world, contract_file, 
     assert doc["data"]["energy_source"] == "energy_interval 1d"
     assert doc["baseline"]["n"] == 366
     # daily savings written back for the dashboards, one point per reporting day
-    q = influx_query(influxdb.url, 'SELECT count("savings"), sum("savings") FROM "savings" '
-                     "WHERE \"contract\"='b1-whole-building'", db=database)
+    q = influx_query(
+        influxdb.url,
+        'SELECT count("savings"), sum("savings") FROM "savings" WHERE "contract"=\'b1-whole-building\'',
+        db=database,
+    )
     values = q["results"][0]["series"][0]["values"][0]
     assert values[1] == 365
     assert values[2] == pytest.approx(est, rel=1e-6)
@@ -77,8 +90,18 @@ def test_report_falls_back_to_raw_counters(influxdb, database, world, contract_f
 def test_report_without_data_is_a_clear_error(influxdb, database, contract_file, tmp_path):
     res = CliRunner().invoke(
         app,
-        ["savings", "report", "--contract", str(contract_file("contract.yaml")), "--influx-url",
-         influxdb.url, "--database", database, "--out", str(tmp_path / "o")],
+        [
+            "savings",
+            "report",
+            "--contract",
+            str(contract_file("contract.yaml")),
+            "--influx-url",
+            influxdb.url,
+            "--database",
+            database,
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert res.exit_code == 2
     assert "no daily energy" in res.output and "b1-main" in res.output
