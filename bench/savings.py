@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from epcwatch.savings import synthetic
 from epcwatch.savings.csvfit import fit_csv
 from epcwatch.savings.engine import Period
@@ -86,7 +85,8 @@ def main() -> None:
             )
         )
         print(
-            f"cold  fit --model {model:5s} (process, 3 runs median)      {cold:6.2f} s  = {cold / floor_cold:4.1f}× floor"
+            f"cold  fit --model {model:5s} (process, 3 runs median)      {cold:6.2f} s"
+            f"  = {cold / floor_cold:4.1f}× floor"
         )
 
     b, r = Period.parse(BASE), Period.parse(REP)
