@@ -88,6 +88,26 @@ def register(app: typer.Typer) -> None:
             return
         _print_summary(doc)
 
+    @savings_app.command("example-csv")
+    def example_csv(
+        path: Annotated[Path, typer.Argument(help="CSV file to write")],
+        daily: Annotated[bool, typer.Option("--daily", help="daily rows instead of hourly")] = False,
+        savings_fraction: Annotated[float, typer.Option(help="true savings from 2025-01-01")] = 0.15,
+        seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    ) -> None:
+        """Write a synthetic office building (2024 baseline, 2025 with known savings) as a fit CSV."""
+        from epcwatch.savings import synthetic
+
+        frame = synthetic.hourly(seed=seed, savings_fraction=savings_fraction)
+        data = synthetic.daily(frame) if daily else frame
+        synthetic.to_csv(data, str(path), daily_rows=daily)
+        rep = data[data["date" if daily else "timestamp"] >= "2025-01-01"]
+        true = float((rep["counterfactual"] - rep["energy"]).sum())
+        typer.echo(
+            f"wrote {len(data)} {'daily' if daily else 'hourly'} rows to {path}; "
+            f"true 2025 savings {true:,.1f}"
+        )
+
     @savings_app.command("report")
     def report(
         contract: Annotated[Path, typer.Option("--contract", help="contract YAML file")],
