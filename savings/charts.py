@@ -34,7 +34,8 @@ RC: Any = {
     "axes.grid": True,
     "grid.color": "#e6eaee",
     "svg.fonttype": "none",
-    "font.family": ["DejaVu Sans", "Arial", "sans-serif"],
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
 }
 
 

@@ -59,8 +59,7 @@ class Observations:
         n = len(self.energy)
         if len(self.temp) != n:
             raise ModelError("energy and temperature differ in length")
-        per_period = {HOURLY_DAYS: Frequency.HOURLY, 1.0: Frequency.DAILY}
-        default_days = next((d for d, f in per_period.items() if f == self.frequency), 30.0)
+        default_days = {Frequency.HOURLY: HOURLY_DAYS, Frequency.DAILY: 1.0}.get(self.frequency, 30.0)
         if len(self.days) == 0:
             object.__setattr__(self, "days", np.full(n, default_days))
         if len(self.nonworking) == 0:
