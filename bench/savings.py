@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from epcwatch.savings import synthetic
 from epcwatch.savings.csvfit import fit_csv
 from epcwatch.savings.engine import Period

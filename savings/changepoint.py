@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
 TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p")

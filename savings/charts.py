@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 matplotlib.use("Agg")
-from epcwatch.savings.models import FittedModel, Frequency, Observations
 from matplotlib.figure import Figure
+
+from epcwatch.savings.models import FittedModel, Frequency, Observations
 
 INK = "#1f2d3d"
 BLUE = "#1f6fb2"

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from epcwatch.savings.errors import SavingsError
-from epcwatch.savings.models import ModelError
-from epcwatch.savings.sufficiency import InsufficientDataError
 
 from epcwatch.config import ConfigError
 from epcwatch.logs import fields
+from epcwatch.savings.errors import SavingsError
+from epcwatch.savings.models import ModelError
+from epcwatch.savings.sufficiency import InsufficientDataError
 from epcwatch.services import ServiceError
 
 log = logging.getLogger("epcwatch.savings")

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from epcwatch.savings.models import MODEL_TYPES
-from epcwatch.savings.savings import TCE_CALORIFIC_KGCE_PER_KWH
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch.config import load_yaml_model
+from epcwatch.savings.models import MODEL_TYPES
+from epcwatch.savings.savings import TCE_CALORIFIC_KGCE_PER_KWH
 from epcwatch.wire import Id, TagValue
 
 FieldName = Field(pattern=r"^[a-z][a-z0-9_]*$")

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pandas as pd
+
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.models import Frequency
 

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import pandas as pd
+
 from epcwatch.savings import sufficiency
 from epcwatch.savings.csvdata import in_period, read_csv
 from epcwatch.savings.engine import (

@@ -13,8 +13,9 @@ positive with p < 0.10; the qualified candidate with the highest adjusted R² wi
 from __future__ import annotations
 
 import numpy as np
-from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 from scipy import stats as sstats
+
+from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
 BALANCE_POINTS = np.round(np.arange(-1.0, 32.0001, 0.5), 2)
 MIN_DD_DAYS = 10

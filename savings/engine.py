@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from epcwatch.savings import sufficiency
 from epcwatch.savings.models import HOURLY_DAYS, FittedModel, Frequency, ModelError, Observations
 from epcwatch.savings.savings import (

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from epcwatch.savings import charts
-from epcwatch.savings.selection import CRITERION
-from epcwatch.savings.stats import CONFIDENCE_LEVELS, FSU_FACTOR, t_quantile
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from epcwatch import __version__
+from epcwatch.savings import charts
+from epcwatch.savings.selection import CRITERION
+from epcwatch.savings.stats import CONFIDENCE_LEVELS, FSU_FACTOR, t_quantile
 
 if TYPE_CHECKING:
     from epcwatch.savings.runner import RunResult

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from epcwatch.clock import Clock, SystemClock
+from epcwatch.logs import fields
 from epcwatch.savings import sufficiency
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, run
@@ -22,9 +25,6 @@ from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
 from epcwatch.savings.tariff import Band, blended_price, savings_cost
 from epcwatch.savings.weather import load_normal_year
-
-from epcwatch.clock import Clock, SystemClock
-from epcwatch.logs import fields
 
 log = logging.getLogger("epcwatch.savings")
 

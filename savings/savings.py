@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from epcwatch.savings.models import Array, FittedModel, Observations
 from epcwatch.savings.stats import CONFIDENCE_LEVELS, FitStats, savings_uncertainty
 

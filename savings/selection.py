@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from epcwatch.savings import changepoint, degreeday, towt
 from epcwatch.savings.models import FittedModel, Frequency, ModelError, Observations
 from epcwatch.savings.stats import (

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from epcwatch.savings.models import Array, Frequency
 from scipy import stats as sstats
+
+from epcwatch.savings.models import Array, Frequency
 
 #: ASHRAE Guideline 14 acceptance limits (CV(RMSE) %, |NMBE| %). G14 states limits for monthly
 #: and hourly data only; daily data are interval data and are held to the hourly limits.

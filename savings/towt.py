@@ -14,6 +14,7 @@ import itertools
 from typing import Any
 
 import numpy as np
+
 from epcwatch.savings.models import Array, FittedModel, Frequency, ModelError, Observations
 
 KNOTS_C = (12.8, 18.3, 23.9, 32.2)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+
 from epcwatch.savings import synthetic
 
 REPO = Path(__file__).resolve().parents[2]

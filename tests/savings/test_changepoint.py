@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from epcwatch.savings.changepoint import fit
 from epcwatch.savings.models import FittedModel, Frequency, Observations
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
+from epcwatch.cli import app
 from epcwatch.savings import synthetic
 from epcwatch.savings.models import FittedModel
 from epcwatch.savings.savings import avoided_energy
 from epcwatch.savings.selection import evaluate
-from typer.testing import CliRunner
-
-from epcwatch.cli import app
 
 BASE = "2024-01-01/2024-12-31"
 REP = "2025-01-01/2025-12-31"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from epcwatch.savings.contract import load_contract
 
 from epcwatch.config import ConfigError
+from epcwatch.savings.contract import load_contract
 
 from .conftest import REPO
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from epcwatch.savings.changepoint import fit
 from epcwatch.savings.models import Frequency, Observations
 from epcwatch.savings.savings import avoided_energy
 from epcwatch.savings.stats import fit_stats
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 values = st.lists(st.floats(10, 1000), min_size=8, max_size=40)
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sstats
+
 from epcwatch.savings.models import Frequency
 from epcwatch.savings.stats import (
     coefficient_table,
@@ -16,7 +18,6 @@ from epcwatch.savings.stats import (
     lag1_autocorrelation,
     savings_uncertainty,
 )
-from scipy import stats as sstats
 
 
 def test_statistics_by_hand():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from epcwatch.savings.sufficiency import InsufficientDataError, check_days, disqualified, require
 
 
