@@ -105,3 +105,51 @@ def test_report_without_data_is_a_clear_error(influxdb, database, contract_file,
     )
     assert res.exit_code == 2
     assert "no daily energy" in res.output and "b1-main" in res.output
+
+
+def test_weather_from_csv_and_no_write(influxdb, database, world, contract_file, tmp_path):
+    lines = [ln for ln in site_lines(world["hourly"], world["light"]) if not ln.startswith("sensor,")]
+    write_lines(influxdb.url, database, lines)
+    h = world["hourly"]
+    (tmp_path / "weather.csv").write_text(
+        "timestamp,temperature\n"
+        + "".join(
+            f"{t:%Y-%m-%dT%H:%M:%S}+08:00,{v * 1.8 + 32:.3f}\n"
+            for t, v in zip(h["timestamp"], h["temperature"], strict=True)
+        )
+    )
+    contract = contract_file(
+        "contract.yaml",
+        {
+            "  influx: {measurement: sensor, device: weather, field: outdoor_temp}": (
+                "  csv: {path: weather.csv, unit: F}"
+            )
+        },
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app,
+        [
+            "savings",
+            "report",
+            "--contract",
+            str(contract),
+            "--influx-url",
+            influxdb.url,
+            "--database",
+            database,
+            "--out",
+            str(out),
+            "--no-write",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "report.json").read_text())
+    d = world["daily"]
+    rep = d[d["date"] >= "2025-01-01"]
+    true = float((rep["counterfactual"] - rep["energy"]).sum())
+    assert abs(doc["savings"]["avoided_energy_use"] - true) <= doc["savings"]["uncertainty_90"]
+    csv = pd.read_csv(out / "report.csv")
+    assert csv["temperature"].to_numpy() == pytest.approx(rep["temperature"].to_numpy(), abs=1e-3)
+    q = influx_query(influxdb.url, 'SELECT count("savings") FROM "savings"', db=database)
+    assert "series" not in q["results"][0]  # nothing written back
