@@ -52,7 +52,7 @@ def _monthly(df: pd.DataFrame, period: Period) -> Observations:
     )
 
 
-def fit_csv(
+def _fit(
     path: str | os.PathLike[str],
     baseline: Period,
     reporting: Period,
@@ -61,12 +61,14 @@ def fit_csv(
     temp_unit: str = "C",
     day_type: bool | None = None,
     allow_insufficient: bool = False,
+    info: dict[str, object],
 ) -> Outcome:
     if model != "auto" and model not in MODEL_TYPES:
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
     if baseline.start <= reporting.end and reporting.start <= baseline.end:
         raise DataError(f"baseline {baseline} and reporting {reporting} periods overlap")
     df, freq = read_csv(path, temp_unit)
+    info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
     tcol = "date" if freq == Frequency.DAILY else "timestamp"
     for per, name in ((baseline, "baseline"), (reporting, "reporting")):
         if not in_period(df[tcol], np.datetime64(per.start), np.datetime64(per.end)).any():
@@ -120,3 +122,29 @@ def fit_csv(
         day_type=day_type,
         allow_insufficient=allow_insufficient,
     )
+
+
+def fit_csv(
+    path: str | os.PathLike[str],
+    baseline: Period,
+    reporting: Period,
+    *,
+    model: str = "auto",
+    temp_unit: str = "C",
+    day_type: bool | None = None,
+    allow_insufficient: bool = False,
+) -> Outcome:
+    """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read."""
+    info: dict[str, object] = {"file": str(path)}
+    outcome = _fit(
+        path,
+        baseline,
+        reporting,
+        model=model,
+        temp_unit=temp_unit,
+        day_type=day_type,
+        allow_insufficient=allow_insufficient,
+        info=info,
+    )
+    outcome.extra["data"] = {**info, "baseline": str(baseline), "reporting": str(reporting)}
+    return outcome
