@@ -61,6 +61,18 @@ def test_report_option_c_from_rollups(influxdb, database, world, contract_file, 
     csv = pd.read_csv(out / "report.csv")
     assert len(csv) == 365 and np.isclose(csv["savings"].sum(), est, rtol=1e-4)
     assert (out / "report.html").stat().st_size > 10_000
+    # the synthetic retrofit cuts 15 % of the load in any weather: so do normalised savings
+    assert doc["normalised"]["fractional"] == pytest.approx(0.15, abs=0.01)
+    # value, tce and CO2 by hand: blended TOU price 0.35·1.05 + 0.55·0.68 + 0.10·0.32 = 0.7735 CNY/kWh,
+    # stipulated demand 40 kW × 32 CNY/kW-month × 12 months
+    assert doc["cost"]["energy_price"] == pytest.approx(0.7735)
+    assert doc["cost"]["demand"] == pytest.approx(40 * 32 * 12)
+    assert doc["cost"]["total"] == pytest.approx(est * 0.7735 + 15360)
+    assert doc["conversions"]["tce"] == pytest.approx(est * 0.1229 / 1000)
+    assert doc["conversions"]["tce_equal_value"] == pytest.approx(est * 0.2829 / 1000)
+    assert doc["conversions"]["co2_tonnes"] == pytest.approx(est * 0.5703 / 1000)
+    g = doc["guarantee"]
+    assert g["guaranteed"] == pytest.approx(250000) and g["met"] is (est >= 250000)
 
 
 def test_report_option_b_lighting_with_adjustment(influxdb, database, world, contract_file, tmp_path):
