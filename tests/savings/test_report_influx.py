@@ -165,3 +165,30 @@ def test_weather_from_csv_and_no_write(influxdb, database, world, contract_file,
     assert csv["temperature"].to_numpy() == pytest.approx(rep["temperature"].to_numpy(), abs=1e-3)
     q = influx_query(influxdb.url, 'SELECT count("savings") FROM "savings"', db=database)
     assert "series" not in q["results"][0]  # nothing written back
+
+
+def test_several_meters_add_up_and_a_missing_day_counts_as_missing(influxdb, database, world, contract_file):
+    lines = site_lines(world["hourly"], world["light"])
+    # drop b1-light's rollup for 2024-03-05 (local day): that day must not count for the sum
+    gone = int(pd.Timestamp("2024-03-05", tz="Asia/Shanghai").timestamp())
+    lines = [
+        ln
+        for ln in lines
+        if not (ln.startswith("energy_interval") and "b1-light" in ln and ln.endswith(f" {gone}"))
+    ]
+    write_lines(influxdb.url, database, lines)
+    path = contract_file(
+        "contract.yaml", {"  - device: b1-main ": "  - {building: b1, category: A}\n  - device: b1-main "}
+    )
+    from epcwatch.savings.contract import load_contract
+    from epcwatch.savings.influx import InfluxSource
+    from epcwatch.savings.runner import compute
+
+    res = compute(load_contract(path), InfluxSource(influxdb.url, database), path)
+    assert res.doc["data"]["devices"] == ["b1-light", "b1-main"]
+    base = res.baseline.set_index("date")["energy"]
+    d = world["daily"].set_index("date")["energy"]
+    light = world["light"].set_index("date")["energy"]
+    assert base["2024-03-04"] == pytest.approx(d["2024-03-04"] + light["2024-03-04"], rel=1e-6)
+    assert np.isnan(base["2024-03-05"])
+    assert int(np.isfinite(base).sum()) == 365
