@@ -202,6 +202,35 @@ def _sum_devices(
     return df
 
 
+MODEL_NAMES = {
+    "mean": "mean",
+    "2p": "2P",
+    "3pc": "3PC",
+    "3ph": "3PH",
+    "4p": "4P",
+    "5p": "5P",
+    "hdd_cdd": "HDD-CDD",
+    "towt": "TOWT",
+}
+
+
+def model_line(contract: str, site: str, tz: str, day: date, fields: dict[str, object]) -> str:
+    """The ``savings_model`` point of one report run (time = the reporting period's last day)."""
+    ts = int(datetime.combine(day, time(0), ZoneInfo(tz)).timestamp())
+    parts = []
+    for k, v in fields.items():
+        if isinstance(v, bool):
+            parts.append(f"{k}={'true' if v else 'false'}")
+        elif isinstance(v, int):
+            parts.append(f"{k}={v}i")
+        elif isinstance(v, float):
+            if math.isfinite(v):
+                parts.append(f"{k}={v!r}")
+        else:
+            parts.append(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"')
+    return f"savings_model,contract={escape_tag(contract)},site={escape_tag(site)} {','.join(parts)} {ts}"
+
+
 def savings_lines(
     contract: str, site: str, tz: str, frame: pd.DataFrame, fields: tuple[str, ...]
 ) -> list[str]:

@@ -19,7 +19,7 @@ from epcwatch.savings import sufficiency
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, run
 from epcwatch.savings.errors import DataError
-from epcwatch.savings.influx import DailySource, savings_lines
+from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
 from epcwatch.savings.models import Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
@@ -240,6 +240,26 @@ def compute(
     return RunResult(contract=c, outcome=outcome, baseline=bd, daily=daily, doc=doc)
 
 
+def model_fields(result: RunResult) -> dict[str, object]:
+    """Fields of the ``savings_model`` point (docs/data-model.md) for the dashboards."""
+    fr = result.outcome.baseline_fit
+    st = fr.stats
+    s = result.outcome.summary
+    return {
+        "model": MODEL_NAMES.get(fr.model.type, fr.model.type),
+        "day_type": fr.model.day_type,
+        "cv_rmse": st.cvrmse,
+        "nmbe": st.nmbe,
+        "r2": st.r2,
+        "n_points": st.n,
+        "n_params": st.p,
+        "autocorrelation": st.autocorrelation,
+        "fractional_uncertainty": 100.0 * s.fsu["68"],
+        "savings_uncertainty": s.uncertainty["68"],
+        "g14_pass": fr.verdict.passed,
+    }
+
+
 def run_contract(
     c: Contract,
     source: DailySource,
@@ -270,6 +290,7 @@ def run_contract(
     result.files = files
     if write_back:
         lines = savings_lines(c.id, c.site, c.timezone, result.daily, SAVINGS_FIELDS)
+        lines.append(model_line(c.id, c.site, c.timezone, c.reporting.end, model_fields(result)))
         source.write_lines(lines)
         result.points_written = len(lines)
     log.info(

@@ -58,6 +58,17 @@ def test_report_option_c_from_rollups(influxdb, database, world, contract_file, 
     values = q["results"][0]["series"][0]["values"][0]
     assert values[1] == 365
     assert values[2] == pytest.approx(est, rel=1e-6)
+    q = influx_query(
+        influxdb.url, 'SELECT * FROM "savings_model" WHERE "contract"=\'b1-whole-building\'', db=database
+    )
+    row = dict(
+        zip(q["results"][0]["series"][0]["columns"], q["results"][0]["series"][0]["values"][0], strict=True)
+    )
+    assert row["cv_rmse"] == pytest.approx(doc["baseline"]["cvrmse"])
+    assert row["n_points"] == 366 and row["n_params"] == doc["baseline"]["p"]
+    assert row["fractional_uncertainty"] == pytest.approx(100 * doc["savings"]["fsu_68"])
+    assert row["savings_uncertainty"] == pytest.approx(doc["savings"]["uncertainty_68"])
+    assert row["model"] == doc["model"]["type"].upper()
     csv = pd.read_csv(out / "report.csv")
     assert len(csv) == 365 and np.isclose(csv["savings"].sum(), est, rtol=1e-4)
     assert (out / "report.html").stat().st_size > 10_000

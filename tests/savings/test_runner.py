@@ -68,7 +68,10 @@ def test_amount_adjustment_spread_evenly_and_points_written(world, contract_file
     assert res.doc["adjustments"][0]["applied_kwh"] == pytest.approx(3650)
     assert res.outcome.summary.periods == 364
     # one point per reporting day; the day without data keeps only carried/known fields
-    assert len(src.written) == 365 == res.points_written
+    assert len(src.written) == 366 == res.points_written  # 365 days + the savings_model point
+    model = src.written[-1]
+    assert model.startswith("savings_model,contract=b1-whole-building,site=civic-centre ")
+    assert 'model="5P"' in model and "n_points=366i" in model and "day_type=true" in model
     gap = next(
         ln
         for ln in src.written
