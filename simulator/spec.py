@@ -103,16 +103,16 @@ class Device:
 
 #: which shipped profile serves which role (a main meter on CTs, DIN-rail sub-meters, …)
 DEFAULT_PROFILES: Final[dict[str, str]] = {
-    "main": "schneider-pm5100",
-    "light": "eastron-sdm630",
-    "hvac": "eastron-sdm630",
-    "power": "eastron-sdm630",
-    "special": "eastron-sdm630",
+    "main": "schneider-pm5100",  # CT-connected power meter, 64-bit Wh counter
+    "light": "abb-b23",
+    "hvac": "carlo-gavazzi-em24",
+    "power": "chint-dtsu666",
+    "special": "schneider-iem3000",
     "tenant": "eastron-sdm630",
-    "chiller": "generic-chiller",
+    "chiller": "generic-chiller-plant",
     "ahu": "generic-ahu",
-    "lc": "generic-lighting",
-    "weather": "generic-weather",
+    "lc": "generic-lighting-controller",
+    "weather": "generic-rs485-th",
 }
 
 
