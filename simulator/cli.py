@@ -68,9 +68,10 @@ def _date(value: str, option: str) -> dt.date:
 @sim_app.command("devices")
 def devices_cmd(seed: Seed = 0) -> None:
     """List the complex's devices: unit id when served together, kind, profile and tags."""
-    from epcwatch.sim.spec import demo_complex
     from rich.console import Console
     from rich.table import Table
+
+    from epcwatch.sim.spec import demo_complex
 
     spec = demo_complex(seed)
     table = Table("unit", "device", "kind", "profile", "building", "category", "tenant")
@@ -122,6 +123,7 @@ def site_yaml(
 ) -> str:
     """An edge ``site.yaml`` polling exactly what ``sim serve`` serves."""
     import yaml
+
     from epcwatch.sim.spec import demo_complex
 
     spec = demo_complex()
@@ -211,7 +213,7 @@ def serve_cmd(
     spec = demo_complex(seed)
     now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
     origin = spec.counter_origin
-    if now.date() < origin or now.year > origin.year + 2:
+    if now.date() < origin or (now.date() - origin).days > 800:
         # counters start at local midnight of the simulated day when the clock is far from the
         # demo years (wall time), so start-up does not integrate years of history first
         spec = dataclasses.replace(spec, counter_origin=now.date() - dt.timedelta(days=1))
@@ -246,14 +248,20 @@ def serve_cmd(
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
     socat: subprocess.Popen[bytes] | None = None
     edge_port: str | None = None
+    sim_pty: Path | None = None
     if rtu:
         socat, sim_pty, edge_pty = _pty_pair(tmp)
         edge_port = str(edge_pty)
-        servers: list[Any] = [rtu_server(context, str(sim_pty), baud)]
-    else:
+
+    def make_servers() -> list[Any]:  # pymodbus servers must be created inside the event loop
         from epcwatch.sim.serve import tcp_server
 
-        servers = [tcp_server(context, host, port)]
+        return (
+            [rtu_server(context, str(sim_pty), baud)]
+            if sim_pty is not None
+            else [tcp_server(context, host, port)]
+        )
+
     if site_config is not None:
         site_config.write_text(
             site_yaml(
@@ -283,7 +291,7 @@ def serve_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_servers(servers, stop, ready)
+        await run_servers(make_servers(), stop, ready)
 
     try:
         asyncio.run(main())
@@ -329,10 +337,11 @@ def history_cmd(
     seed: Seed = 0,
 ) -> None:
     """Publish a period's readings computed straight from the model (no Modbus), as telemetry."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from epcwatch.sim.history import PublishError, history_batches, publish
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     first, last = _date(from_, "--from"), _date(to, "--to")
     if last < first:

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from epcwatch import topics
+from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import Device
 from epcwatch.sim.values import device_values
-
-from epcwatch import topics
-from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.wire import TelemetryMessage
 
 

@@ -19,6 +19,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from epcwatch.sim.model import ComplexModel, SiteLoads
 from epcwatch.sim.noise import stream_key, uniform
 from epcwatch.sim.timegrid import STEP_S, date_of, day_number, day_steps, grid, local_midnight

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
 from epcwatch.sim.noise import normal, smooth_normal, stream_key, uniform
 from epcwatch.sim.spec import TIGHT_AHU, Building, ComplexSpec, Device, Measure, Schedule
 from epcwatch.sim.timegrid import TimeGrid, day_number, grid

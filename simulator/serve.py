@@ -22,12 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from epcwatch.edge.decode import register_image
-from epcwatch.edge.profile import Profile, load_profile
-from epcwatch.sim.ledger import Counters
-from epcwatch.sim.model import ComplexModel
-from epcwatch.sim.spec import Device
-from epcwatch.sim.values import for_profile, values_at
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
@@ -36,6 +30,12 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from epcwatch import logs
 from epcwatch.clock import Clock
+from epcwatch.edge.decode import register_image
+from epcwatch.edge.profile import Profile, load_profile
+from epcwatch.sim.ledger import Counters
+from epcwatch.sim.model import ComplexModel
+from epcwatch.sim.spec import Device
+from epcwatch.sim.values import for_profile, values_at
 
 log = logging.getLogger("epcwatch.sim.serve")
 
@@ -205,7 +205,7 @@ async def run_servers(
     finally:
         for s in servers:
             with contextlib.suppress(Exception):
-                await s.shutdown()
+                await s.shutdown()  # type: ignore[no-untyped-call]
 
 
 def describe(images: SiteImages) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
 from epcwatch.sim.workdays import is_workday
 
 STEP_S: Final = 60

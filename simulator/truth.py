@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+
 from epcwatch.sim.ledger import daily_totals
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import ComplexSpec, demo_complex

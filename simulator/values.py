@@ -13,6 +13,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import BuildingLoads, ComplexModel, SiteLoads
 from epcwatch.sim.spec import Device

@@ -17,6 +17,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
 from epcwatch.sim.noise import smooth_normal, stream_key
 from epcwatch.sim.timegrid import TimeGrid
 

@@ -6,14 +6,15 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from epcwatch.sim.ledger import Counters, daily_totals
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex
 from epcwatch.sim.timegrid import STEP_S, day_steps, grid, local_midnight
 from epcwatch.sim.weather import weather
 from epcwatch.sim.workdays import is_workday
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SPEC = demo_complex(seed=3)
 MODEL = ComplexModel(SPEC)
