@@ -20,12 +20,15 @@ import numpy as np
 import orjson
 
 from epcwatch import topics
-from epcwatch.measurements import VOCABULARY, FieldType
+from epcwatch.measurements import VOCABULARY, FieldType, Kind
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import Device
 from epcwatch.sim.values import device_values
 from epcwatch.wire import TelemetryMessage
+
+#: gauges are rounded (a meter's display precision); counters keep every digit
+GAUGE_DECIMALS = 3
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,10 @@ def _columns(values: dict[str, Any], names: set[str]) -> list[tuple[str, list[An
             out.append((name, [bool(x) for x in a.tolist()]))
         elif ft is FieldType.INT:
             out.append((name, [round(x) for x in a.tolist()]))
+        elif VOCABULARY[name].kind is Kind.COUNTER:
+            out.append((name, a.astype(np.float64).tolist()))  # full precision: energy must add up
         else:
-            out.append((name, a.astype(np.float64).tolist()))
+            out.append((name, np.round(a.astype(np.float64), GAUGE_DECIMALS).tolist()))
     return out
 
 
