@@ -47,7 +47,7 @@ from typing import Final
 
 from epcwatch import measurements
 from epcwatch.edge.planner import Plan, Read
-from epcwatch.edge.profile import FLOAT_TYPES, INTEGER_TYPES, Function, Point, PointSpec, Profile, order_swaps
+from epcwatch.edge.profile import FLOAT_TYPES, Function, Point, PointSpec, Profile, order_swaps
 from epcwatch.measurements import FieldType
 from epcwatch.wire import MAX_ABS_VALUE, Quality, Value
 
@@ -87,17 +87,6 @@ def _swap16(r: int) -> int:
     return ((r & 0xFF) << 8) | (r >> 8)
 
 
-def _regs_to_uint(regs: Sequence[int], order: str) -> int:
-    word_swap, byte_swap = order_swaps(order)
-    words = [_swap16(r) for r in regs] if byte_swap else list(regs)
-    if word_swap:
-        words.reverse()
-    out = 0
-    for w in words:
-        out = (out << 16) | w
-    return out
-
-
 def _uint_to_regs(u: int, n: int, order: str) -> list[int]:
     word_swap, byte_swap = order_swaps(order)
     words = [(u >> (16 * (n - 1 - i))) & 0xFFFF for i in range(n)]
@@ -115,29 +104,6 @@ def _shortest_f32(x: float) -> float:
         if struct.unpack(">f", struct.pack(">f", y))[0] == x:
             return y
     return x
-
-
-def decode_raw(point: PointSpec, regs: Sequence[int] | Sequence[bool]) -> int | float | str | bool:
-    """The raw value in ``regs`` (exactly ``point.count`` registers/bits): int, float, str or bool."""
-    t = point.type
-    if len(regs) != point.count:
-        raise DecodeError(f"expected {point.count} registers, got {len(regs)}")
-    if t == "bool":
-        return bool(regs[0])
-    if t == "string":
-        _, byte_swap = order_swaps(point.order)
-        words = [_swap16(int(r)) if byte_swap else int(r) for r in regs]
-        data = b"".join(w.to_bytes(2, "big") for w in words)
-        return data.split(b"\x00", 1)[0].decode("latin-1").strip()
-    u = _regs_to_uint([int(r) for r in regs], point.order)
-    if t == "float32":
-        return float(struct.unpack(">f", u.to_bytes(4, "big"))[0])
-    if t == "float64":
-        return float(struct.unpack(">d", u.to_bytes(8, "big"))[0])
-    bits = _BITS[t]
-    if t.startswith("int") and u >= 1 << (bits - 1):
-        return u - (1 << bits)
-    return u
 
 
 def _encode_raw(point: PointSpec, raw: int | float | str | bool) -> list[int] | list[bool]:
@@ -177,28 +143,6 @@ def _type_max(t: str) -> int:
     return (1 << (bits - 1)) - 1 if t.startswith("int") else (1 << bits) - 1
 
 
-def _sentinel_hit(point: PointSpec, raw: int | float | str | bool) -> str | None:
-    for s in point.no_value:
-        if s == "nan":
-            if isinstance(raw, float) and not math.isfinite(raw):
-                return "no value (NaN)"
-        elif isinstance(raw, (bool, str)):
-            continue
-        elif s == "all_ones":
-            if point.type in INTEGER_TYPES and isinstance(raw, int):
-                mask = (1 << _BITS[point.type]) - 1
-                if raw & mask == mask:
-                    return "no value (all ones)"
-            if point.type in FLOAT_TYPES and isinstance(raw, float) and math.isnan(raw):
-                return "no value (all ones)"
-        elif s == "max":
-            if point.type in INTEGER_TYPES and raw == _type_max(point.type):
-                return "no value (type maximum)"
-        elif raw == s:
-            return f"no value ({s})"
-    return None
-
-
 def _sentinel_raw(point: PointSpec) -> int | float:
     if not point.no_value:
         raise EncodeError(f"{point.name}: no 'no_value' sentinel to encode None with")
@@ -227,40 +171,128 @@ def _field_type(point: PointSpec) -> FieldType | None:
     return None
 
 
-def _interpret(point: PointSpec, raw: int | float | str | bool, sf: int | None) -> AnyValue:
-    """Sentinel check, bit/enum, scaling, then coercion to the vocabulary's field type."""
-    hit = _sentinel_hit(point, raw)
-    if hit is not None:
-        raise NoValue(hit)
-    ft = _field_type(point)
-    if isinstance(raw, str):
-        return raw
-    value: AnyValue
-    if isinstance(raw, bool):
-        value = raw
-    elif point.bit is not None:
-        assert isinstance(raw, int)
-        value = bool((raw >> point.bit) & 1)
-    elif point.enum is not None:
-        assert isinstance(raw, int)
-        if raw not in point.enum:
-            raise DecodeError(f"code {raw} not in the enumeration")
-        value = point.enum[raw]
-    elif isinstance(raw, float):
-        if not math.isfinite(raw):
-            raise DecodeError(f"{raw} is not a number")
-        value = _shortest_f32(raw) if point.type == "float32" else raw
-        if point.scale != 1.0 or point.offset != 0.0:
-            value = float(_CTX.add(_CTX.multiply(_dec(value), _dec(point.scale)), _dec(point.offset)))
-    elif point.scale == 1.0 and point.offset == 0.0 and not sf:
-        value = raw
-    else:
-        d = _CTX.multiply(Decimal(raw), _dec(point.scale))
+class _Codec:
+    """One point's decoding, with everything that does not depend on the registers worked out once."""
+
+    __slots__ = (
+        "all_ones_nan",
+        "bit",
+        "bits",
+        "byte_swap",
+        "count",
+        "enum",
+        "ft",
+        "kind",
+        "mask",
+        "nan_missing",
+        "offset",
+        "offset_dec",
+        "point",
+        "scale",
+        "scale_dec",
+        "sentinel_floats",
+        "sentinels",
+        "signed",
+        "trivial",
+        "word_swap",
+    )
+
+    def __init__(self, point: PointSpec) -> None:
+        t = point.type
+        self.point = point
+        self.count = point.count
+        self.word_swap, self.byte_swap = order_swaps(point.order)
+        self.kind = t if t in ("bool", "string", "float32", "float64") else "int"
+        self.bits = _BITS.get(t, 0)
+        self.mask = (1 << self.bits) - 1
+        self.signed = t.startswith("int")
+        self.bit = point.bit
+        self.enum = point.enum
+        self.ft = _field_type(point)
+        self.scale, self.offset = point.scale, point.offset
+        self.scale_dec, self.offset_dec = _dec(point.scale), _dec(point.offset)
+        self.trivial = point.scale == 1.0 and point.offset == 0.0
+        # sentinels as unsigned bit patterns (integers) or values (floats)
+        self.sentinels: dict[int, str] = {}
+        self.sentinel_floats: dict[float, str] = {}
+        self.nan_missing = self.all_ones_nan = False
+        for s in point.no_value:
+            if s == "nan":
+                self.nan_missing = True
+            elif s == "all_ones":
+                if self.kind == "int":
+                    self.sentinels[self.mask] = "no value (all ones)"
+                else:
+                    self.all_ones_nan = True
+            elif s == "max":
+                self.sentinels[_type_max(t)] = "no value (type maximum)"
+            elif self.kind == "int":
+                self.sentinels[s & self.mask] = f"no value ({s})"
+            else:
+                self.sentinel_floats[float(s)] = f"no value ({s})"
+
+    def raw(self, regs: Sequence[int] | Sequence[bool]) -> int | float | str | bool:
+        if len(regs) != self.count:
+            raise DecodeError(f"expected {self.count} registers, got {len(regs)}")
+        kind = self.kind
+        if kind == "bool":
+            return bool(regs[0])
+        words = [_swap16(int(r)) for r in regs] if self.byte_swap else [int(r) for r in regs]
+        if kind == "string":
+            data = b"".join(w.to_bytes(2, "big") for w in words)
+            return data.split(b"\x00", 1)[0].decode("latin-1").strip()
+        if self.word_swap:
+            words.reverse()
+        u = 0
+        for w in words:
+            u = (u << 16) | w
+        if kind == "float32":
+            return float(struct.unpack(">f", u.to_bytes(4, "big"))[0])
+        if kind == "float64":
+            return float(struct.unpack(">d", u.to_bytes(8, "big"))[0])
+        if self.signed and u >> (self.bits - 1):
+            return u - (1 << self.bits)
+        return u
+
+    def value(self, regs: Sequence[int] | Sequence[bool], sf: int | None = None) -> AnyValue:
+        """Sentinel check, bit/enum, scaling, then coercion to the vocabulary's field type."""
+        raw = self.raw(regs)
+        if isinstance(raw, str):
+            return raw
+        if isinstance(raw, bool):
+            return _coerce(raw, self.ft)
+        if isinstance(raw, float):
+            if math.isnan(raw):
+                if self.nan_missing or self.all_ones_nan:
+                    raise NoValue("no value (NaN)")
+                raise DecodeError("NaN is not a number")
+            if raw in (math.inf, -math.inf):
+                if self.nan_missing:
+                    raise NoValue("no value (NaN)")
+                raise DecodeError(f"{raw} is not a number")
+            if raw in self.sentinel_floats:
+                raise NoValue(self.sentinel_floats[raw])
+            f = _shortest_f32(raw) if self.kind == "float32" else raw
+            if not self.trivial:
+                f = float(_CTX.add(_CTX.multiply(_dec(f), self.scale_dec), self.offset_dec))
+            return _coerce(f, self.ft)
+        if self.sentinels and (raw & self.mask) in self.sentinels:
+            raise NoValue(self.sentinels[raw & self.mask])
+        if self.bit is not None:
+            return _coerce(bool((raw >> self.bit) & 1), self.ft)
+        if self.enum is not None:
+            if raw not in self.enum:
+                raise DecodeError(f"code {raw} not in the enumeration")
+            return _coerce(self.enum[raw], self.ft)
+        if self.trivial and not sf:
+            return _coerce(raw, self.ft)
+        d = _CTX.multiply(Decimal(raw), self.scale_dec)
         if sf:
             d = d.scaleb(sf, _CTX)
-        d = _CTX.add(d, _dec(point.offset))
-        value = int(d) if ft is FieldType.INT and d == d.to_integral_value() else float(d)
-    return _coerce(value, ft)
+        d = _CTX.add(d, self.offset_dec)
+        if self.ft is FieldType.INT and d == d.to_integral_value():
+            return _coerce(int(d), self.ft)
+        return _coerce(float(d), self.ft)
 
 
 def _coerce(value: AnyValue, ft: FieldType | None) -> AnyValue:
@@ -281,9 +313,14 @@ def _coerce(value: AnyValue, ft: FieldType | None) -> AnyValue:
     return float(value)
 
 
+def decode_raw(point: PointSpec, regs: Sequence[int] | Sequence[bool]) -> int | float | str | bool:
+    """The raw value in ``regs`` (exactly ``point.count`` registers/bits): int, float, str or bool."""
+    return _Codec(point).raw(regs)
+
+
 def decode_point(point: PointSpec, regs: Sequence[int] | Sequence[bool], sf: int | None = None) -> AnyValue:
     """One point's value from exactly its registers; raises :class:`NoValue` or :class:`DecodeError`."""
-    return _interpret(point, decode_raw(point, regs), sf)
+    return _Codec(point).value(regs, sf)
 
 
 # -- plans ----------------------------------------------------------------------------------------
@@ -299,8 +336,10 @@ def _locate(reads: Sequence[Read], function: str, address: int, count: int) -> t
 @dataclass(frozen=True, slots=True)
 class _Slot:
     point: PointSpec
+    codec: _Codec
     read: int
     offset: int
+    end: int
     sf: tuple[int, int] | None
     identity: bool
 
@@ -316,7 +355,7 @@ class Decoder:
             sf = None
             if p.scale_factor is not None:
                 sf = _locate(plan.reads, p.sf_function, p.scale_factor.address, 1)
-            slots.append(_Slot(p, i, off, sf, not isinstance(p, Point)))
+            slots.append(_Slot(p, _Codec(p), i, off, off + p.count, sf, not isinstance(p, Point)))
         self._slots = tuple(slots)
 
     def decode(self, responses: Sequence[Response]) -> Decoded:
@@ -353,7 +392,7 @@ class Decoder:
                         raise NoValue("no value (scale factor not implemented)")
                     if not -20 <= sf <= 20:
                         raise DecodeError(f"scale factor {sf} out of range")
-                v = decode_point(p, resp[s.offset : s.offset + p.count], sf)
+                v = s.codec.value(resp[s.offset : s.end], sf)
             except NoValue as exc:
                 missing[p.name] = str(exc)
                 continue
@@ -398,7 +437,9 @@ def _to_raw(point: PointSpec, value: AnyValue | None, sf: int) -> int | float | 
     if point.type in FLOAT_TYPES and point.scale == 1.0 and point.offset == 0.0:
         return float(value)
     try:
-        d = _CTX.divide(_CTX.subtract(_dec(float(value)), _dec(point.offset)), _dec(point.scale))
+        # ints stay exact (a 64-bit counter is not a float); floats by their shortest repr
+        exact = Decimal(value) if isinstance(value, int) else _dec(float(value))
+        d = _CTX.divide(_CTX.subtract(exact, _dec(point.offset)), _dec(point.scale))
         if sf:
             d = d.scaleb(-sf, _CTX)
         if point.type in FLOAT_TYPES:

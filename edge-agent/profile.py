@@ -217,7 +217,25 @@ class PointSpec(_Frozen):
             raise ValueError("scale_factor applies to integer types only")
         if self.address + self.count > MAX_ADDRESS + 1:
             raise ValueError("value extends past address 65535")
+        for sentinel in self.no_value:
+            self._check_sentinel(sentinel)
         return self
+
+    def _check_sentinel(self, s: Sentinel) -> None:
+        t = self.type
+        if s == "nan" and t not in FLOAT_TYPES:
+            raise ValueError(f"no_value nan needs a float type, not {t}")
+        if s == "max" and t not in INTEGER_TYPES:
+            raise ValueError(f"no_value max needs an integer type, not {t}")
+        if s == "all_ones" and t not in INTEGER_TYPES | FLOAT_TYPES:
+            raise ValueError(f"no_value all_ones needs a numeric type, not {t}")
+        if isinstance(s, int) and t in INTEGER_TYPES:
+            # a signed type's sentinel may be spelled as its bit pattern: -32768 or 0x8000 for int16
+            bits = 16 * _WIDTH[t]
+            lo = -(1 << (bits - 1)) if t.startswith("int") else 0
+            hi = (1 << bits) - 1
+            if not lo <= s <= hi:
+                raise ValueError(f"no_value {s} is outside {t} ({lo}..{hi})")
 
     @property
     def count(self) -> int:
@@ -340,7 +358,23 @@ class Profile(_Frozen):
                     raise ValueError(f"point {p.name!r} lies in a forbidden range ({span_fn} {start})")
         if "identity" in self.poll_groups:
             raise ValueError("poll group 'identity' is reserved for identity points")
+        self._overlaps_fit(all_points)
         return self
+
+    def _overlaps_fit(self, points: tuple[PointSpec, ...]) -> None:
+        """Overlapping values must be read together: their union must fit in one read."""
+        spans = sorted((fn, start, start + count) for p in points for fn, start, count in point_spans(p))
+        fn0, lo, hi = "", 0, 0
+        for fn, start, end in spans:
+            if fn == fn0 and start < hi:
+                hi = max(hi, end)
+                if hi - lo > self.quirks.max_per_read(fn):
+                    raise ValueError(
+                        f"overlapping points at {fn} {lo}..{hi - 1} span {hi - lo} registers; "
+                        f"the device reads at most {self.quirks.max_per_read(fn)}"
+                    )
+            else:
+                fn0, lo, hi = fn, start, end
 
     def point(self, name: str) -> PointSpec:
         for p in (*self.points, *self.identity):

@@ -40,7 +40,9 @@ def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
                     line = k.start_mark.line + 1
                     break
             if nxt is None:
-                break
+                # not a key: a discriminated union's tag in the loc (``buses[0].rtu.baud``)
+                # or a missing field; stay on this node and keep following the path
+                continue
             node = nxt
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
             node = node.value[key]

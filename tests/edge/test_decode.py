@@ -107,6 +107,8 @@ def test_types_follow_the_vocabulary() -> None:
         ("int16", "h", "all_ones", -1),
         ("uint64", "Q", "max", 2**64 - 1),
         ("uint16", "H", 32768, 32768),
+        ("int16", "h", 0x8000, -32768),  # a signed sentinel spelled as its bit pattern
+        ("int16", "h", -32768, -32768),
     ],
 )
 def test_no_value_sentinels(type_: str, fmt: str, sentinel: Any, raw: int) -> None:

@@ -136,3 +136,25 @@ def test_shipped_profiles_load_by_id() -> None:
     names = {p.name for p in sdm.points}
     assert {"voltage_l1", "current_l3", "active_power", "frequency", "energy_import", "energy_export",
             "energy_total"} <= names
+
+
+def test_sentinels_must_fit_the_type() -> None:
+    base = {"vendor": "a", "model": "b", "kind": "meter", "source": "s", "id": "x"}
+    point = {"name": "active_power", "function": "holding", "address": 0}
+    for bad, words in (
+        ({"type": "int16", "no_value": ["nan"]}, "nan needs a float type"),
+        ({"type": "float32", "no_value": ["max"]}, "max needs an integer type"),
+        ({"type": "uint16", "no_value": [-1]}, "outside uint16"),
+        ({"type": "int16", "no_value": [70000]}, "outside int16"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            Profile.model_validate({**base, "points": [{**point, **bad}]})
+
+
+def test_overlapping_points_must_fit_one_read(tmp_path: Path) -> None:
+    text = MINIMAL.replace("defaults:", "quirks: {max_registers_per_read: 4}\ndefaults:") + (
+        "  - {name: voltage_l1, address: 21, type: uint32}\n"
+    )
+    with pytest.raises(ProfileError, match=r"overlapping points at holding 20\.\.22 span 3"):
+        load_profile(write(tmp_path, text.replace("max_registers_per_read: 4", "max_registers_per_read: 2")))
+    assert load_profile(write(tmp_path, text)).quirks.max_registers_per_read == 4

@@ -1,0 +1,186 @@
+"""The MQTT side: a paho 2.x client with a persistent session, shared subscriptions and manual acks.
+
+Threading: paho's network loop runs in its own thread (``loop_start``) and only appends
+received messages to a queue; the writer thread (:mod:`epcwatch.collector.runner`) parses,
+writes and then acks. ``Client.ack`` and ``Client.publish`` only queue a packet under paho's
+own lock and wake the loop, so calling them from the writer thread is safe.
+
+What makes an ack safe: packet ids belong to one connection. Every (re)connect starts a new
+*generation*; a message is acked only if it arrived in the current generation. Messages of a
+lost connection are never acked — the broker redelivers them (persistent session) and they are
+written again, harmlessly. The check and the ack happen under one lock that the connect and
+disconnect callbacks also take, so no ack of an old packet id can reach a new connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from epcwatch.collector.errors import CollectorError
+from epcwatch.collector.pipeline import Inbound
+from epcwatch.collector.settings import Mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from epcwatch import logs, topics
+from epcwatch.wire import DeadLetter
+
+log = logging.getLogger("epcwatch.collector.mqtt")
+
+
+class BrokerError(CollectorError):
+    """The broker cannot be reached or did not confirm a dead letter."""
+
+
+def subscriptions(group: str) -> list[str]:
+    """The shared subscriptions of a collector group (telemetry, agents' health and status)."""
+    return [
+        topics.shared_telemetry(group),
+        f"$share/{group}/{topics.PREFIX}/+/health",
+        f"$share/{group}/{topics.PREFIX}/+/status",
+    ]
+
+
+class Consumer:
+    def __init__(
+        self, settings: Mqtt, inbox: queue.SimpleQueue[Inbound], *, dead_letter_timeout_s: float = 60.0
+    ):
+        self.settings = settings
+        self.inbox = inbox
+        self.dead_letter_topic = topics.dead_letter(settings.group)
+        self.dead_letter_timeout_s = dead_letter_timeout_s
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._connected = threading.Event()
+        self.connect_failures = 0
+        v5 = settings.protocol == "5"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        # outgoing dead letters may pile up during a burst; do not cap them at paho's default 20
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(
+            min_delay=max(1, int(settings.reconnect_min_s)), max_delay=max(1, int(settings.reconnect_max_s))
+        )
+        if settings.username is not None:
+            password = settings.password.resolve() if settings.password else None
+            self.client.username_pw_set(settings.username, password)
+        if settings.tls is not None:
+            t = settings.tls
+            self.client.tls_set(
+                ca_certs=t.ca_file,
+                certfile=t.cert_file,
+                keyfile=t.key_file,
+                cert_reqs=ssl.CERT_NONE if t.insecure else ssl.CERT_REQUIRED,
+            )
+            if t.insecure:
+                self.client.tls_insecure_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        props = None
+        kwargs: dict[str, Any] = {}
+        if s.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+            props.ReceiveMaximum = s.receive_maximum
+            kwargs = {"clean_start": False, "properties": props}
+        try:
+            self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"cannot connect to MQTT broker {s.host}:{s.port}: {exc}") from None
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._gen += 1  # nothing acked after this point
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def generation(self) -> int:
+        return self._gen
+
+    # -- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.connect_failures += 1
+            log.error("MQTT connection refused", extra=logs.fields(reason=str(reason)))
+            return
+        with self._lock:
+            self._gen += 1
+        self._connected.set()
+        session = getattr(flags, "session_present", None)
+        log.info(
+            "MQTT connected", extra=logs.fields(client_id=self.settings.client_id, session_present=session)
+        )
+        client.subscribe([(t, 1) for t in subscriptions(self.settings.group)])
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._lock:
+            self._gen += 1
+        self._connected.clear()
+        log.warning("MQTT disconnected", extra=logs.fields(reason=str(reason)))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # keep this trivial: anything raised here would stop paho's loop
+        self.inbox.put(
+            Inbound(
+                msg.mid,
+                msg.qos,
+                msg.topic,
+                cast(bytes, msg.payload),
+                int(time.time() * 1000),
+                self._gen,
+                msg.dup,
+            )
+        )
+
+    # -- Broker interface (writer thread) -------------------------------------------------------
+    def ack(self, items: Sequence[Inbound]) -> None:
+        with self._lock:
+            gen = self._gen
+            for it in items:
+                if it.qos > 0 and it.gen == gen:
+                    self.client.ack(it.mid, it.qos)
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        infos = []
+        for letter in letters:
+            info = self.client.publish(self.dead_letter_topic, letter.model_dump_json(), qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                raise BrokerError(f"dead letter not published: {mqtt.error_string(info.rc)}")
+            infos.append(info)
+        deadline = time.monotonic() + self.dead_letter_timeout_s
+        for info in infos:
+            remaining = deadline - time.monotonic()
+            try:
+                info.wait_for_publish(max(0.0, remaining))
+            except (RuntimeError, ValueError) as exc:
+                raise BrokerError(f"dead letter not confirmed: {exc}") from None
+            if not info.is_published():
+                raise BrokerError("dead letter not confirmed by the broker in time")

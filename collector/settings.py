@@ -1,0 +1,189 @@
+"""``collector.yaml``: the collector's configuration (pydantic, unknown keys rejected).
+
+Secrets (MQTT password, InfluxDB password or token) are given as ``{env: NAME}``,
+``{file: /path}`` or — for tests only — ``{value: …}``; they are resolved with
+:func:`epcwatch.config.read_secret` and registered with :func:`epcwatch.logs.redact` so that they
+never appear in logs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from epcwatch import logs
+from epcwatch.config import load_yaml_model, read_secret
+from epcwatch.topics import check_id
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Secret(_Strict):
+    env: str | None = None
+    file: str | None = None
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Secret:
+        if sum(x is not None for x in (self.env, self.file, self.value)) != 1:
+            raise ValueError("give exactly one of env, file or value")
+        return self
+
+    def resolve(self) -> str:
+        secret = read_secret(value=self.value, env=self.env, file=self.file)
+        assert secret is not None
+        logs.redact(secret)
+        return secret
+
+
+class Tls(_Strict):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: skip certificate verification (never in production)
+    insecure: bool = False
+
+
+def _default_client_id() -> str:
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname().lower()) or "host"
+    return f"epcwatch-collector-{host}"
+
+
+class Mqtt(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    #: stable per instance: the broker keeps this client's session (and its queued messages)
+    client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=128)
+    #: the shared-subscription group; collectors of one group split the load
+    group: str = "collectors"
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(default=30, ge=5)
+    #: MQTT 5: how long the broker keeps the session while the collector is away
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
+    #: MQTT 5: unacked messages the broker may have in flight to us (our read-ahead window)
+    receive_maximum: int = Field(default=20_000, ge=1, le=65_535)
+    username: str | None = None
+    password: Secret | None = None
+    tls: Tls | None = None
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        return check_id(v, "group")
+
+
+class Influx(_Strict):
+    writer: Literal["v1", "v2"] = "v1"
+    url: str = "http://127.0.0.1:8086"
+    #: v1: database (and optional retention policy); the rollup queries it over InfluxQL
+    database: str = "epcwatch"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    #: v2 (and token auth on a v1 endpoint of InfluxDB 2.x/3.x)
+    token: Secret | None = None
+    bucket: str | None = None
+    org: str | None = None
+    #: where InfluxQL queries go (rollups); defaults to ``url``
+    query_url: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True
+    ca_file: str | None = None
+    gzip: bool = False
+
+    @model_validator(mode="after")
+    def _v2(self) -> Influx:
+        if self.writer == "v2" and (not self.bucket or not self.org):
+            raise ValueError("the v2 writer needs bucket and org")
+        return self
+
+
+class Batch(_Strict):
+    #: write when this many points are waiting …
+    max_points: int = Field(default=10_000, ge=1)
+    #: … or when the oldest waiting message is this old
+    max_wait_s: float = Field(default=1.0, gt=0)
+    #: larger payloads are dead-lettered unread
+    max_payload_bytes: int = Field(default=262_144, ge=1024)
+
+
+class Retry(_Strict):
+    initial_s: float = Field(default=0.5, gt=0)
+    max_s: float = Field(default=30.0, gt=0)
+    #: longest Retry-After honoured (a server asking for more gets this)
+    max_retry_after_s: float = Field(default=300.0, gt=0)
+
+
+class Health(_Strict):
+    interval_s: float = Field(default=10.0, gt=0)
+
+
+class Rollup(_Strict):
+    #: recompute recent intervals periodically while running (idempotent; one collector suffices)
+    enabled: bool = True
+    every_s: float = Field(default=300.0, gt=0)
+    #: how far back each periodic run recomputes
+    lookback_h: float = Field(default=3.0, gt=0)
+    default_timezone: str = "UTC"
+    timezones: dict[str, str] = {}
+    #: a portfolio file (epcwatch/portfolio.py) whose sites' timezones are used
+    portfolio: str | None = None
+    max_rate_per_h: float = Field(default=100_000.0, gt=0)
+    max_rate_per_h_by_field: dict[str, float] = {}
+    moduli: list[float] = []
+    max_gap_s: float = Field(default=3600.0, gt=0)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        _check_tz(v)
+        return v
+
+    @field_validator("timezones")
+    @classmethod
+    def _tzs(cls, v: dict[str, str]) -> dict[str, str]:
+        for tz in v.values():
+            _check_tz(tz)
+        return v
+
+
+def _check_tz(v: str) -> None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
+
+
+class CollectorConfig(_Strict):
+    mqtt: Mqtt = Mqtt()
+    influx: Influx = Influx()
+    batch: Batch = Batch()
+    retry: Retry = Retry()
+    health: Health = Health()
+    rollup: Rollup = Rollup()
+
+    def site_timezones(self, base: Path | None = None) -> tuple[dict[str, str], str]:
+        """Site → timezone (portfolio first, then ``rollup.timezones``) and the default."""
+        tzs: dict[str, str] = {}
+        if self.rollup.portfolio:
+            from epcwatch.portfolio import load_portfolio
+
+            path = Path(self.rollup.portfolio)
+            if base is not None and not path.is_absolute():
+                path = base / path
+            tzs.update({s.id: s.timezone for s in load_portfolio(path).sites})
+        tzs.update(self.rollup.timezones)
+        return tzs, self.rollup.default_timezone
+
+
+def load(path: str | os.PathLike[str]) -> CollectorConfig:
+    return load_yaml_model(path, CollectorConfig)

@@ -1,0 +1,61 @@
+"""The edge agent's error tree; library exceptions (pymodbus, paho, sqlite3) are converted at
+the boundary so callers only ever catch these."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error the edge agent raises."""
+
+
+class SiteConfigError(EdgeError):
+    """A site configuration that is valid YAML and schema but cannot be used (profile missing, …)."""
+
+
+class ModbusError(EdgeError):
+    """A Modbus read that did not produce data."""
+
+
+class DeviceTimeoutError(ModbusError):
+    """No (valid) answer within the device's timeout: dead device, wrong unit id, broken wiring."""
+
+
+class ExceptionResponseError(ModbusError):
+    """The device answered with a Modbus exception response (illegal address, busy, …)."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        self.code = code
+        super().__init__(message or f"Modbus exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})")
+
+
+class FrameError(ModbusError):
+    """An answer that is not a valid response to the request (garbage, wrong length, wrong unit)."""
+
+
+class BusUnavailableError(ModbusError):
+    """The bus itself cannot be used: serial port missing, gateway refusing connections."""
+
+
+class ReadOnlyError(EdgeError):
+    """Something asked the agent to issue a function code other than 1, 2, 3 or 4."""
+
+
+class OutboxError(EdgeError):
+    """The durable outbox cannot be opened or written."""
+
+
+class PublishError(EdgeError):
+    """The MQTT publisher cannot be configured (TLS files, secrets)."""
+
+
+EXCEPTION_NAMES: dict[int, str] = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}

@@ -1,0 +1,240 @@
+"""The durable store-and-forward outbox: an SQLite (WAL) queue of readings.
+
+Guarantees (see README "Outbox guarantees"):
+
+* A reading is *committed* when :meth:`Outbox.append` returns. With ``synchronous=FULL`` (the
+  default) a committed reading survives ``kill -9`` and a power cut; with ``NORMAL`` it survives
+  ``kill -9``, and a power cut may roll back the transactions committed since the last WAL
+  checkpoint (at most ``wal_autocheckpoint`` = 1,000 pages, about 4 MB of readings).
+* Each device's readings get a monotonic ``seq`` in the same transaction as the insert; the
+  next seq is persisted, so it keeps increasing across restarts. A gap in seq on the receiving
+  side is exactly the number of readings dropped by the full policy.
+* Rows are deleted only by :meth:`delete`, which the publisher calls after a successful
+  PUBACK, and by the ``drop_oldest`` full policy, which counts every row it removes.
+* Row ids grow monotonically (``AUTOINCREMENT``) so ``ORDER BY id`` is insertion order, which
+  per device is seq order.
+
+The class is synchronous and thread-safe (one connection behind a lock); the agent runs it on
+a single dedicated thread so that an fsync never stalls the Modbus event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from epcwatch.edge.batching import Row
+from epcwatch.edge.errors import OutboxError
+from epcwatch.wire import Quality, Value
+
+FullPolicy = Literal["drop_oldest", "pause"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT    NOT NULL,
+    seq    INTEGER NOT NULL,
+    ts     INTEGER NOT NULL,
+    size   INTEGER NOT NULL,
+    body   BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewReading:
+    """A reading as the poller produces it, before the outbox gives it a seq."""
+
+    device: str
+    ts: int
+    values: Mapping[str, Value]
+    quality: Quality = "good"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stored: int
+    dropped: int  # old rows removed by drop_oldest to make room
+    refused: int  # new readings refused by pause
+
+
+class Outbox:
+    """SQLite WAL queue of readings, bounded by bytes; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        full_policy: FullPolicy = "drop_oldest",
+        synchronous: Literal["full", "normal"] = "full",
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.full_policy = full_policy
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM readings").fetchone()
+            self._bytes, self._depth = int(row[0]), int(row[1])
+            self._next_seq: dict[str, int] = dict(self._db.execute("SELECT device, next_seq FROM device_seq"))
+            self._counters: dict[str, int] = dict(self._db.execute("SELECT name, value FROM counters"))
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot open outbox: {exc}") from None
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """Readings stored (including those handed to the broker but not yet acknowledged)."""
+        return self._depth
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def dropped(self) -> int:
+        """Readings removed unsent by ``drop_oldest`` since the outbox was created."""
+        return self._counters.get("dropped", 0)
+
+    @property
+    def refused(self) -> int:
+        """Readings refused by ``pause`` since the outbox was created."""
+        return self._counters.get("refused", 0)
+
+    @property
+    def full(self) -> bool:
+        return self._bytes >= self.max_bytes
+
+    def next_seq(self, device: str) -> int:
+        return self._next_seq.get(device, 0)
+
+    # -- writes ------------------------------------------------------------------------------
+    def append(self, readings: Sequence[NewReading]) -> AppendResult:
+        """Store readings in one transaction; returns once they are committed."""
+        if not readings:
+            return AppendResult(0, 0, 0)
+        with self._lock:
+            try:
+                return self._append(readings)
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: append failed: {exc}") from None
+
+    def _append(self, readings: Sequence[NewReading]) -> AppendResult:
+        db = self._db
+        stored = dropped = refused = 0
+        seqs = dict(self._next_seq)
+        added_bytes = 0
+        rows: list[tuple[str, int, int, int, bytes]] = []
+        for r in readings:
+            seq = seqs.get(r.device, 0)
+            body = orjson.dumps({"seq": seq, "ts": r.ts, "values": dict(r.values), "quality": r.quality})
+            size = len(body)
+            if self.full_policy == "pause" and self._bytes + added_bytes + size > self.max_bytes:
+                refused += 1
+                continue
+            seqs[r.device] = seq + 1
+            rows.append((r.device, seq, r.ts, size, body))
+            added_bytes += size
+            stored += 1
+        db.execute("BEGIN IMMEDIATE")
+        freed = 0
+        if self.full_policy == "drop_oldest" and self._bytes + added_bytes > self.max_bytes:
+            need = self._bytes + added_bytes - self.max_bytes
+            for rid, size in db.execute("SELECT id, size FROM readings ORDER BY id"):
+                if freed >= need:
+                    break
+                db.execute("DELETE FROM readings WHERE id = ?", (rid,))
+                freed += int(size)
+                dropped += 1
+        if rows:
+            db.executemany("INSERT INTO readings (device, seq, ts, size, body) VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO device_seq (device, next_seq) VALUES (?, ?) "
+                "ON CONFLICT(device) DO UPDATE SET next_seq = excluded.next_seq",
+                [(d, s) for d, s in seqs.items() if s != self._next_seq.get(d)],
+            )
+        counters = dict(self._counters)
+        if dropped:
+            counters["dropped"] = counters.get("dropped", 0) + dropped
+        if refused:
+            counters["refused"] = counters.get("refused", 0) + refused
+        if counters != self._counters:
+            db.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                list(counters.items()),
+            )
+        db.execute("COMMIT")
+        # in-memory mirrors change only once the transaction is durable
+        self._next_seq = seqs
+        self._counters = counters
+        self._bytes += added_bytes - freed
+        self._depth += stored - dropped
+        return AppendResult(stored, dropped, refused)
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Delete acknowledged rows; returns how many existed (dropped rows may be gone already)."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                freed = n = 0
+                for i in range(0, len(id_list), 500):
+                    chunk = id_list[i : i + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for (size,) in self._db.execute(
+                        f"DELETE FROM readings WHERE id IN ({marks}) RETURNING size", chunk
+                    ).fetchall():
+                        freed += int(size)
+                        n += 1
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: delete failed: {exc}") from None
+            self._bytes -= freed
+            self._depth -= n
+            return n
+
+    # -- reads -------------------------------------------------------------------------------
+    def fetch(self, after_id: int = 0, limit: int = 1000) -> list[Row]:
+        """Oldest rows with ``id > after_id``, in insertion order."""
+        with self._lock:
+            try:
+                cur = self._db.execute(
+                    "SELECT id, device, body FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit),
+                )
+                return [Row(int(i), str(d), bytes(b)) for i, d, b in cur]
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self.path}: read failed: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass

@@ -1,0 +1,270 @@
+"""Polling: run each device's read plan on its bus, on its schedule, and turn answers into readings.
+
+One :class:`BusPoller` per bus. It starts a poll task for every device that is due and never
+waits for one device before starting another, so a dead or slow device cannot delay the
+others' polls; the bus's transport enforces how many requests are really in flight (one on a
+serial line, ``max_concurrency`` on a TCP gateway). A device whose previous poll is still
+running when it is due again is not polled twice (counted as an overrun). Schedules and
+timestamps come from the injected clock; timeouts and inter-frame gaps are physical and use
+real time inside the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from epcwatch import measurements
+from epcwatch.clock import Clock
+from epcwatch.edge.errors import (
+    BusUnavailableError,
+    DeviceTimeoutError,
+    ExceptionResponseError,
+    FrameError,
+    ModbusError,
+)
+from epcwatch.edge.health import HealthBook
+from epcwatch.edge.outbox import NewReading
+from epcwatch.edge.schedule import next_due, next_slot
+from epcwatch.edge.site import DeviceConfig
+from epcwatch.edge.transport import ModbusTransport, Registers
+from epcwatch.measurements import FieldType
+from epcwatch.wire import DeviceKind, Quality, Value
+
+log = logging.getLogger("epcwatch.edge.poller")
+
+#: Modbus exception codes worth retrying within the same poll (busy, acknowledge, gateway target)
+RETRYABLE_EXCEPTIONS = frozenset({5, 6, 11})
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSpec:
+    function: int
+    address: int
+    count: int
+
+
+Decoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """What the poller needs of a profile: the reads to issue, and how to decode their answers
+    (``None`` for a read that failed) into values and a quality."""
+
+    profile: str
+    kind: DeviceKind
+    reads: tuple[ReadSpec, ...]
+    decode: Decoder
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    values: dict[str, Value]
+    quality: Quality
+    latency_s: float
+    error: str | None  # first error met, also on partial success
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.values)
+
+
+def sanitize(values: dict[str, Value]) -> tuple[dict[str, Value], bool]:
+    """Keep only values the wire contract accepts (known name, finite, right type); the flag says
+    whether something was removed, which makes the reading ``partial``."""
+    out: dict[str, Value] = {}
+    for name, v in values.items():
+        m = measurements.VOCABULARY.get(name)
+        if m is None:
+            continue
+        if m.field_type is FieldType.BOOL:
+            if isinstance(v, bool):
+                out[name] = v
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            continue
+        if abs(v) > 1e15:
+            continue
+        if m.field_type is FieldType.INT:
+            if not float(v).is_integer():
+                continue
+            out[name] = int(v)
+            continue
+        out[name] = v
+    return out, len(out) != len(values)
+
+
+async def poll_device(
+    transport: ModbusTransport, plan: DevicePlan, unit: int, timeout: float, retries: int
+) -> PollOutcome:
+    """Run one poll of a device: every read of its plan, with retries, then decode.
+
+    A timeout that outlasts the retries on the first read means the device is not there: the
+    remaining reads are skipped so a dead device costs the bus one timeout per attempt only.
+    Exception responses are deterministic and not retried (except busy/acknowledge/gateway).
+    """
+    started = time.monotonic()
+    answers: list[Registers | None] = []
+    first_error: str | None = None
+    any_answer = False
+    for i, read in enumerate(plan.reads):
+        result: Registers | None = None
+        for attempt in range(retries + 1):
+            try:
+                result = await transport.read(read.function, read.address, read.count, unit, timeout)
+                any_answer = True
+                break
+            except ExceptionResponseError as exc:
+                any_answer = True  # the device is alive, it just refused this read
+                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
+                if exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
+                    break
+            except (DeviceTimeoutError, FrameError) as exc:
+                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
+            except BusUnavailableError as exc:
+                first_error = first_error or str(exc)
+                break
+        answers.append(result)
+        if result is None and not any_answer and i == 0:
+            answers.extend([None] * (len(plan.reads) - 1))
+            break
+    latency = time.monotonic() - started
+    if not any(a is not None for a in answers):
+        return PollOutcome({}, "partial", latency, first_error or "no answer")
+    try:
+        values, quality = plan.decode(answers)
+    except (ValueError, ArithmeticError, ModbusError) as exc:  # a decoder bug must not kill the bus
+        return PollOutcome({}, "partial", latency, f"decode failed: {exc}")
+    clean, removed = sanitize(values)
+    if removed or any(a is None for a in answers):
+        quality = "partial"
+    return PollOutcome(clean, quality, latency, first_error)
+
+
+@dataclass
+class DeviceRuntime:
+    config: DeviceConfig
+    plan: DevicePlan
+    due: float = 0.0
+    failures: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    overruns: int = 0
+
+
+Sink = Callable[[NewReading], Awaitable[None] | None]
+
+
+class BusPoller:
+    """Schedules the devices of one bus; see the module docstring."""
+
+    def __init__(
+        self,
+        bus_id: str,
+        *,
+        transport: ModbusTransport,
+        devices: Sequence[tuple[DeviceConfig, DevicePlan]],
+        clock: Clock,
+        sink: Sink,
+        health: HealthBook,
+    ) -> None:
+        self.bus_id = bus_id
+        self.transport = transport
+        self.clock = clock
+        self.sink = sink
+        self.health = health
+        now = clock.now()
+        # the first poll happens at once; after it, polls sit on the interval grid
+        self.devices = [DeviceRuntime(c, p, due=now) for c, p in devices]
+        self._changed = asyncio.Event()
+
+    def tick(self) -> list[asyncio.Task[None]]:
+        """Start a poll for every device due now (and not still polling); returns the new tasks."""
+        now = self.clock.now()
+        started = []
+        for d in self.devices:
+            if d.due > now:
+                continue
+            if d.task is not None:
+                d.overruns += 1
+                d.due = next_slot(now, d.config.poll_interval_s)
+                continue
+            d.task = asyncio.create_task(self._poll(d), name=f"poll-{d.config.id}")
+            started.append(d.task)
+        return started
+
+    async def _poll(self, d: DeviceRuntime) -> None:
+        cfg = d.config
+        try:
+            outcome = await poll_device(self.transport, d.plan, cfg.unit, cfg.timeout_s, cfg.retries)
+            now = self.clock.now()
+            if outcome.ok:
+                d.failures = 0
+                ts = int(now * 1000)
+                self.health.poll_ok(cfg.id, outcome.latency_s, ts, outcome.error)
+                res = self.sink(NewReading(cfg.id, ts, outcome.values, outcome.quality))
+                if res is not None:
+                    await res
+            else:
+                d.failures += 1
+                self.health.poll_failed(cfg.id, outcome.latency_s, outcome.error or "no values")
+                if d.failures in (1, 10) or d.failures % 100 == 0:
+                    log.warning(
+                        "poll failed",
+                        extra={
+                            "epc_fields": {
+                                "device": cfg.id,
+                                "bus": self.bus_id,
+                                "failures": d.failures,
+                                "error": outcome.error,
+                            }
+                        },
+                    )
+            d.due = next_due(now, cfg.poll_interval_s, d.failures, cfg.backoff_max_s)
+        except Exception:  # keep the bus alive whatever one device does
+            log.exception("poll crashed", extra={"epc_fields": {"device": cfg.id, "bus": self.bus_id}})
+            d.failures += 1
+            d.due = next_due(self.clock.now(), cfg.poll_interval_s, d.failures, cfg.backoff_max_s)
+        finally:
+            d.task = None
+            self._changed.set()
+
+    def next_wake(self) -> float:
+        idle = [d.due for d in self.devices if d.task is None]
+        return min(idle) if idle else math.inf
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        try:
+            while True:
+                self._changed.clear()
+                self.tick()
+                wake = self.next_wake()
+                if wake == math.inf:  # every device is polling: wait for one to finish
+                    await self._changed.wait()
+                    continue
+                delay = wake - self.clock.now()
+                if delay <= 0:
+                    await asyncio.sleep(0)
+                    continue
+                sleeper = asyncio.ensure_future(self.clock.sleep(min(delay, 3600.0)))
+                changed = asyncio.ensure_future(self._changed.wait())
+                try:
+                    await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for f in (sleeper, changed):
+                        f.cancel()
+        finally:
+            tasks = [d.task for d in self.devices if d.task is not None]
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t

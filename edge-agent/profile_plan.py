@@ -1,0 +1,44 @@
+"""Turn a device profile into what the poller runs: the planner's reads and the decoder.
+
+This is the only place the runtime touches the profile library (``epcwatch.edge.profile``,
+``planner``, ``decode``); the poller only knows :class:`~epcwatch.edge.poller.DevicePlan`.
+All poll groups of a profile are read on the device's poll interval; the ``identity`` group
+(serial number, firmware) is not polled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from epcwatch.edge.decode import Decoder
+from epcwatch.edge.planner import plan_profile
+from epcwatch.edge.poller import DevicePlan, ReadSpec
+from epcwatch.edge.profile import Profile, load_profile
+from epcwatch.edge.transport import Registers
+from epcwatch.wire import Quality, Value
+
+FUNCTION_CODES: Final = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
+
+def device_plan(ref: str | Path | Profile) -> DevicePlan:
+    """Load (if needed), plan and wrap a profile; raises the profile library's errors."""
+    profile = ref if isinstance(ref, Profile) else load_profile(ref)
+    plans = [p for p in plan_profile(profile) if p.group != "identity"]
+    decoders = [(Decoder(p), len(p.reads)) for p in plans]
+    reads = tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for p in plans for r in p.reads)
+
+    def decode(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
+        values: dict[str, Value] = {}
+        quality: Quality = "good"
+        i = 0
+        for decoder, n in decoders:
+            d = decoder.decode(list(answers[i : i + n]))
+            i += n
+            values.update(d.values)
+            if d.quality != "good":
+                quality = "partial"
+        return values, quality
+
+    return DevicePlan(profile.id, profile.kind, reads, decode)

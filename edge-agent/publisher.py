@@ -1,0 +1,184 @@
+"""MQTT uplink: a paho-mqtt 2.x client (callback API v2) wrapped for an asyncio agent.
+
+* QoS 1 with a persistent session: MQTT 5 ``clean_start=False`` plus a session expiry
+  interval; MQTT 3.1.1 ``clean_session=False``. The client id is stable per site.
+* ``online`` birth (retained, QoS 1) on every connect, ``offline`` last will (retained), and an
+  explicit retained ``offline`` on a clean shutdown (a will is not sent on a clean disconnect).
+* Reconnection is paho's network thread with capped exponential backoff
+  (``reconnect_delay_set``); messages handed to paho while the link is down stay in its
+  in-flight window and are re-sent on reconnect — the outbox still holds them until PUBACK.
+* Acknowledgements (``on_publish``, with the MQTT 5 PUBACK reason code) are passed to the asyncio
+  loop thread through ``call_soon_threadsafe``; no outbox state is touched from paho's thread.
+
+paho exceptions and TLS/secret problems are converted to :class:`PublishError` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from epcwatch import logs, topics
+from epcwatch.clock import Clock
+from epcwatch.edge.errors import PublishError
+from epcwatch.edge.site import SiteConfig
+from epcwatch.wire import StatusMessage
+
+log = logging.getLogger("epcwatch.edge.publisher")
+
+AckHandler = Callable[[int, int], None]  # (mid, reason code value)
+
+
+def _reason_value(rc: Any) -> int:
+    value = getattr(rc, "value", rc)
+    return int(value) if isinstance(value, int) else 0
+
+
+class Publisher:
+    def __init__(self, cfg: SiteConfig, clock: Clock, password: str | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.site = cfg.site
+        self.agent = cfg.agent_name()
+        self.status_topic = topics.status(cfg.site)
+        self.health_topic = topics.health(cfg.site)
+        self.connected = False
+        self.connects = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_ack: AckHandler | None = None
+        self._on_connect: Callable[[], None] | None = None
+        m = cfg.mqtt
+        self.v5 = m.protocol == "5"
+        logs.redact(password)
+        if self.v5:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=cfg.client_id(), protocol=mqtt.MQTTv5
+            )
+        else:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.client_id(),
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+            )
+        try:
+            if m.tls is not None:
+                self.client.tls_set(
+                    ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                    certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                    keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+                if m.tls.insecure:
+                    self.client.tls_insecure_set(True)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise PublishError(f"mqtt.tls: {exc}") from None
+        if m.username is not None:
+            self.client.username_pw_set(m.username, password)
+        will = StatusMessage(site=self.site, state="offline", agent=self.agent)
+        self.client.will_set(self.status_topic, will.model_dump_json(exclude_none=True), qos=1, retain=True)
+        self.client.max_inflight_messages_set(m.max_inflight)
+        self.client.max_queued_messages_set(0)  # the forwarder bounds what it hands over
+        self.client.reconnect_delay_set(
+            min_delay=max(1, round(m.reconnect_min_s)), max_delay=max(1, round(m.reconnect_max_s))
+        )
+        self.client.on_connect = self._cb_connect
+        self.client.on_disconnect = self._cb_disconnect
+        self.client.on_publish = self._cb_publish
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_ack: AckHandler,
+        on_connect: Callable[[], None] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._on_ack = on_ack
+        self._on_connect = on_connect
+        m = self.cfg.mqtt
+        props = None
+        kwargs: dict[str, Any] = {}
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = m.session_expiry_s
+            kwargs = {"clean_start": False, "properties": props}
+        try:
+            self.client.connect_async(m.host, m.effective_port(), keepalive=m.keepalive_s, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise PublishError(f"mqtt: {exc}") from None
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish a retained ``offline`` (when connected), disconnect, stop the network thread."""
+        if self.connected:
+            try:
+                info = self.client.publish(
+                    self.status_topic, self._status("offline"), qos=1, retain=True
+                )
+                deadline = time.monotonic() + timeout
+                while not info.is_published() and time.monotonic() < deadline and self.connected:
+                    time.sleep(0.02)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- publishing -------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Hand a message to paho; returns its mid (the ack arrives through ``on_ack``)."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise PublishError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
+        return int(info.mid)
+
+    def publish_health(self, payload: bytes) -> None:
+        if self.connected:
+            self.client.publish(self.health_topic, payload, qos=0, retain=False)
+
+    # -- paho callbacks (network thread) -----------------------------------------------------
+    def _status(self, state: str) -> str:
+        msg = StatusMessage(
+            site=self.site,
+            state="online" if state == "online" else "offline",
+            ts=int(self.clock.now() * 1000),
+            agent=self.agent,
+        )
+        return msg.model_dump_json(exclude_none=True)
+
+    def _cb_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("mqtt connect refused", extra=logs.fields(reason=str(rc)))
+            return
+        self.connected = True
+        self.connects += 1
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        log.info(
+            "mqtt connected",
+            extra=logs.fields(
+                host=self.cfg.mqtt.host, session_present=bool(getattr(flags, "session_present", False))
+            ),
+        )
+        if self._loop is not None and self._on_connect is not None:
+            self._loop.call_soon_threadsafe(self._on_connect)
+
+    def _cb_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        was = self.connected
+        self.connected = False
+        if was:
+            log.warning("mqtt disconnected", extra=logs.fields(reason=str(rc)))
+
+    def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if self._loop is not None and self._on_ack is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._on_ack, mid, _reason_value(rc))

@@ -1,0 +1,274 @@
+"""``epcwatch edge read | run | status``: commission a meter, run the agent, inspect a running one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from epcwatch import logs, measurements
+from epcwatch.clock import AcceleratedClock, Clock, SystemClock
+from epcwatch.config import ConfigError
+from epcwatch.edge.errors import EdgeError
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def build_clock(sim_start: str | None, speed: float, anchor: float | None) -> Clock:
+    """``--sim-start/--speed/--anchor`` → AcceleratedClock (see docs/data-model.md), else wall time."""
+    if sim_start is None:
+        if speed != 1.0 or anchor is not None:
+            raise ValueError("--speed and --anchor need --sim-start")
+        return SystemClock()
+    start = datetime.fromisoformat(sim_start)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return AcceleratedClock(
+        start=start.timestamp(), speed=speed, anchor=anchor if anchor is not None else time.time()
+    )
+
+
+def _plan(profile: str) -> Any:
+    from epcwatch.edge.profile_plan import device_plan
+
+    try:
+        return device_plan(profile)
+    except (ConfigError, ValueError, KeyError, OSError) as exc:
+        raise _fail(f"profile {profile!r}: {exc}") from None
+
+
+def read_cmd(
+    *,
+    profile: Annotated[str, typer.Option(help="profile id (see `epcwatch profiles list`) or YAML path")],
+    host: Annotated[str | None, typer.Option(help="Modbus TCP device or gateway address")] = None,
+    port: Annotated[int, typer.Option(help="TCP port")] = 502,
+    unit: Annotated[int, typer.Option(help="Modbus unit (slave) id")] = 1,
+    serial: Annotated[str | None, typer.Option(help="serial port for Modbus RTU, e.g. /dev/ttyUSB0")] = None,
+    baud: Annotated[int, typer.Option(help="RTU baud rate")] = 9600,
+    parity: Annotated[str, typer.Option(help="RTU parity: N, E or O")] = "N",
+    stop_bits: Annotated[int, typer.Option(help="RTU stop bits: 1 or 2")] = 1,
+    rtu_over_tcp: Annotated[
+        bool, typer.Option("--rtu-over-tcp", help="--host is a serial converter passing raw RTU frames")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 1.0,
+    retries: Annotated[int, typer.Option(help="extra attempts per read after a timeout")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: name → value")] = False,
+) -> None:
+    """Read a device once and print its decoded values (commissioning a meter)."""
+    from pydantic import ValidationError
+
+    from epcwatch.edge.poller import poll_device
+    from epcwatch.edge.site import RtuBus, RtuOverTcpBus, TcpBus
+    from epcwatch.edge.transport import PymodbusTransport
+
+    if (host is None) == (serial is None):
+        raise _fail("give either --host (Modbus TCP) or --serial (Modbus RTU)", 2)
+    try:
+        bus: TcpBus | RtuBus | RtuOverTcpBus
+        if serial is not None:
+            bus = RtuBus.model_validate(
+                {
+                    "type": "rtu",
+                    "id": "cli",
+                    "port": serial,
+                    "baud": baud,
+                    "parity": parity,
+                    "stop_bits": stop_bits,
+                }
+            )
+        elif rtu_over_tcp:
+            bus = RtuOverTcpBus(type="rtu_over_tcp", id="cli", host=str(host), port=port)
+        else:
+            bus = TcpBus(type="tcp", id="cli", host=str(host), port=port)
+    except ValidationError as exc:
+        raise _fail(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2
+        ) from None
+    plan = _plan(profile)
+
+    async def main() -> Any:
+        transport = PymodbusTransport.for_bus(bus)
+        try:
+            return await poll_device(transport, plan, unit, timeout, retries)
+        finally:
+            await transport.close()
+
+    try:
+        outcome = asyncio.run(main())
+    except EdgeError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(outcome.values, sort_keys=True))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            title=f"{plan.profile} unit {unit}: {outcome.quality}, {outcome.latency_s * 1000:.0f} ms"
+        )
+        table.add_column("measurement")
+        table.add_column("value", justify="right")
+        table.add_column("unit")
+        for name, value in outcome.values.items():
+            m = measurements.VOCABULARY.get(name)
+            table.add_row(name, str(value), m.unit if m else "")
+        Console().print(table)
+    if outcome.error:
+        typer.secho(f"warning: {outcome.error}", fg="yellow", err=True)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+def run_cmd(
+    *,
+    config: Annotated[Path, typer.Option("--config", "-c", help="site.yaml")],
+    sim_start: Annotated[
+        str | None, typer.Option(help="simulated time at the anchor, ISO 8601 (shared with the simulator)")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
+    anchor: Annotated[
+        float | None, typer.Option(help="wall-clock epoch seconds at which simulated time = --sim-start")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="validate the site file and its profiles (not secrets), then exit"),
+    ] = False,
+) -> None:
+    """Run the edge agent: poll every device on its interval, store, publish (QoS 1) until stopped."""
+    from epcwatch.edge.agent import Agent
+    from epcwatch.edge.site import load_site, resolve_password
+
+    try:
+        cfg = load_site(config)
+        # --check validates files only; secrets are read by the running agent (its user may be
+        # the only one allowed to read them)
+        password = None if check else resolve_password(cfg, config)
+        clock = build_clock(sim_start, speed, anchor)
+    except ConfigError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    logs.redact(password)
+    plans = {}
+    for d in cfg.devices:
+        if d.enabled:
+            plans[d.id] = _plan(d.profile)
+    if check:
+        reads = sum(len(p.reads) for p in plans.values())
+        typer.echo(
+            f"{config}: site {cfg.site}, {len(plans)} devices, {len(cfg.buses)} buses, {reads} reads/cycle"
+        )
+        return
+
+    async def main() -> None:
+        try:
+            agent = Agent(cfg, plans, clock, password=password)
+        except EdgeError as exc:
+            raise _fail(str(exc)) from None
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if task is not None:
+                loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run()
+
+    asyncio.run(main())
+
+
+def status_cmd(
+    *,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="site.yaml of the agent")] = None,
+    status_file: Annotated[
+        Path | None, typer.Option(help="status file (default: from the site config)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the health document as JSON")] = False,
+    max_age: Annotated[float, typer.Option(help="seconds after which a status is stale")] = 120.0,
+) -> None:
+    """Print the health of a running agent; exit 1 if it is not running or its status is stale."""
+    from epcwatch.edge.health import read_status_file
+    from epcwatch.edge.site import load_site
+
+    if status_file is None:
+        if config is None:
+            raise _fail("give --config site.yaml or --status-file PATH", 2)
+        try:
+            status_file = load_site(config).status_file()
+        except ConfigError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from None
+    try:
+        doc = read_status_file(status_file)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"no agent status at {status_file}: {exc}") from None
+    age = time.time() - float(doc.get("written", 0))
+    pid = int(doc.get("pid", 0))
+    alive = _alive(pid)
+    if as_json:
+        typer.echo(json.dumps({**doc, "age_s": round(age, 1), "running": alive}, indent=2))
+    else:
+        _print_status(doc, age, alive)
+    if not alive or age > max_age:
+        raise typer.Exit(1)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    h = doc["health"]
+    state = "running" if alive else "NOT RUNNING"
+    console = Console()
+    console.print(
+        f"agent {h['agent']} site {h['site']}: {state} (pid {doc.get('pid')}), status {age:.0f} s old, "
+        f"uptime {h['uptime_s']:.0f} s, mqtt {'connected' if h['connected'] else 'DISCONNECTED'}"
+    )
+    console.print(
+        f"outbox: {h['outbox_depth']} readings, {h['outbox_bytes']} bytes, "
+        f"{doc.get('outbox_in_flight', 0)} messages in flight, {h['outbox_dropped']} dropped/refused; "
+        f"published {h['published']} readings"
+    )
+    table = Table()
+    for col in ("device", "online", "polls ok", "failed", "consecutive", "latency ms", "last error"):
+        table.add_column(col)
+    for d in h["devices"]:
+        table.add_row(
+            d["device"],
+            "yes" if d["online"] else "NO",
+            str(d["polls_ok"]),
+            str(d["polls_failed"]),
+            str(d["consecutive_failures"]),
+            "" if d.get("last_latency_ms") is None else f"{d['last_latency_ms']:.1f}",
+            d.get("last_error") or "",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer, edge_app: typer.Typer) -> None:
+    edge_app.command("read")(read_cmd)
+    edge_app.command("run")(run_cmd)
+    edge_app.command("status")(status_cmd)

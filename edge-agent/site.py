@@ -1,0 +1,261 @@
+"""The site configuration (``site.yaml``): buses, devices, MQTT uplink, outbox and health.
+
+Loaded with :func:`load_site`, which goes through :func:`epcwatch.config.load_yaml_model` so
+that every mistake is reported as ``site.yaml:LINE: field.path: problem``. Relative paths
+(outbox, TLS files, secret files) are resolved against the directory of the site file, so a
+site directory can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from epcwatch.config import ConfigError, load_yaml_model, read_secret
+from epcwatch.wire import Category, Id, TagValue
+
+#: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
+RTU_UNITS = range(1, 248)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TcpBus(_Model):
+    """Modbus TCP: a gateway or a device with its own Ethernet port; several devices (unit ids)
+    may sit behind one address."""
+
+    type: Literal["tcp"]
+    id: Id
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    max_concurrency: int = Field(
+        default=2, ge=1, le=64, description="requests in flight at once (one TCP connection each)"
+    )
+
+
+class RtuBus(_Model):
+    """Modbus RTU on a local serial line (RS-485 adapter): strictly one request at a time."""
+
+    type: Literal["rtu"]
+    id: Id
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…")
+    baud: int = Field(default=9600, ge=300, le=921_600)
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+    byte_size: Literal[7, 8] = 8
+    inter_frame_gap_ms: float | None = Field(
+        default=None, ge=0, le=1000, description="silence between frames; default 3.5 characters (≥ 1.75 ms)"
+    )
+
+    def gap_s(self) -> float:
+        return rtu_gap_s(self.baud, self.parity, self.stop_bits, self.byte_size, self.inter_frame_gap_ms)
+
+
+class RtuOverTcpBus(_Model):
+    """A serial-to-Ethernet converter passing raw RTU frames over TCP: the serial line behind it is
+    still one request at a time."""
+
+    type: Literal["rtu_over_tcp"]
+    id: Id
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    inter_frame_gap_ms: float = Field(default=5.0, ge=0, le=1000)
+
+    def gap_s(self) -> float:
+        return self.inter_frame_gap_ms / 1000.0
+
+
+Bus = Annotated[TcpBus | RtuBus | RtuOverTcpBus, Field(discriminator="type")]
+
+
+def rtu_gap_s(
+    baud: int, parity: str = "N", stop_bits: int = 1, byte_size: int = 8, override_ms: float | None = None
+) -> float:
+    """Inter-frame silence: 3.5 character times, and at least 1.75 ms above 19,200 baud
+    (Modbus over serial line spec, 2.5.1.1)."""
+    if override_ms is not None:
+        return override_ms / 1000.0
+    bits = 1 + byte_size + (0 if parity == "N" else 1) + stop_bits
+    return max(3.5 * bits / baud, 0.00175)
+
+
+class DeviceTagsConfig(_Model):
+    building: TagValue | None = None
+    floor: TagValue | None = None
+    category: Category | None = Field(
+        default=None, description="A lighting & sockets, B HVAC, C power, D special use"
+    )
+    tenant: TagValue | None = None
+
+
+class DeviceConfig(_Model):
+    id: Id
+    bus: Id
+    unit: int = Field(ge=0, le=255, description="Modbus unit (slave) id")
+    profile: str = Field(min_length=1, description="profile id (e.g. eastron-sdm630) or path to a YAML")
+    tags: DeviceTagsConfig = DeviceTagsConfig()
+    poll_interval_s: float = Field(default=60.0, ge=0.1, le=86_400)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10, description="extra attempts per read after a timeout")
+    backoff_max_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="cap of the retry delay of a device that keeps failing"
+    )
+    enabled: bool = True
+
+
+class TlsConfig(_Model):
+    ca_file: Path | None = Field(default=None, description="CA bundle; system CAs when absent")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(default=False, description="skip host name verification (testing only)")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MqttConfig(_Model):
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535, description="default 1883, or 8883 with TLS")
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = Field(
+        default=None, max_length=128, description="default epcwatch-edge-{site}; must be stable"
+    )
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: Path | None = Field(default=None, description="file holding the password")
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
+    )
+    max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
+    max_readings_per_message: int = Field(default=100, ge=1, le=1000)
+    max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret_source(self) -> MqttConfig:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give password_env or password_file, not both")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else (8883 if self.tls is not None else 1883)
+
+    def password(self) -> str | None:
+        """Resolve the password from its environment variable or file (never inline in YAML)."""
+        return read_secret(
+            env=self.password_env, file=str(self.password_file) if self.password_file else None
+        )
+
+
+class OutboxConfig(_Model):
+    path: Path = Path("outbox.sqlite")
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="cap on stored readings")
+    full_policy: Literal["drop_oldest", "pause"] = Field(
+        default="drop_oldest",
+        description="when full: delete the oldest readings (counted) or refuse new ones (counted)",
+    )
+    synchronous: Literal["full", "normal"] = Field(
+        default="full", description="SQLite synchronous setting in WAL mode (see README for the bound)"
+    )
+
+
+class HealthConfig(_Model):
+    interval_s: float = Field(default=30.0, ge=1, le=3600, description="wall-clock seconds between reports")
+    status_file: Path | None = Field(default=None, description="default: status.json beside the outbox")
+    offline_after_failures: int = Field(default=3, ge=1, description="consecutive failed polls → offline")
+
+
+class SiteConfig(_Model):
+    site: Id
+    agent: str | None = Field(default=None, max_length=128, description="agent name in health/status")
+    buses: list[Bus] = Field(min_length=1)
+    devices: list[DeviceConfig] = Field(min_length=1)
+    mqtt: MqttConfig
+    outbox: OutboxConfig = OutboxConfig()
+    health: HealthConfig = HealthConfig()
+
+    @model_validator(mode="after")
+    def _references(self) -> SiteConfig:
+        bus_ids = [b.id for b in self.buses]
+        dup = {b for b in bus_ids if bus_ids.count(b) > 1}
+        if dup:
+            raise ValueError(f"duplicate bus id(s): {', '.join(sorted(dup))}")
+        dev_ids = [d.id for d in self.devices]
+        dup = {d for d in dev_ids if dev_ids.count(d) > 1}
+        if dup:
+            raise ValueError(f"duplicate device id(s): {', '.join(sorted(dup))}")
+        buses = {b.id: b for b in self.buses}
+        seen: dict[tuple[str, int], str] = {}
+        for d in self.devices:
+            bus = buses.get(d.bus)
+            if bus is None:
+                raise ValueError(f"device {d.id}: unknown bus {d.bus!r} (buses: {', '.join(bus_ids)})")
+            if not isinstance(bus, TcpBus) and d.unit not in RTU_UNITS:
+                raise ValueError(f"device {d.id}: unit {d.unit} on serial bus {bus.id} must be 1..247")
+            other = seen.get((d.bus, d.unit))
+            if other is not None:
+                raise ValueError(f"devices {other} and {d.id} share unit {d.unit} on bus {d.bus}")
+            seen[(d.bus, d.unit)] = d.id
+        return self
+
+    def agent_name(self) -> str:
+        return self.agent or f"edge-{self.site}"
+
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"epcwatch-edge-{self.site}"
+
+    def bus(self, bus_id: str) -> TcpBus | RtuBus | RtuOverTcpBus:
+        return next(b for b in self.buses if b.id == bus_id)
+
+    def status_file(self) -> Path:
+        return self.health.status_file or self.outbox.path.with_name("status.json")
+
+
+def _resolve(base: Path, p: Path | None) -> Path | None:
+    if p is None:
+        return None
+    p = Path(os.path.expanduser(p))
+    return p if p.is_absolute() else (base / p)
+
+
+def load_site(path: str | os.PathLike[str]) -> SiteConfig:
+    """Load and validate a site file; relative paths are resolved against its directory.
+
+    Raises :class:`epcwatch.config.ConfigError` (message names file, line and field).
+    """
+    cfg = load_yaml_model(path, SiteConfig)
+    base = Path(path).resolve().parent
+    tls = cfg.mqtt.tls
+    if tls is not None:
+        tls = tls.model_copy(
+            update={
+                "ca_file": _resolve(base, tls.ca_file),
+                "cert_file": _resolve(base, tls.cert_file),
+                "key_file": _resolve(base, tls.key_file),
+            }
+        )
+    mqtt = cfg.mqtt.model_copy(update={"tls": tls, "password_file": _resolve(base, cfg.mqtt.password_file)})
+    outbox = cfg.outbox.model_copy(update={"path": _resolve(base, cfg.outbox.path)})
+    health = cfg.health.model_copy(update={"status_file": _resolve(base, cfg.health.status_file)})
+    return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health})
+
+
+def resolve_password(cfg: SiteConfig, path: str | os.PathLike[str]) -> str | None:
+    """The MQTT password, or a :class:`ConfigError` naming the variable or file (never its content)."""
+    try:
+        return cfg.mqtt.password()
+    except ValueError as exc:
+        raise ConfigError(path, [f" mqtt.password: {exc}"]) from None
