@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from epcwatch.services import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
 
 #: the command-line entry of this installation (the demo runs its components as processes)
 EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
@@ -122,6 +125,8 @@ class Plan:
     interval_s: int
     poll_interval_s: float
     seed: int = 0
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    influx_port: int = DEFAULT_INFLUX_PORT
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -208,10 +213,10 @@ SITE = "civic-centre"
 TZ_NAME = "Asia/Shanghai"
 
 EXAMPLE_QUERIES = (
-    'SELECT last("active_power") FROM "meter" WHERE "device" = \'b1-main\'',
-    'SELECT sum("energy_import") FROM "energy_interval" WHERE "interval" = \'1d\' AND "category" = \'A\' '
-    "AND time >= '2025-01-01' GROUP BY \"building\"",
-    "SELECT mean(\"outdoor_temp\") FROM \"sensor\" WHERE time >= '2025-07-01' AND time < '2025-08-01' "
+    "SELECT last(active_power) FROM meter WHERE device = 'b1-main'",
+    "SELECT sum(energy_import) FROM energy_interval WHERE interval = '1d' AND category != '' AND tenant = '' "
+    "AND time >= '2025-01-01' AND time < '2026-01-01' GROUP BY building, category",
+    "SELECT mean(outdoor_temp) FROM sensor WHERE time >= '2025-07-01' AND time < '2025-08-01' "
     "GROUP BY time(1d) tz('Asia/Shanghai')",
 )
 
@@ -243,7 +248,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     work.mkdir(parents=True, exist_ok=True)
     portfolio = DEMO_FILES / "portfolio.yaml"
     contract = DEMO_FILES / "contract.yaml"
-    result: dict[str, object] = {"work": str(work)}
+    result: dict[str, object] = {"work": str(work), "state_dir": str(state_dir) if state_dir else ""}
     children: list[Child] = []
 
     def lap(name: str, t0: float) -> None:
@@ -256,10 +261,25 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             t0 = time.monotonic()
             task = progress.add_task("services: Mosquitto + InfluxDB", total=1)
             try:
-                mosq, influx = services_up(sd)
+                mosq, influx = services_up(sd, plan.mqtt_port, plan.influx_port)
             except ServiceError as exc:
                 raise DemoError(str(exc)) from None
-            write_building_info(influx.url, portfolio)
+            if has_command("dashboards", "metadata"):
+                run_step(
+                    "dashboards metadata",
+                    [
+                        EPCWATCH,
+                        "dashboards",
+                        "metadata",
+                        "--portfolio",
+                        str(portfolio),
+                        "--influx-url",
+                        influx.url,
+                    ],
+                    logs_dir / "metadata.log",
+                )
+            else:
+                write_building_info(influx.url, portfolio)
             result.update(mqtt=mosq.url, influx=influx.url)
             progress.update(task, completed=1)
             lap("services", t0)
@@ -364,13 +384,18 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 ).start()
                 children.append(sim)
                 sim.wait_log("serving", 120)
+                # the agent's first poll is due at once: start it just before the anchor, so it
+                # lands in the last minutes of the history (same model, same counters)
+                while time.time() < anchor - 0.5:
+                    sim.check()
+                    time.sleep(0.1)
                 edge = Child(
                     "edge agent",
                     [EPCWATCH, "edge", "run", "--config", str(site), *clock_args],
                     logs_dir / "edge.log",
                 ).start()
                 children.append(edge)
-                end_wall = anchor + (live_s + plan.poll_interval_s) / plan.speed
+                end_wall = anchor + (live_s + 0.5 * plan.poll_interval_s) / plan.speed
                 while time.time() < end_wall:
                     sim.check()
                     edge.check()
@@ -379,6 +404,19 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     )
                     time.sleep(0.5)
                 progress.update(task, completed=live_s)
+                # the devices go quiet (the simulator stops), then the agent's outbox drains
+                sim.stop()
+                status_file = work / "status.json"
+
+                def drained() -> bool:
+                    try:
+                        h = json.loads(status_file.read_text())["health"]
+                    except (OSError, ValueError, KeyError):
+                        return False
+                    return bool(h["outbox_depth"] == 0 and h["published"] > 0)
+
+                wait_until(drained, 300, "the edge agent's outbox to drain", [edge])
+                edge.stop()
                 l0 = int(_local_midnight(plan.live_first).timestamp() * 1000)
                 l1 = int(_local_midnight(plan.last + dt.timedelta(days=2)).timestamp() * 1000)
                 last_count = [-1]
@@ -389,9 +427,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     last_count[0] = n
                     return done
 
-                wait_until(settled, 300, "the live readings to reach InfluxDB", children)
-                edge.stop()
-                sim.stop()
+                wait_until(settled, 300, "the live readings to reach InfluxDB", [collector])
                 result.update(live_readings=last_count[0], site_config=str(site))
             else:
                 result.update(live_readings=0)
@@ -473,7 +509,10 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     from rich.console import Console
 
     assert isinstance(console, Console)
-    p = console.print
+
+    def p(*args: object, **kw: object) -> None:
+        console.print(*args, soft_wrap=True, **kw)  # type: ignore[arg-type]
+
     p()
     p(
         f"[bold]Demo done in {plan.timings['total'] / 60:.1f} min[/bold] "
@@ -491,7 +530,6 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     for q in EXAMPLE_QUERIES:
         p(
             f'      curl -G {r.get("influx")}/query --data-urlencode db=epcwatch --data-urlencode "q={q}"',
-            soft_wrap=True,
             markup=False,
             highlight=False,
         )
@@ -502,7 +540,9 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     if "report" in r:
         p(f"  M&V report   : {r['report']}")
     p(f"  logs         : {r.get('work')}/logs")
-    p("  services stay up; stop them with: .venv/bin/epcwatch services down")
+    p("  timings (s)  : " + ", ".join(f"{k} {v:g}" for k, v in plan.timings.items()))
+    sd = f" --state-dir {r['state_dir']}" if r.get("state_dir") else ""
+    p(f"  services stay up; stop them with: .venv/bin/epcwatch services down{sd}")
 
 
 def register(app: typer.Typer) -> None:
@@ -527,6 +567,12 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="edge poll interval in the live stretch (sim s)")
         ] = 900.0,
         seed: Annotated[int, typer.Option(help="seed of the simulated weather and noise")] = 0,
+        mqtt_port: Annotated[
+            int, typer.Option(help="Mosquitto port when the demo starts it")
+        ] = DEFAULT_MQTT_PORT,
+        influx_port: Annotated[
+            int, typer.Option(help="InfluxDB port when the demo starts it")
+        ] = DEFAULT_INFLUX_PORT,
     ) -> None:
         """Run the whole system on the simulated office complex (a baseline and a reporting year)."""
         try:
@@ -537,7 +583,7 @@ def register(app: typer.Typer) -> None:
         if last < first or live_days < 1 or (last - first).days + 1 <= live_days:
             typer.secho("error: need --from before --to and more days than --live-days", fg="red", err=True)
             raise typer.Exit(2)
-        plan = Plan(first, last, live_days, speed, interval, poll_interval, seed)
+        plan = Plan(first, last, live_days, speed, interval, poll_interval, seed, mqtt_port, influx_port)
         try:
             run_demo(plan, state_dir)
         except DemoError as exc:

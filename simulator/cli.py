@@ -160,6 +160,7 @@ def site_yaml(
         "devices": devices,
         "mqtt": {"host": mqtt_host, "port": mqtt_port, "protocol": "5", "client_id": f"epcwatch-edge-{site}"},
         "outbox": {"path": outbox},
+        "health": {"interval_s": 2},
     }
     return yaml.safe_dump(doc, sort_keys=False)
 

@@ -11,6 +11,10 @@ Sub-metering, as this model defines it (the identity the tests check):
   department's meter carries its floors' lighting and sockets, and together they cover all of A
 * ``{b}-lc1`` (lighting controller) reports the lighting part of A (its zones' power)
 * ``{b}-chiller`` + ``{b}-ahu*`` are part of B (the rest of B is terminal units: fan coils, exhaust)
+
+Tags: category meters carry ``category``; tenant meters carry ``tenant`` (and ``category`` A,
+whose part they are); main meters and controllers carry neither, so summing the category meters
+(``category`` set, ``tenant`` empty) counts every kWh once.
 """
 
 from __future__ import annotations
@@ -147,10 +151,12 @@ class ComplexSpec:
                         f"{b.id}-t-{t.id}", "meter", "tenant", p["tenant"], b.id, category="A", tenant=t.id
                     )
                 )
-            out.append(Device(f"{b.id}-chiller", "hvac", "chiller", p["chiller"], b.id, "RF", category="B"))
+            # controllers carry no category: a building's category energy is the sum of its
+            # category meters, and the controllers' own counters must not be added to it
+            out.append(Device(f"{b.id}-chiller", "hvac", "chiller", p["chiller"], b.id, "RF"))
             for i in range(len(b.ahus_kw)):
-                out.append(Device(f"{b.id}-ahu{i + 1}", "hvac", "ahu", p["ahu"], b.id, category="B", index=i))
-            out.append(Device(f"{b.id}-lc1", "lighting", "lc", p["lc"], b.id, category="A"))
+                out.append(Device(f"{b.id}-ahu{i + 1}", "hvac", "ahu", p["ahu"], b.id, index=i))
+            out.append(Device(f"{b.id}-lc1", "lighting", "lc", p["lc"], b.id))
         out.append(Device("weather", "sensor", "weather", p["weather"]))
         return out
 
