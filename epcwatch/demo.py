@@ -214,8 +214,9 @@ TZ_NAME = "Asia/Shanghai"
 
 EXAMPLE_QUERIES = (
     "SELECT last(active_power) FROM meter WHERE device = 'b1-main'",
-    "SELECT sum(energy_import) FROM energy_interval WHERE interval = '1d' AND category != '' AND tenant = '' "
-    "AND time >= '2025-01-01' AND time < '2026-01-01' GROUP BY building, category",
+    "SELECT sum(energy_import) FROM energy_interval WHERE interval = '1d' AND category != '' "
+    "AND tenant = '' AND time >= '2025-01-01T00:00:00+08:00' AND time < '2026-01-01T00:00:00+08:00' "
+    "GROUP BY building, category",
     "SELECT mean(outdoor_temp) FROM sensor WHERE time >= '2025-07-01' AND time < '2025-08-01' "
     "GROUP BY time(1d) tz('Asia/Shanghai')",
 )
@@ -326,6 +327,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 )
             except PublishError as exc:
                 raise DemoError(str(exc)) from None
+            progress.update(task, completed=days)
             result.update(history_messages=msgs, history_readings=readings)
             lap("history publish", t0)
 
