@@ -79,11 +79,12 @@ def rollup(
 
     The range is widened to whole intervals; days are local days of each site's timezone.
     """
+    from rich.progress import Progress
+
     from epcwatch.collector.errors import CollectorError
     from epcwatch.collector.rollup import Interval
     from epcwatch.collector.rollup_job import rollup_lines
     from epcwatch.collector.runner import make_query, make_writer, rollup_settings
-    from rich.progress import Progress
 
     cfg = _load(config)
     t0, t1 = _parse_time(from_, "--from"), _parse_time(to, "--to")

@@ -23,14 +23,14 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from epcwatch.collector.errors import CollectorError
-from epcwatch.collector.pipeline import Inbound
-from epcwatch.collector.settings import Mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from epcwatch import logs, topics
+from epcwatch.collector.errors import CollectorError
+from epcwatch.collector.pipeline import Inbound
+from epcwatch.collector.settings import Mqtt
 from epcwatch.wire import DeadLetter
 
 log = logging.getLogger("epcwatch.collector.mqtt")

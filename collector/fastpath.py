@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+
 from epcwatch.collector.lineprotocol import (
     DEVICE_TAG_KEYS,
     FIELD_FORMAT,
     series_key,
     tag_value_writable,
 )
-
 from epcwatch.measurements import FieldType
 from epcwatch.wire import (
     INT64_MAX,

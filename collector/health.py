@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass, field
 
 from epcwatch.collector.lineprotocol import point
-
 from epcwatch.wire import HealthMessage, StatusMessage
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from epcwatch import logs, topics
 from epcwatch.collector import fastpath, partial
 from epcwatch.collector.errors import (
     RejectedWriteError,
@@ -35,8 +36,6 @@ from epcwatch.collector.health import HealthReporter, Stats, agent_health_lines,
 from epcwatch.collector.lineprotocol import LineProtocolError, body, telemetry_lines
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.collector.writers import Writer
-
-from epcwatch import logs, topics
 from epcwatch.wire import DeadLetter, HealthMessage, TelemetryMessage
 
 log = logging.getLogger("epcwatch.collector")

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.lineprotocol import point
 from epcwatch.collector.rollup import Interval, Rules, align_range, interval_energy
-
 from epcwatch.measurements import VOCABULARY, Kind
 
 log = logging.getLogger("epcwatch.collector.rollup")

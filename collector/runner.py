@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from epcwatch import logs
 from epcwatch.collector.consumer import BrokerError, Consumer
 from epcwatch.collector.errors import CollectorError, StoppedError
 from epcwatch.collector.health import Stats
@@ -24,8 +25,6 @@ from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
 from epcwatch.collector.writers import V1Writer, V2Writer, Writer
-
-from epcwatch import logs
 
 log = logging.getLogger("epcwatch.collector")
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from epcwatch.collector.lineprotocol import tag_value_writable
 from pydantic import ValidationError
 
 from epcwatch import topics
+from epcwatch.collector.lineprotocol import tag_value_writable
 from epcwatch.wire import HealthMessage, StatusMessage, TelemetryMessage
 
 #: Mosquitto's max_packet_size in the shipped config is 1 MiB; 256 KiB holds 1000 readings

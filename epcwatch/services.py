@@ -180,6 +180,9 @@ class Service:
                 os.kill(pid, signal.SIGKILL)
             if self.proc is not None and self.proc.pid == pid:
                 self.proc.wait(5)
+        if self.proc is not None and self.proc.pid == pid:
+            # _pid_alive may have reaped our child; let Popen record that (no ResourceWarning)
+            self.proc.poll()
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
         return True

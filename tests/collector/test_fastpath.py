@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import orjson
-from epcwatch.collector import fastpath
-from epcwatch.collector.lineprotocol import telemetry_lines
-from epcwatch.collector.validate import validate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from epcwatch.collector import fastpath
+from epcwatch.collector.lineprotocol import telemetry_lines
+from epcwatch.collector.validate import validate
 from epcwatch.wire import TelemetryMessage
 
 from .strategies import documents

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from epcwatch.collector import lineprotocol as lp
 from hypothesis import given
 from hypothesis import strategies as st
 
+from epcwatch.collector import lineprotocol as lp
 from epcwatch.wire import TelemetryMessage
 
 

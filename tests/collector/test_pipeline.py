@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import orjson
 import pytest
+
 from epcwatch.collector.errors import (
     RejectedWriteError,
     StoppedError,
@@ -14,7 +15,6 @@ from epcwatch.collector.errors import (
     TransientWriteError,
 )
 from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline
-
 from epcwatch.wire import DeadLetter
 
 

@@ -7,6 +7,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from epcwatch.collector.rollup import (
     Interval,
     Rules,
@@ -17,8 +20,6 @@ from epcwatch.collector.rollup import (
     interval_energy,
     step_increase,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 UTC = ZoneInfo("UTC")
 SH = ZoneInfo("Asia/Shanghai")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from epcwatch.collector.validate import Reason, Rejection, validate
 
+from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.wire import HealthMessage, StatusMessage, TelemetryMessage
 
 TOPIC = "epc/v1/s1/d1/telemetry"

@@ -1,0 +1,19 @@
+"""The dashboards component's error tree; library exceptions are converted at the boundary."""
+
+from __future__ import annotations
+
+
+class DashboardsError(Exception):
+    """Base of every error this component raises; ``str()`` is ready to show to an operator."""
+
+
+class InfluxError(DashboardsError):
+    """InfluxDB unreachable, refusing a request or answering with an InfluxQL error."""
+
+
+class PublishError(DashboardsError):
+    """Grafana unreachable or refusing a folder or dashboard request."""
+
+
+class StatsError(DashboardsError):
+    """Statistics that cannot be computed (bad period, unknown site, missing floor area)."""
