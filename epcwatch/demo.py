@@ -210,6 +210,8 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: li
 
 
 SITE = "civic-centre"
+#: the demo contract's baseline start and reporting end (deploy/demo/contract.yaml)
+CONTRACT_YEARS = (dt.date(2024, 1, 1), dt.date(2025, 12, 31))
 TZ_NAME = "Asia/Shanghai"
 
 EXAMPLE_QUERIES = (
@@ -477,7 +479,12 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 )
                 result["dashboards"] = str(dash)
             progress.advance(task)
-            if has_command("savings", "report") and contract.exists():
+            covers = plan.first <= CONTRACT_YEARS[0] and plan.last >= CONTRACT_YEARS[1]
+            if not covers:
+                result["report_skipped"] = (
+                    "the simulated days do not cover the contract's baseline and reporting years"
+                )
+            elif has_command("savings", "report") and contract.exists():
                 report = work / "report"
                 out = run_step(
                     "savings report",
@@ -541,6 +548,8 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
         p(f"  dashboards   : {r['dashboards']}  (Grafana provisioning)")
     if "report" in r:
         p(f"  M&V report   : {r['report']}")
+    if "report_skipped" in r:
+        p(f"  M&V report   : skipped: {r['report_skipped']}")
     p(f"  logs         : {r.get('work')}/logs")
     p("  timings (s)  : " + ", ".join(f"{k} {v:g}" for k, v in plan.timings.items()))
     sd = f" --state-dir {r['state_dir']}" if r.get("state_dir") else ""
