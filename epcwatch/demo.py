@@ -157,6 +157,31 @@ def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def portfolio_yaml(seed: int = 0) -> str:
+    """The demo portfolio (as deploy/demo/portfolio.yaml) from the simulated complex."""
+    import yaml
+
+    from epcwatch.sim.spec import demo_complex
+
+    spec = demo_complex(seed)
+    site = {
+        "id": spec.site,
+        "name": "Civic Centre office district",
+        "timezone": spec.timezone,
+        "buildings": [
+            {
+                "id": b.id,
+                "name": b.name,
+                "floor_area_m2": b.floor_area_m2,
+                "occupants": b.occupants,
+                "floors": b.floors,
+            }
+            for b in spec.buildings
+        ],
+    }
+    return yaml.safe_dump({"sites": [site]}, sort_keys=False)
+
+
 def write_building_info(influx_url: str, portfolio: Path) -> int:
     """``building_info`` points (docs/data-model.md) from the portfolio, at time 0 (idempotent)."""
     from epcwatch.portfolio import load_portfolio
@@ -250,6 +275,9 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     logs_dir = work / "logs"
     work.mkdir(parents=True, exist_ok=True)
     portfolio = DEMO_FILES / "portfolio.yaml"
+    if not portfolio.exists():  # an installation without the repository's deploy/ folder
+        portfolio = work / "portfolio.yaml"
+        portfolio.write_text(portfolio_yaml(plan.seed))
     contract = DEMO_FILES / "contract.yaml"
     result: dict[str, object] = {"work": str(work), "state_dir": str(state_dir) if state_dir else ""}
     children: list[Child] = []
@@ -561,7 +589,11 @@ def register(app: typer.Typer) -> None:
     def demo(
         *,
         state_dir: Annotated[
-            Path | None, typer.Option("--state-dir", help="services and demo files [env EPCWATCH_STATE_DIR]")
+            Path | None,
+            typer.Option(
+                "--state-dir",
+                help="services and demo files (default: env EPCWATCH_STATE_DIR or ~/.local/state/epcwatch)",
+            ),
         ] = None,
         from_: Annotated[
             str, typer.Option("--from", help="first simulated day (baseline year start)")

@@ -23,3 +23,13 @@ def test_portfolio_matches_the_simulated_buildings():
             b.floors,
             b.name,
         )
+
+
+def test_generated_portfolio_equals_the_shipped_one():
+    import yaml
+
+    from epcwatch.demo import portfolio_yaml
+    from epcwatch.portfolio import Portfolio
+
+    shipped = load_portfolio(ROOT / "deploy" / "demo" / "portfolio.yaml")
+    assert Portfolio.model_validate(yaml.safe_load(portfolio_yaml())) == shipped
