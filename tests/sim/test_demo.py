@@ -72,6 +72,9 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
         )
         assert stored[day1] == pytest.approx(want, rel=1e-9)
         assert (state / "demo" / "truth.csv").exists()
+        # dashboards provisioning written when the installation has the dashboards component
+        if "dashboards" in res.stdout:
+            assert list((state / "demo" / "dashboards").glob("*.json"))
         assert "M&V report   : skipped" in res.stdout  # three days do not cover the contract's years
         # the children are gone: nothing listens on the simulator's port any more, the edge stopped
         assert "agent stopped" in (state / "demo" / "logs" / "edge.log").read_text()
