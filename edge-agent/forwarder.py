@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -28,7 +28,6 @@ from epcwatch import logs, topics
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
-from epcwatch.edge.publisher import Publisher
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")
@@ -43,6 +42,14 @@ SUCCESS_LIMIT = 0x80  # MQTT 5: reason codes below 0x80 are successes ...
 NO_MATCHING_SUBSCRIBERS = 0x10
 
 
+class Uplink(Protocol):
+    """What the forwarder needs of the MQTT publisher (``publisher.Publisher``)."""
+
+    connected: bool
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
     kind: DeviceKind
@@ -54,13 +61,14 @@ class Forwarder:
         self,
         site: str,
         outbox: Outbox,
-        publisher: Publisher,
+        publisher: Uplink,
         devices: dict[str, DeviceInfo],
         executor: ThreadPoolExecutor,
         *,
         max_inflight: int = 20,
         max_readings: int = 100,
         max_bytes: int = 256 * 1024,
+        retry_min_s: float = 0.5,
         retry_max_s: float = 60.0,
     ) -> None:
         self.site = site
@@ -70,6 +78,7 @@ class Forwarder:
         self.max_inflight = max_inflight
         self.max_readings = max_readings
         self.max_bytes = max_bytes
+        self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self._prefix = {
             d: envelope_prefix(site, d, info.kind, orjson.dumps(info.tags.model_dump(exclude_none=True)))
@@ -143,7 +152,7 @@ class Forwarder:
         if self._rejected:
             if self._in_flight:
                 return 0
-            delay = min(self.retry_max_s, 0.5 * 2 ** min(self._rejections, 10))
+            delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(self._rejections, 10))
             await asyncio.sleep(delay)
             self._rejected = False
             self._cursor = 0
