@@ -54,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,8 @@ class Component:
     """Something the chaos schedule can take down and bring back."""
 
     name: str
-    down: Any  # () -> None
-    up: Any  # () -> None
+    down: Callable[[], object]
+    up: Callable[[], object]
     kills: int = 0
 
 
@@ -380,6 +381,10 @@ class Observer(threading.Thread):
         with self._lock:
             return len(self.first_seen)
 
+    def snapshot(self) -> dict[tuple[str, str, int, str], float]:
+        with self._lock:
+            return dict(self.first_seen)
+
     def stop(self) -> None:
         self._stop_event.set()
         self.join(30)
@@ -469,8 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drained = drain(pipe, observer, len(produced), args.drain_timeout)
         observer.poll()
         final = stored_points(pipe.influx.url, started_ms)
-        with observer._lock:
-            seen = dict(observer.first_seen)
+        seen = observer.snapshot()
         stored = [Stored(s, d, ts, None, seen.get((s, d, ts, k))) for s, d, ts, k in final]
         report = audit(pipe.produced(), stored)
         codes: dict[int, int] = {}

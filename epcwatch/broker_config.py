@@ -9,11 +9,13 @@ loudly instead of leaving a production path in a test broker.
 from __future__ import annotations
 
 import getpass
+import os
+import signal
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from epcwatch.services import Mosquitto
+from epcwatch.services import Mosquitto, port_open
 
 #: settings whose value is a path or the listener, replaced by :func:`localise`
 PATH_KEYS = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "persistence_location")
@@ -150,17 +152,12 @@ class SecureMosquitto(Mosquitto):
         return [self.binary_path(), "-c", str(conf)]
 
     def ready(self) -> bool:
-        from epcwatch.services import port_open
-
         return port_open(self.host, self.port) and (
             self.plain_port is None or port_open(self.host, self.plain_port)
         )
 
     def reload(self) -> None:
         """SIGHUP: re-read password file and ACL (new credentials) without dropping sessions."""
-        import os
-        import signal
-
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
