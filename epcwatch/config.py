@@ -57,6 +57,10 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part or not part.isprintable():
+            # an empty key or one with control characters (a stray "\r") is shown quoted,
+            # so the problem line stays one readable line
+            out += f"[{part!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
