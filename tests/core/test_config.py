@@ -46,4 +46,7 @@ def test_odd_keys_are_quoted_on_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as ei:
         load_yaml_model(p, Site)
     lines = str(ei.value).splitlines()
-    assert lines == [f"{p}:3: '\\r': Extra inputs are not permitted", f"{p}:4: ' ': Extra inputs are not permitted"]
+    assert lines == [
+        f"{p}:3: '\\r': Extra inputs are not permitted",
+        f"{p}:4: ' ': Extra inputs are not permitted",
+    ]
