@@ -74,8 +74,7 @@ async def _scenario(path: Path, seed: int, reject_every: int) -> tuple[Forwarder
         for mid in mids[: rng.randint(0, len(mids))]:
             del pub.pending[mid]
             if reject_every and step % reject_every == 0:
-                # not authorised, or no matching subscribers (the broker stored it for nobody,
-                # e.g. Mosquitto right after a restart): must be resent
+                # not authorised, or no matching subscribers (nobody got it): must be resent
                 fwd.on_ack(mid, 0x87 if step % 2 else 0x10)
             else:
                 pub.accepted.add(mid)
