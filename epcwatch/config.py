@@ -57,10 +57,6 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not part or not part.isprintable():
-            # an empty key or one with control characters (a stray "\r") is shown quoted,
-            # so the problem line stays one readable line
-            out += f"[{part!r}]"
         else:
             # a key with control characters or blanks is shown quoted, so the message stays on one line
             text = part if part.isprintable() and part.strip() == part and part else repr(part)
