@@ -49,6 +49,8 @@ def run(config: ConfigOpt) -> None:
         collector.run()
     except CollectorError as exc:
         raise _fail(str(exc)) from None
+    if collector.exit_code:
+        raise typer.Exit(collector.exit_code)
 
 
 def _parse_time(value: str, what: str) -> int:

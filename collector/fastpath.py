@@ -47,6 +47,7 @@ _FLOAT: Final = FieldType.FLOAT
 _INT: Final = FieldType.INT
 _BOOL: Final = FieldType.BOOL
 _isfinite = math.isfinite
+_FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft is FieldType.FLOAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,19 @@ def _tag_ok(key: str, value: object) -> bool:
 def _values_text(values: object) -> str | None:
     if type(values) is not dict or not values:
         return None
+    if _FLOAT_NAMES.issuperset(values):
+        # the common case (meters): every field is a float. orjson (Rust) prints the numbers;
+        # its JSON text becomes line protocol by two replacements, since the keys are vocabulary
+        # names ([a-z0-9_]) and the values are plain numbers: '{"a":1.5,"b":2}' → 'a=1.5,b=2'.
+        # An integer literal is a float in line protocol (only a trailing "i" makes an integer);
+        # orjson.loads never yields NaN or infinity, so the magnitude check covers finiteness.
+        xs = values.values()
+        for x in xs:
+            if type(x) is not float and type(x) is not int:
+                return None
+        if not max(map(abs, xs)) <= MAX_ABS_VALUE:
+            return None
+        return orjson.dumps(values).decode()[2:-1].replace('":', "=").replace(',"', ",")
     parts = []
     for name, v in values.items():
         spec = FIELD_FORMAT.get(name)

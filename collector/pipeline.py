@@ -88,6 +88,10 @@ class _Batch:
     max_ts: int = 0
 
 
+#: a batch closed for writing (opaque to callers)
+Sealed = _Batch
+
+
 class Pipeline:
     def __init__(
         self,
@@ -174,6 +178,9 @@ class Pipeline:
     def pending(self) -> int:
         return len(self._batch.items)
 
+    def full(self) -> bool:
+        return len(self._batch.lines) >= self.max_points
+
     def due(self) -> bool:
         b = self._batch
         if len(b.lines) >= self.max_points:
@@ -183,11 +190,13 @@ class Pipeline:
         return self.health.due(self.monotonic())
 
     def flush(self) -> None:
-        """Write the batch (retrying), dead-letter what cannot be stored, ack everything in order.
+        """Seal the batch and commit it on the caller's thread (see :meth:`commit`)."""
+        self.commit(self.seal())
 
-        Raises :class:`StoppedError` when the collector stops before the batch is written: then
-        nothing of it is acked and the broker redelivers it to the next collector session.
-        """
+    def seal(self) -> Sealed:
+        """Close the current batch (adding the collector's health point when due) and start a new
+        one. The sealed batch goes to :meth:`commit`, possibly on another thread, so parsing the
+        next batch overlaps writing this one."""
         b = self._batch
         self._batch = _Batch()
         mono = self.monotonic()
@@ -196,9 +205,26 @@ class Pipeline:
             if line:
                 b.lines.append(line)
                 b.owners.append(-1)
-        refused: dict[int, str] = {}
-        if b.lines:
-            refused = self._write_resolving(b.lines)
+        return b
+
+    def commit(self, b: Sealed, writer: Writer | None = None) -> None:
+        """:meth:`write` then :meth:`finish` a sealed batch on the caller's thread."""
+        self.finish(b, self.write(b, writer))
+
+    def write(self, b: Sealed, writer: Writer | None = None) -> dict[int, str]:
+        """Write a sealed batch (retrying, resolving partial writes) through ``writer`` (default:
+        the pipeline's); returns the refused lines. Batches may be written concurrently through
+        different writers, since a rewrite of the same point is harmless.
+
+        Raises :class:`StoppedError` when the collector stops before the batch is written: then
+        nothing of it is acked and the broker redelivers it to the next collector session.
+        """
+        return self._write_resolving(b.lines, writer or self.writer) if b.lines else {}
+
+    def finish(self, b: Sealed, refused: dict[int, str]) -> None:
+        """Dead-letter what cannot be stored, then ack every message of the batch in order.
+        Batches must be finished in the order they were sealed (MQTT wants PUBACKs in order)."""
+        if refused:
             for i, reason in refused.items():
                 owner = b.owners[i]
                 if owner < 0:
@@ -230,13 +256,13 @@ class Pipeline:
             self.stats.set_lag(self.wall() * 1000 - b.max_ts)
 
     # -- writing ------------------------------------------------------------------------------
-    def _write_retrying(self, lines: Sequence[str]) -> None:
+    def _write_retrying(self, lines: Sequence[str], writer: Writer) -> None:
         data = body(lines)
         attempt = 0
         while True:
             t0 = self.monotonic()
             try:
-                self.writer.write(data)
+                writer.write(data)
             except TransientWriteError as exc:
                 self.stats.write_failed()
                 delay = self.backoff.delay(attempt, exc.retry_after)
@@ -254,14 +280,14 @@ class Pipeline:
                 log.info("write succeeded after retries", extra=logs.fields(attempts=attempt + 1))
             return
 
-    def _write_resolving(self, lines: list[str]) -> dict[int, str]:
+    def _write_resolving(self, lines: list[str], writer: Writer) -> dict[int, str]:
         """Write ``lines``; returns ``{line index: reason}`` of the lines the server refused."""
         refused: dict[int, str] = {}
         work = [list(range(len(lines)))]
         while work:
             idx = work.pop()
             try:
-                self._write_retrying([lines[i] for i in idx])
+                self._write_retrying([lines[i] for i in idx], writer)
             except TooLargeError as exc:
                 if len(idx) == 1:
                     refused[idx[0]] = str(exc)

@@ -20,7 +20,7 @@ from epcwatch import logs
 from epcwatch.collector.consumer import BrokerError, Consumer
 from epcwatch.collector.errors import CollectorError, StoppedError
 from epcwatch.collector.health import Stats
-from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline
+from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline, Sealed
 from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
@@ -77,10 +77,17 @@ class Collector:
         self.cfg = cfg
         self.config_dir = config_dir
         self.stop_event = threading.Event()
+        #: set when a batch is abandoned: later batches must not be acked out of order
+        self._abort = threading.Event()
+        self._order = threading.Condition()
+        self._finished = -1
+        self._busy = 0
+        self.exit_code = 0
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.stats = Stats()
         self.consumer = Consumer(cfg.mqtt, self.inbox)
-        self.writer = make_writer(cfg.influx)
+        self.writers = [make_writer(cfg.influx) for _ in range(cfg.influx.connections)]
+        self.writer = self.writers[0]
         self.pipeline = Pipeline(
             self.writer,
             self.consumer,
@@ -118,7 +125,8 @@ class Collector:
             self._loop()
         finally:
             self.consumer.stop()
-            self.writer.close()
+            for w in self.writers:
+                w.close()
             log.info(
                 "collector stopped",
                 extra=logs.fields(
@@ -129,38 +137,108 @@ class Collector:
             )
 
     def _loop(self) -> None:
+        """Parse on this thread, write on ``influx.connections`` writer threads.
+
+        Sealed batches are numbered; any writer may write any batch (concurrent writes of
+        different points are independent, and a rewrite is harmless), but dead letters and acks
+        happen strictly in batch order, so PUBACKs leave in the order the messages came. The
+        hand-off holds one batch per writer: while the database is away, intake stops and the
+        broker keeps the messages.
+        """
         p = self.pipeline
+        n = len(self.writers)
+        handoff: queue.Queue[tuple[int, Sealed] | None] = queue.Queue(maxsize=n)
+        threads = [
+            threading.Thread(target=self._commit_loop, args=(handoff, w), name=f"writer-{i}", daemon=True)
+            for i, w in enumerate(self.writers)
+        ]
+        for t in threads:
+            t.start()
+        seq = 0
         tick = min(0.2, self.cfg.batch.max_wait_s)
-        while not self.stop_event.is_set():
-            try:
-                item = self.inbox.get(timeout=tick)
-            except queue.Empty:
-                item = None
-            gen = self.consumer.generation
-            while item is not None:
-                if item.gen == gen:  # messages of a lost connection come again; skip them
-                    p.add(item)
-                if p.pending and len(p._batch.lines) >= p.max_points:
-                    break
+        try:
+            while not self.stop_event.is_set() and not self._abort.is_set():
                 try:
-                    item = self.inbox.get_nowait()
+                    item = self.inbox.get(timeout=tick)
                 except queue.Empty:
                     item = None
-            if p.due():
-                try:
-                    p.flush()
-                except StoppedError:
-                    log.warning("stopped with a batch unwritten; it stays unacked and will be redelivered")
-                    return
-                except BrokerError as exc:
-                    log.error("batch left unacked", extra=logs.fields(error=str(exc)))
-        # stopping: write and ack what is in hand if the database answers
-        if self.pipeline.pending:
-            self.pipeline.wait = lambda s: True  # one attempt, no retries
+                gen = self.consumer.generation
+                while item is not None:
+                    if item.gen == gen:  # messages of a lost connection come again; skip them
+                        p.add(item)
+                    if p.full():
+                        break
+                    try:
+                        item = self.inbox.get_nowait()
+                    except queue.Empty:
+                        item = None
+                # group commit: seal when full or old, or as soon as all writers are idle and nothing
+                # more is waiting (low latency at low load, full batches at high load)
+                idle = item is None and p.pending and handoff.empty() and self._busy == 0
+                if idle or p.due():
+                    job = (seq, p.seal())
+                    seq += 1
+                    while not self._put(handoff, job):
+                        if self.stop_event.is_set() or self._abort.is_set():
+                            return
+            # stopping: hand over what is in hand; the writers try it once
+            if p.pending and not self._abort.is_set():
+                self._put(handoff, (seq, p.seal()))
+        finally:
+            for _ in threads:
+                self._put(handoff, None)
+            for t in threads:
+                t.join(self.cfg.influx.timeout_s + 5)
+
+    @staticmethod
+    def _put(handoff: queue.Queue[tuple[int, Sealed] | None], job: tuple[int, Sealed] | None) -> bool:
+        try:
+            handoff.put(job, timeout=0.2)
+        except queue.Full:
+            return False
+        return True
+
+    def _commit_loop(self, handoff: queue.Queue[tuple[int, Sealed] | None], writer: Writer) -> None:
+        while True:
+            job = handoff.get()
+            if job is None:
+                return
+            seq, sealed = job
+            with self._order:
+                self._busy += 1
             try:
-                self.pipeline.flush()
-            except (CollectorError, OSError):
-                log.warning("final batch not written; it stays unacked and will be redelivered")
+                refused = self.pipeline.write(sealed, writer)
+                with self._order:
+                    while self._finished != seq - 1:
+                        if self._abort.is_set():
+                            raise StoppedError("an earlier batch was abandoned")
+                        self._order.wait(0.2)
+                    try:
+                        self.pipeline.finish(sealed, refused)
+                    finally:
+                        self._finished = seq
+                        self._order.notify_all()
+            except StoppedError:
+                self._abort.set()
+                log.warning("stopped with a batch unwritten; it stays unacked and will be redelivered")
+                return
+            except BrokerError as exc:
+                # the broker did not confirm a dead letter: leave the batch unacked and restart,
+                # so that the broker redelivers it (systemd's Restart=always brings us back)
+                log.error("dead letter not confirmed; stopping", extra=logs.fields(error=str(exc)))
+                self._abort.set()
+                self.stop_event.set()
+                self.exit_code = 3
+                return
+            except Exception:  # never die silently
+                log.exception("writer failed; stopping")
+                self._abort.set()
+                self.stop_event.set()
+                self.exit_code = 3
+                return
+            finally:
+                with self._order:
+                    self._busy -= 1
 
     def _rollup_loop(self) -> None:
         try:

@@ -11,14 +11,25 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch import logs
 from epcwatch.config import load_yaml_model, read_secret
 from epcwatch.topics import check_id
+
+
+def _check_tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
+    return v
+
+
+Timezone = Annotated[str, AfterValidator(_check_tz)]
 
 
 class _Strict(BaseModel):
@@ -96,6 +107,8 @@ class Influx(_Strict):
     #: where InfluxQL queries go (rollups); defaults to ``url``
     query_url: str | None = None
     timeout_s: float = Field(default=30.0, gt=0)
+    #: concurrent write connections (batches are still acked in order)
+    connections: int = Field(default=2, ge=1, le=16)
     verify_tls: bool = True
     ca_file: str | None = None
     gzip: bool = False
@@ -133,34 +146,14 @@ class Rollup(_Strict):
     every_s: float = Field(default=300.0, gt=0)
     #: how far back each periodic run recomputes
     lookback_h: float = Field(default=3.0, gt=0)
-    default_timezone: str = "UTC"
-    timezones: dict[str, str] = {}
+    default_timezone: Timezone = "UTC"
+    timezones: dict[str, Timezone] = {}
     #: a portfolio file (epcwatch/portfolio.py) whose sites' timezones are used
     portfolio: str | None = None
     max_rate_per_h: float = Field(default=100_000.0, gt=0)
     max_rate_per_h_by_field: dict[str, float] = {}
     moduli: list[float] = []
     max_gap_s: float = Field(default=3600.0, gt=0)
-
-    @field_validator("default_timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        _check_tz(v)
-        return v
-
-    @field_validator("timezones")
-    @classmethod
-    def _tzs(cls, v: dict[str, str]) -> dict[str, str]:
-        for tz in v.values():
-            _check_tz(tz)
-        return v
-
-
-def _check_tz(v: str) -> None:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
 
 
 class CollectorConfig(_Strict):

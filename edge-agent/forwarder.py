@@ -3,7 +3,8 @@
 Rows are handed to the publisher strictly in outbox order, grouped per device into messages
 of up to ``max_readings_per_message`` readings (so a backlog drains many readings per message,
 far faster than the live rate), with at most ``max_inflight`` messages awaiting PUBACK.
-A row is deleted only after a PUBACK whose reason code is below 0x80; deletions are batched
+A row is deleted only after a PUBACK whose reason code is below 0x80 and is not 0x10 "no
+matching subscribers" (the broker stored the message for nobody; see below); deletions are batched
 (a crash before the delete only means a harmless re-delivery). A rejected PUBACK stops the
 dispatch, waits until nothing is in flight, and restarts from the oldest row after a capped
 backoff, so the per-device order still holds.
@@ -19,7 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -27,14 +28,26 @@ from epcwatch import logs, topics
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
-from epcwatch.edge.publisher import Publisher
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")
 
 T = TypeVar("T")
 
-SUCCESS_LIMIT = 0x80  # MQTT 5: reason codes below 0x80 are successes (0x10 = no subscribers)
+SUCCESS_LIMIT = 0x80  # MQTT 5: reason codes below 0x80 are successes ...
+#: ... but 0x10 "no matching subscribers" means the broker dropped the message: nobody will get
+#: it. Mosquitto 2.0 does not restore shared subscriptions from its persistence, so right after
+#: a broker restart, until a collector re-subscribes, every publish is answered 0x10. Such rows
+#: stay in the outbox and are retried like a rejected publish.
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+class Uplink(Protocol):
+    """What the forwarder needs of the MQTT publisher (``publisher.Publisher``)."""
+
+    connected: bool
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +61,14 @@ class Forwarder:
         self,
         site: str,
         outbox: Outbox,
-        publisher: Publisher,
+        publisher: Uplink,
         devices: dict[str, DeviceInfo],
         executor: ThreadPoolExecutor,
         *,
         max_inflight: int = 20,
         max_readings: int = 100,
         max_bytes: int = 256 * 1024,
+        retry_min_s: float = 0.5,
         retry_max_s: float = 60.0,
     ) -> None:
         self.site = site
@@ -64,6 +78,7 @@ class Forwarder:
         self.max_inflight = max_inflight
         self.max_readings = max_readings
         self.max_bytes = max_bytes
+        self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self._prefix = {
             d: envelope_prefix(site, d, info.kind, orjson.dumps(info.tags.model_dump(exclude_none=True)))
@@ -89,7 +104,7 @@ class Forwarder:
         ids = self._in_flight.pop(mid, None)
         if ids is None:
             return
-        if reason < SUCCESS_LIMIT:
+        if reason < SUCCESS_LIMIT and reason != NO_MATCHING_SUBSCRIBERS:
             self._to_delete.extend(ids)
             self.published_messages += 1
             self.published_readings += len(ids)
@@ -99,7 +114,10 @@ class Forwarder:
             self._sent.difference_update(ids)
             self._rejected = True
             self._rejections += 1
-            log.error("publish rejected", extra=logs.fields(reason=hex(reason), readings=len(ids)))
+            if reason == NO_MATCHING_SUBSCRIBERS:
+                log.warning("no subscriber; readings kept for retry", extra=logs.fields(readings=len(ids)))
+            else:
+                log.error("publish rejected", extra=logs.fields(reason=hex(reason), readings=len(ids)))
         self._wake.set()
 
     def in_flight(self) -> int:
@@ -134,7 +152,7 @@ class Forwarder:
         if self._rejected:
             if self._in_flight:
                 return 0
-            delay = min(self.retry_max_s, 0.5 * 2 ** min(self._rejections, 10))
+            delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(self._rejections, 10))
             await asyncio.sleep(delay)
             self._rejected = False
             self._cursor = 0

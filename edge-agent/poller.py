@@ -53,14 +53,59 @@ Decoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality
 
 
 @dataclass(frozen=True, slots=True)
+class ReadGroup:
+    """A profile's poll group: reads with their decoder and, optionally, an interval of their own
+    (e.g. energy counters every 60 s while power is read every 10 s)."""
+
+    name: str
+    interval: float | None
+    reads: tuple[ReadSpec, ...]
+    decode: Decoder
+
+
+@dataclass(frozen=True, slots=True)
 class DevicePlan:
     """What the poller needs of a profile: the reads to issue, and how to decode their answers
-    (``None`` for a read that failed) into values and a quality."""
+    (``None`` for a read that failed) into values and a quality.
+
+    ``reads``/``decode`` cover the whole plan (what ``edge read`` uses); ``groups`` split it into
+    poll groups, read on their own intervals. Without groups the plan is one group."""
 
     profile: str
     kind: DeviceKind
     reads: tuple[ReadSpec, ...]
     decode: Decoder
+    groups: tuple[ReadGroup, ...] = ()
+
+    def poll_groups(self) -> tuple[ReadGroup, ...]:
+        return self.groups or (ReadGroup("all", None, self.reads, self.decode),)
+
+
+def due_groups(groups: Sequence[ReadGroup], group_due: dict[str, float], now: float) -> tuple[ReadGroup, ...]:
+    """The groups to read in a poll at ``now``: those without an interval of their own, and those
+    whose next slot has come."""
+    return tuple(g for g in groups if g.interval is None or group_due.get(g.name, -math.inf) <= now)
+
+
+def _subplan(plan: DevicePlan, groups: tuple[ReadGroup, ...]) -> DevicePlan:
+    if len(groups) == 1 and not plan.groups:
+        return plan
+    reads = tuple(r for g in groups for r in g.reads)
+
+    def decode(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
+        values: dict[str, Value] = {}
+        quality: Quality = "good"
+        i = 0
+        for g in groups:
+            n = len(g.reads)
+            v, q = g.decode(answers[i : i + n])
+            i += n
+            values.update(v)
+            if q != "good":
+                quality = "partial"
+        return values, quality
+
+    return DevicePlan(plan.profile, plan.kind, reads, decode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +202,7 @@ class DeviceRuntime:
     failures: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     overruns: int = 0
+    group_due: dict[str, float] = field(default_factory=dict)
 
 
 Sink = Callable[[NewReading], Awaitable[None] | None]
@@ -203,10 +249,19 @@ class BusPoller:
     async def _poll(self, d: DeviceRuntime) -> None:
         cfg = d.config
         try:
-            outcome = await poll_device(self.transport, d.plan, cfg.unit, cfg.timeout_s, cfg.retries)
+            groups = due_groups(d.plan.poll_groups(), d.group_due, self.clock.now())
+            if not groups:  # every group has an interval of its own and none is due yet
+                d.due = next_slot(self.clock.now(), cfg.poll_interval_s)
+                return
+            plan = _subplan(d.plan, groups)
+            outcome = await poll_device(self.transport, plan, cfg.unit, cfg.timeout_s, cfg.retries)
             now = self.clock.now()
             if outcome.ok:
                 d.failures = 0
+                for g in groups:
+                    if g.interval is not None:
+                        # on the group's own grid, but never more often than the device is polled
+                        d.group_due[g.name] = next_slot(now, max(g.interval, cfg.poll_interval_s))
                 ts = int(now * 1000)
                 self.health.poll_ok(cfg.id, outcome.latency_s, ts, outcome.error)
                 res = self.sink(NewReading(cfg.id, ts, outcome.values, outcome.quality))

@@ -2,19 +2,20 @@
 
 This is the only place the runtime touches the profile library (``epcwatch.edge.profile``,
 ``planner``, ``decode``); the poller only knows :class:`~epcwatch.edge.poller.DevicePlan`.
-All poll groups of a profile are read on the device's poll interval; the ``identity`` group
-(serial number, firmware) is not polled.
+The profile's fastest poll groups are read at every poll of the device (``poll_interval_s``);
+slower groups on their own interval, never more often than the device is polled. The
+``identity`` group (serial number, firmware) is not polled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
 from epcwatch.edge.decode import Decoder
 from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.poller import DevicePlan, ReadSpec
+from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.profile import Profile, load_profile
 from epcwatch.edge.transport import Registers
 from epcwatch.wire import Quality, Value
@@ -28,6 +29,18 @@ def device_plan(ref: str | Path | Profile) -> DevicePlan:
     plans = [p for p in plan_profile(profile) if p.group != "identity"]
     decoders = [(Decoder(p), len(p.reads)) for p in plans]
     reads = tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for p in plans for r in p.reads)
+    # the fastest groups follow the device's poll_interval_s (the operator's choice); slower
+    # groups (energy counters, run hours) keep their own, longer interval
+    fastest = min((p.interval for p in plans if p.interval is not None), default=None)
+    groups = tuple(
+        ReadGroup(
+            p.group,
+            None if p.interval is None or p.interval == fastest else p.interval,
+            tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for r in p.reads),
+            _group_decoder(dec),
+        )
+        for p, (dec, _) in zip(plans, decoders, strict=True)
+    )
 
     def decode(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
         values: dict[str, Value] = {}
@@ -41,4 +54,14 @@ def device_plan(ref: str | Path | Profile) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(profile.id, profile.kind, reads, decode)
+    return DevicePlan(profile.id, profile.kind, reads, decode, groups)
+
+
+def _group_decoder(
+    decoder: Decoder,
+) -> Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]:
+    def decode(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
+        d = decoder.decode(list(answers))
+        return dict(d.values), d.quality
+
+    return decode

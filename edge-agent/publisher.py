@@ -54,6 +54,7 @@ class Publisher:
         self.health_topic = topics.health(cfg.site)
         self.connected = False
         self.connects = 0
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_ack: AckHandler | None = None
         self._on_connect: Callable[[], None] | None = None
@@ -121,6 +122,7 @@ class Publisher:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish a retained ``offline`` (when connected), disconnect, stop the network thread."""
+        self._stopping = True
         if self.connected:
             try:
                 info = self.client.publish(
@@ -175,7 +177,7 @@ class Publisher:
     def _cb_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self.connected
         self.connected = False
-        if was:
+        if was and not self._stopping:
             log.warning("mqtt disconnected", extra=logs.fields(reason=str(rc)))
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:

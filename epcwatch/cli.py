@@ -152,6 +152,7 @@ COMPONENTS = (
     "epcwatch.sim.cli",
     "epcwatch.savings.cli",
     "epcwatch.dashboards.cli",
+    "epcwatch.security",
     "epcwatch.demo",
 )
 

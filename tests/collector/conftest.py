@@ -3,6 +3,7 @@ dead-letter listener, and counting what InfluxDB stored per series."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -178,6 +179,63 @@ def collectors(tmp_path: Path) -> Iterator[Callable[..., CollectorProcess]]:
     yield make
     for c in started:
         c.stop()
+
+
+class FreezableProxy:
+    """A TCP proxy to a server that can be frozen: while frozen it forwards nothing, so a
+    request in flight hangs as if the database stalled mid-write."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream_port = upstream_port
+        self.frozen = threading.Event()
+        self._stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any) -> None:
+        src.settimeout(0.2)
+        try:
+            while not self._stop.is_set():
+                if self.frozen.is_set():
+                    time.sleep(0.05)
+                    continue
+                try:
+                    data = src.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
 
 
 def counts_per_device(

@@ -135,3 +135,56 @@ def test_v2_writer_into_victoriametrics(mosquitto, victoria, tmp_path, collector
         assert "write failed" not in c.log()
     finally:
         pub.close()
+
+
+def test_periodic_rollup_while_running(mosquitto, influxdb, database, collectors) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    start = now - now % (15 * 60_000) - 30 * 60_000  # two whole quarters ago
+    cfg = collector_config(
+        mosquitto.port,
+        influxdb.url,
+        database,
+        client_id="roll-1",
+        group="roll",
+        rollup={"enabled": True, "every_s": 1, "lookback_h": 2, "max_rate_per_h": 1000},
+    )
+    c = collectors("roll", cfg)
+    c.start()
+    pub = Publisher(mosquitto.port)
+    try:
+        # a meter counting 0.5 kWh per minute for 30 minutes
+        msgs = [
+            (
+                "epc/v1/s5/r1/telemetry",
+                orjson.dumps(
+                    {
+                        "site": "s5",
+                        "device": "r1",
+                        "kind": "meter",
+                        "readings": [
+                            {"seq": k, "ts": start + k * 60_000, "values": {"energy_import": 100 + 0.5 * k}}
+                        ],
+                    }
+                ),
+            )
+            for k in range(31)
+        ]
+        pub.publish(msgs)
+
+        def quarters() -> list[list[object]]:
+            doc = influx_query(
+                influxdb.url,
+                "SELECT energy_import, coverage FROM energy_interval "
+                f"WHERE interval = '15m' AND time >= {start}ms AND time < {start + 30 * 60_000}ms",
+                db=database,
+            )
+            series = doc["results"][0].get("series")  # type: ignore[index,union-attr]
+            return series[0]["values"] if series else []
+
+        assert wait_for(lambda: len(quarters()) == 2, 60), (quarters(), c.log()[-2000:])
+        assert [round(float(q[1]), 9) for q in quarters()] == [7.5, 7.5]  # type: ignore[arg-type]
+        assert [q[2] for q in quarters()] == [1.0, 1.0]
+    finally:
+        pub.close()

@@ -273,7 +273,14 @@ class Subscriber:
     """A QoS 1 subscriber with a persistent session (its own client id, clean_session=False), so
     that it misses nothing across a broker restart; records (topic, payload) in arrival order."""
 
-    def __init__(self, port: int, topic: str, client_id: str = "edge-test-sub") -> None:
+    def __init__(
+        self,
+        port: int,
+        topic: str,
+        client_id: str = "edge-test-sub",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -284,6 +291,8 @@ class Subscriber:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
         )
         self.client.reconnect_delay_set(1, 2)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, keepalive=10)

@@ -122,3 +122,25 @@ def test_unopenable_path_is_an_outbox_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(OutboxError):
         Outbox(tmp_path / "dir.sqlite")
+
+
+def test_one_process_per_outbox(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from epcwatch.edge.errors import OutboxError
+
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path)
+    code = (
+        "import sys\nfrom epcwatch.edge.outbox import Outbox\nfrom epcwatch.edge.errors import OutboxError\n"
+        f"try:\n    Outbox({str(path)!r})\nexcept OutboxError as e:\n    print(e); sys.exit(3)\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert other.returncode == 3 and "in use by another process" in other.stdout
+    with pytest.raises(OutboxError):
+        Outbox(path)  # a second open in the same process is refused too
+    ob.close()
+    Outbox(path).close()  # free again once closed

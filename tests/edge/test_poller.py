@@ -14,7 +14,7 @@ from epcwatch.edge.errors import ExceptionResponseError, FrameError, ReadOnlyErr
 from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.health import HealthBook
 from epcwatch.edge.outbox import NewReading
-from epcwatch.edge.poller import BusPoller, DevicePlan, ReadSpec, poll_device, sanitize
+from epcwatch.edge.poller import BusPoller, DevicePlan, ReadGroup, ReadSpec, due_groups, poll_device, sanitize
 from epcwatch.edge.site import DeviceConfig
 from epcwatch.edge.transport import Registers
 from epcwatch.wire import Quality, Value
@@ -204,3 +204,49 @@ def test_run_loop_polls_on_the_clock_schedule(step_clock: Any) -> None:
     assert ts1[1:] == [1_700_000_005.0 + 5 * k for k in range(len(ts1) - 1)]
     assert ts2[1:] == [1_700_000_010.0 + 15 * k for k in range(len(ts2) - 1)]
     assert len(ts1) == 13 and len(ts2) == 5  # 3 + 57 s of time: slots up to 1_700_000_060
+
+
+def _decode_energy(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
+    return ({"energy_import": float(answers[0][0])} if answers[0] is not None else {}), "good"
+
+
+def _decode_power(answers: Sequence[Registers | None]) -> tuple[dict[str, Value], Quality]:
+    return ({"active_power": float(answers[0][0])} if answers[0] is not None else {}), "good"
+
+
+GROUPED = DevicePlan(
+    "grouped",
+    "meter",
+    (ReadSpec(3, 0, 1), ReadSpec(3, 1, 1)),
+    _decode,
+    groups=(
+        ReadGroup("realtime", None, (ReadSpec(3, 0, 1),), _decode_power),
+        ReadGroup("counters", 60.0, (ReadSpec(3, 1, 1),), _decode_energy),
+    ),
+)
+
+
+@sync
+async def test_poll_groups_are_read_on_their_own_interval() -> None:
+    clock = ManualClock(1_699_999_980.0)  # a multiple of 60 (and of 10)
+    fake = FakeTransport()
+    fake.set_image(1, {(3, 0): 500, (3, 1): 7})
+    out: list[NewReading] = []
+    dev = _dev(1, unit=1, interval=10.0)
+    poller = BusPoller(
+        "b", transport=fake, devices=[(dev, GROUPED)], clock=clock, sink=out.append, health=HealthBook(["m1"])
+    )
+    for _ in range(13):  # 0, 10, …, 120 s
+        await asyncio.gather(*poller.tick())
+        clock.advance(10.0)
+    with_energy = [round(r.ts / 1000) - 1_699_999_980 for r in out if "energy_import" in r.values]
+    assert len(out) == 13 and all(r.values["active_power"] == 500.0 for r in out)
+    assert with_energy == [0, 60, 120]
+    assert [r.address for r in fake.requests].count(1) == 3
+
+
+def test_due_groups_without_interval_are_always_due() -> None:
+    groups = GROUPED.poll_groups()
+    assert [g.name for g in due_groups(groups, {"counters": 100.0}, 50.0)] == ["realtime"]
+    assert [g.name for g in due_groups(groups, {"counters": 100.0}, 100.0)] == ["realtime", "counters"]
+    assert [g.name for g in PLAN.poll_groups()] == ["all"]

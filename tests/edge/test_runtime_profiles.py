@@ -119,3 +119,10 @@ def test_edge_read_needs_exactly_one_bus() -> None:
 def test_unknown_profile_is_a_clear_error() -> None:
     res = CliRunner().invoke(app, ["edge", "read", "--profile", "nope-9000", "--host", "127.0.0.1"])
     assert res.exit_code == 1 and "nope-9000" in res.stderr and "Traceback" not in res.output
+
+
+def test_profile_poll_groups_keep_their_intervals() -> None:
+    plan = device_plan("generic-ahu")
+    # the fastest group follows the device's poll interval, the slower one keeps its own
+    assert {g.name: g.interval for g in plan.poll_groups()} == {"realtime": None, "counters": 60.0}
+    assert sum(len(g.reads) for g in plan.groups) == len(plan.reads)

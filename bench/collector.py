@@ -1,0 +1,218 @@
+"""Collector throughput against the limit it feeds: InfluxDB's own write rate, in one run.
+
+    .venv/bin/python bench/collector.py [--messages 20000] [--readings 10]
+
+Phases are separated because the load generator would otherwise compete with the code under
+test on a small machine:
+
+1. raw: the same points' line protocol POSTed straight to ``/write`` (one connection, batches of
+   the collector's size) into a fresh database → the database's rate on this machine now;
+2. publish: N messages (R readings of a 14-value meter each) into the collector group's
+   persistent session while no collector runs (the broker queues them);
+3. drain: a collector starts, and the time from its connection until every point is written
+   (acked batches counted by the collector itself, then checked with a count query) gives the
+   end-to-end rate. The ratio drain / raw is printed (target >= 0.7);
+4. raw again, and the better of the two raw rates is the limit.
+
+Servers are private instances on free ports in a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import psutil
+from paho.mqtt.enums import CallbackAPIVersion
+
+from epcwatch.collector import lineprotocol
+from epcwatch.collector.runner import Collector
+from epcwatch.collector.settings import CollectorConfig
+from epcwatch.services import Influxd, Mosquitto, free_port, influx_query
+from epcwatch.wire import TelemetryMessage
+
+FIELDS = [
+    "voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3", "active_power",
+    "reactive_power", "apparent_power", "power_factor", "frequency", "energy_import", "energy_export",
+    "energy_total",
+]  # fmt: skip
+TS0 = 1_767_225_600_000  # 2026-01-01T00:00Z
+
+
+def make_messages(n: int, readings: int, devices: int) -> list[tuple[str, bytes]]:
+    rnd = random.Random(1)
+    out = []
+    seq = dict.fromkeys(range(devices), 0)
+    for i in range(n):
+        d = i % devices
+        rs = []
+        for _ in range(readings):
+            s = seq[d]
+            seq[d] += 1
+            rs.append(
+                {
+                    "seq": s,
+                    "ts": TS0 + s * 60_000,
+                    "values": {f: round(rnd.uniform(0, 500), 3) for f in FIELDS},
+                }
+            )
+        tags = {
+            "building": f"b{d % 13}",
+            "floor": str(d % 7),
+            "category": "ABCD"[d % 4],
+            "profile": "dtsd1352",
+        }
+        doc = {"v": 1, "site": "bench", "device": f"m{d:04d}", "kind": "meter", "tags": tags, "readings": rs}
+        out.append((f"epc/v1/bench/m{d:04d}/telemetry", orjson.dumps(doc)))
+    return out
+
+
+def raw_write(url_port: int, db: str, lines: list[str], batch: int) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=120)
+    bodies = ["\n".join(lines[i : i + batch]).encode() for i in range(0, len(lines), batch)]
+    t0 = time.perf_counter()
+    for body in bodies:
+        conn.request("POST", f"/write?db={db}&precision=ms", body=body)
+        r = conn.getresponse()
+        r.read()
+        if r.status != 204:
+            sys.exit(f"raw write failed: {r.status}")
+    return time.perf_counter() - t0
+
+
+def settle(pid: int | None, timeout: float = 30.0) -> None:
+    """Wait until InfluxDB is idle (its cache snapshots and compactions of the previous phase
+    done), so each phase starts from the same state."""
+    if pid is None:
+        return
+    proc = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    proc.cpu_percent(None)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if proc.cpu_percent(None) < 5.0:
+            return
+
+
+def count(url: str, db: str) -> int:
+    doc = influx_query(url, 'SELECT count("active_power") FROM "meter"', db=db)
+    series = doc["results"][0].get("series")  # type: ignore[index,union-attr]
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--readings", type=int, default=10, help="readings per message")
+    ap.add_argument("--devices", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=10_000, help="points per write")
+    ap.add_argument("--connections", type=int, default=2, help="collector write connections")
+    args = ap.parse_args()
+    points = args.messages * args.readings
+
+    with tempfile.TemporaryDirectory(prefix="epc-bench-") as tmp:
+        mosq = Mosquitto(state_dir=Path(tmp), port=free_port())
+        influx = Influxd(state_dir=Path(tmp), port=free_port())
+        mosq.start()
+        influx.start()
+        try:
+            print(
+                f"generating {args.messages} messages x {args.readings} readings x {len(FIELDS)} values ..."
+            )
+            msgs = make_messages(args.messages, args.readings, args.devices)
+            lines = [
+                line
+                for _, p in msgs
+                for line in lineprotocol.telemetry_lines(TelemetryMessage.model_validate_json(p))
+            ]
+            assert len(lines) == points
+
+            # 1. the database's own rate, same points, same batch size
+            influx_query(influx.url, 'CREATE DATABASE "raw"', method="POST")
+            settle(influx.pid())
+            raw_s = raw_write(influx.port, "raw", lines, args.batch)
+            assert count(influx.url, "raw") == points
+            raw_rate = points / raw_s
+
+            # 2. queue the messages in the collector's persistent session (no collector running)
+            cfg = CollectorConfig.model_validate(
+                {
+                    "mqtt": {"port": mosq.port, "client_id": "bench-collector", "group": "bench"},
+                    "influx": {"url": influx.url, "database": "e2e", "connections": args.connections},
+                    "batch": {"max_points": args.batch, "max_wait_s": 0.5},
+                    "health": {"interval_s": 5},
+                    "rollup": {"enabled": False},
+                }
+            )
+            influx_query(influx.url, 'CREATE DATABASE "e2e"', method="POST")
+            first = Collector(cfg)  # creates the session and its shared subscriptions, then leaves
+            first.consumer.start()
+            assert first.consumer.wait_connected(10)
+            time.sleep(1.0)
+            first.consumer.stop()
+            pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv311)
+            pub.max_inflight_messages_set(1000)
+            pub.max_queued_messages_set(0)
+            pub.connect("127.0.0.1", mosq.port)
+            pub.loop_start()
+            t0 = time.perf_counter()
+            infos = [pub.publish(t, p, qos=1) for t, p in msgs]
+            for info in infos:
+                info.wait_for_publish(120)
+            pub_s = time.perf_counter() - t0
+            pub.disconnect()
+            pub.loop_stop()
+
+            # 3. drain: from the collector's connection until every point is written
+            settle(influx.pid())
+            c = Collector(cfg)
+            runner = threading.Thread(target=c.run, daemon=True)
+            runner.start()
+            assert c.consumer.wait_connected(10)
+            t0 = time.perf_counter()
+            while c.stats.points < points:
+                time.sleep(0.02)
+                if time.perf_counter() - t0 > 300:
+                    sys.exit(f"drain incomplete: {c.stats.points}/{points}")
+            drain_s = time.perf_counter() - t0
+            writes = c.stats.writes
+            c.stop_event.set()
+            runner.join(30)
+            stored = count(influx.url, "e2e")
+            assert stored == points, (stored, points)
+            e2e_rate = points / drain_s
+
+            # 1 again: the machine is shared and noisy, so the limit is measured on both sides of
+            # the drain and the better (higher) rate is used: the ratio errs on the strict side
+            influx_query(influx.url, 'CREATE DATABASE "raw2"', method="POST")
+            settle(influx.pid())
+            raw2_s = raw_write(influx.port, "raw2", lines, args.batch)
+            raw_rate = max(raw_rate, points / raw2_s)
+            raw_s = min(raw_s, raw2_s)
+        finally:
+            mosq.stop()
+            influx.stop()
+
+    print(
+        f"points: {points} ({args.messages} messages x {args.readings} readings, {len(FIELDS)} fields each)"
+    )
+    print(f"publish into the queued session: {args.messages / pub_s:,.0f} messages/s (not part of the ratio)")
+    print(f"raw InfluxDB /write:      {raw_rate:>10,.0f} points/s  ({raw_s:.2f} s)")
+    print(f"collector end to end:     {e2e_rate:>10,.0f} points/s  ({drain_s:.2f} s, "
+          f"{args.messages / drain_s:,.0f} messages/s)")  # fmt: skip
+    print(f"collector writes:         {writes} ({points / max(writes, 1):,.0f} points each, "
+          f"{cfg.influx.connections} connections)")  # fmt: skip
+    ratio = e2e_rate / raw_rate
+    print(f"ratio collector / raw:    {ratio:.2f}  (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Change-point models of ASHRAE's Inverse Modeling Toolkit on daily or monthly data.
+
+With T the period's mean outdoor temperature and (x)+ = max(x, 0), energy per day is
+
+    mean   β0
+    2P     β0 + β1·T
+    3PC    β0 + βc·(T − Tc)+                      (cooling)
+    3PH    β0 + βh·(Th − T)+                      (heating)
+    4P     β0 + βh·(Tcp − T)+ + βc·(T − Tcp)+     (one change point, two slopes)
+    5P     β0 + βh·(Th − T)+ + βc·(T − Tc)+        Th ≤ Tc
+
+optionally plus a shift on non-working days. Change points are found by an exhaustive grid
+search (0.5 °C) refined twice around the best point (0.05 °C, then 0.01 °C for 5P's pairs),
+each candidate solved by least squares; every segment keeps at least 5 % of the periods (and
+at least 3), so a change point never sits on a handful of extreme days.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
+
+TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p")
+
+NONLINEAR = {
+    "mean": (),
+    "2p": (),
+    "3pc": ("cooling_change_point",),
+    "3ph": ("heating_change_point",),
+    "4p": ("change_point",),
+    "5p": ("heating_change_point", "cooling_change_point"),
+}
+
+
+def _pos(x: Array) -> Array:
+    return np.maximum(x, 0.0)
+
+
+def columns(kind: str, temp: Array, cps: tuple[float, ...]) -> tuple[list[Array], list[str]]:
+    """Per-day regressors of ``kind`` for change points ``cps`` (no day-type, no period length)."""
+    one = np.ones_like(temp)
+    if kind == "mean":
+        return [one], ["intercept"]
+    if kind == "2p":
+        return [one, temp], ["intercept", "slope"]
+    if kind == "3pc":
+        return [one, _pos(temp - cps[0])], ["intercept", "cooling_slope"]
+    if kind == "3ph":
+        return [one, _pos(cps[0] - temp)], ["intercept", "heating_slope"]
+    if kind == "4p":
+        return (
+            [one, _pos(cps[0] - temp), _pos(temp - cps[0])],
+            ["intercept", "heating_slope", "cooling_slope"],
+        )
+    if kind == "5p":
+        return (
+            [one, _pos(cps[0] - temp), _pos(temp - cps[1])],
+            ["intercept", "heating_slope", "cooling_slope"],
+        )
+    raise ModelError(f"unknown change-point model {kind!r}")
+
+
+def design(
+    kind: str, obs: Observations, nonlinear: dict[str, float], day_type: bool
+) -> tuple[Array, list[str]]:
+    """Design matrix for period totals: per-day regressors times the period length."""
+    cps = tuple(nonlinear[k] for k in NONLINEAR[kind])
+    cols, names = columns(kind, obs.temp, cps)
+    if day_type:
+        cols.append(obs.nonworking)
+        names.append("nonworking_shift")
+    x = np.column_stack(cols) * obs.days[:, None]
+    return np.asarray(x, dtype=np.float64), names
+
+
+def _batched_sse(xs: Array, y: Array) -> tuple[Array, Array]:
+    """Least squares for a stack of design matrices ``xs`` (K, n, q): (SSE (K,), β (K, q))."""
+    xtx = np.einsum("kni,knj->kij", xs, xs)
+    xty = np.einsum("kni,n->ki", xs, y)
+    try:
+        beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        beta = np.einsum("kij,kj->ki", np.linalg.pinv(xtx), xty)
+    resid = y[None, :] - np.einsum("kni,ki->kn", xs, beta)
+    return np.asarray(np.einsum("kn,kn->k", resid, resid)), np.asarray(beta)
+
+
+def search_bounds(temp: Array) -> tuple[float, float]:
+    """Range a change point may take: every segment keeps ≥ 5 % of periods (≥ 3)."""
+    t = np.sort(temp)
+    k = max(3, math.ceil(0.05 * len(t)))
+    if len(t) < 2 * k + 1:
+        raise ModelError(f"too few periods ({len(t)}) to place a change point")
+    return float(t[k - 1]), float(t[len(t) - k])
+
+
+def _grid(lo: float, hi: float, step: float) -> Array:
+    n = max(1, round((hi - lo) / step))
+    return np.asarray(np.linspace(lo, hi, n + 1), dtype=np.float64)
+
+
+def fit(kind: str, obs: Observations, day_type: bool = False) -> tuple[FittedModel, float]:
+    """Least-squares fit of ``kind`` to valid observations; returns the model and its SSE."""
+    if kind not in TYPES:
+        raise ModelError(f"unknown change-point model {kind!r}")
+    y = obs.energy
+    names_nl = NONLINEAR[kind]
+
+    def stack(cands: list[tuple[float, ...]]) -> Array:
+        mats = [design(kind, obs, dict(zip(names_nl, c, strict=True)), day_type)[0] for c in cands]
+        return np.asarray(np.stack(mats), dtype=np.float64)
+
+    def best(cands: list[tuple[float, ...]]) -> tuple[tuple[float, ...], float]:
+        sse, _ = _batched_sse(stack(cands), y)
+        i = int(np.argmin(sse))
+        return cands[i], float(sse[i])
+
+    if not names_nl:
+        chosen: tuple[float, ...] = ()
+    else:
+        lo, hi = search_bounds(obs.temp)
+        if len(names_nl) == 1:
+            chosen, _ = best([(c,) for c in _grid(lo, hi, 0.5)])
+            for step, half in ((0.05, 0.5), (0.01, 0.05)):
+                c0 = chosen[0]
+                chosen, _ = best([(c,) for c in _grid(max(lo, c0 - half), min(hi, c0 + half), step)])
+        else:
+            g = _grid(lo, hi, 0.5)
+            chosen, _ = best([(a, b) for a in g for b in g if a <= b])
+            for step, half in ((0.1, 0.5), (0.01, 0.1)):
+                ga = _grid(max(lo, chosen[0] - half), min(hi, chosen[0] + half), step)
+                gb = _grid(max(lo, chosen[1] - half), min(hi, chosen[1] + half), step)
+                chosen, _ = best([(a, b) for a in ga for b in gb if a <= b])
+    nonlinear = dict(zip(names_nl, chosen, strict=True))
+    x, names = design(kind, obs, nonlinear, day_type)
+    sse, beta = _batched_sse(x[None, ...], y)
+    model = FittedModel(
+        type=kind,
+        frequency=obs.frequency,
+        coefficients={n: float(b) for n, b in zip(names, beta[0], strict=True)},
+        nonlinear={k: float(v) for k, v in nonlinear.items()},
+        day_type=day_type,
+    )
+    return model, float(sse[0])

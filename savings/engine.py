@@ -1,0 +1,304 @@
+"""From tables of dated energy and temperature to a complete M&V result.
+
+The pure modules work on arrays; this module turns pandas frames (from a CSV or InfluxDB) into
+:class:`Observations`, runs sufficiency checks, model selection and savings, and collects
+everything a report needs in one :class:`Outcome`.
+
+Frames: daily frames have columns ``date`` (midnight, naive site-local), ``energy``,
+``temperature`` (°C) and optionally ``nonworking``; hourly frames ``timestamp``, ``energy``,
+``temperature``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from epcwatch.savings import sufficiency
+from epcwatch.savings.models import HOURLY_DAYS, FittedModel, Frequency, ModelError, Observations
+from epcwatch.savings.savings import (
+    NormalisedSavings,
+    SavingsSeries,
+    SavingsSummary,
+    avoided_energy,
+    normalised,
+)
+from epcwatch.savings.selection import FitResult, Selection, evaluate, select
+from epcwatch.savings.sufficiency import DataWarning
+
+#: a day built from hourly rows counts when at least this share of its hours is present
+HOURLY_DAY_COVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``START/END`` ISO dates, END inclusive."""
+        parts = text.split("/")
+        if len(parts) != 2:
+            raise ValueError(f"period {text!r} must be START/END (ISO dates, END inclusive)")
+        try:
+            start, end = date.fromisoformat(parts[0].strip()), date.fromisoformat(parts[1].strip())
+        except ValueError:
+            raise ValueError(f"period {text!r}: dates must be ISO (YYYY-MM-DD)") from None
+        if end < start:
+            raise ValueError(f"period {text!r} ends before it starts")
+        return cls(start, end)
+
+
+def weekend(dates: pd.Series) -> np.ndarray:
+    return np.asarray(pd.to_datetime(dates).dt.day_of_week >= 5)
+
+
+def daily_observations(df: pd.DataFrame) -> Observations:
+    nw = df["nonworking"].to_numpy(dtype=float) if "nonworking" in df else weekend(df["date"]).astype(float)
+    return Observations(
+        energy=df["energy"].to_numpy(dtype=float),
+        temp=df["temperature"].to_numpy(dtype=float),
+        frequency=Frequency.DAILY,
+        nonworking=nw,
+    )
+
+
+def monthly_observations(df: pd.DataFrame) -> Observations:
+    """Calendar months from valid days: energy summed, length = valid days, daily temps kept."""
+    d = df[np.isfinite(df["energy"]) & np.isfinite(df["temperature"])].copy()
+    d["month"] = pd.to_datetime(d["date"]).dt.to_period("M")
+    groups = [g for _, g in d.groupby("month", sort=True)]
+    width = max((len(g) for g in groups), default=1)
+    temps = np.full((len(groups), width), np.nan)
+    for i, g in enumerate(groups):
+        temps[i, : len(g)] = g["temperature"].to_numpy(dtype=float)
+    nw = [
+        float(g["nonworking"].mean()) if "nonworking" in g else float(weekend(g["date"]).mean())
+        for g in groups
+    ]
+    return Observations(
+        energy=np.array([g["energy"].sum() for g in groups], dtype=float),
+        temp=np.array([g["temperature"].mean() for g in groups], dtype=float),
+        frequency=Frequency.MONTHLY,
+        days=np.array([len(g) for g in groups], dtype=float),
+        nonworking=np.array(nw, dtype=float),
+        day_temps=temps,
+    )
+
+
+def hourly_observations(df: pd.DataFrame) -> Observations:
+    ts = pd.to_datetime(df["timestamp"])
+    how = (ts.dt.day_of_week * 24 + ts.dt.hour).to_numpy(dtype=np.int64)
+    return Observations(
+        energy=df["energy"].to_numpy(dtype=float),
+        temp=df["temperature"].to_numpy(dtype=float),
+        frequency=Frequency.HOURLY,
+        days=np.full(len(df), HOURLY_DAYS),
+        hour_of_week=how.astype(np.int64),
+    )
+
+
+def hourly_to_daily(df: pd.DataFrame) -> pd.DataFrame:
+    """Daily energy (sum, scaled up for a few missing hours) and mean temperature.
+
+    A day counts when ≥ 90 % of its hours have energy; otherwise its energy is missing.
+    """
+    ts = pd.to_datetime(df["timestamp"])
+    d = pd.DataFrame({"date": ts.dt.normalize(), "energy": df["energy"], "temperature": df["temperature"]})
+    g = d.groupby("date", sort=True)
+    n_e = g["energy"].count()
+    out = pd.DataFrame(
+        {
+            "energy": g["energy"].sum() * 24.0 / n_e.where(n_e > 0),
+            "temperature": g["temperature"].mean(),
+        }
+    )
+    out.loc[n_e < HOURLY_DAY_COVERAGE * 24, "energy"] = np.nan
+    return out.reset_index()
+
+
+def complete_days(df: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """One row per day of ``period`` (NaN where no data), time-ordered."""
+    idx = pd.date_range(pd.Timestamp(period.start), pd.Timestamp(period.end), freq="D")
+    d = df.set_index(pd.to_datetime(df["date"]))[[c for c in df.columns if c != "date"]]
+    d = d[~d.index.duplicated(keep="last")].reindex(idx)
+    d.index.name = "date"
+    return d.reset_index()
+
+
+@dataclass
+class Outcome:
+    """Everything the M&V of one baseline/reporting pair produced."""
+
+    frequency: Frequency
+    selection: Selection
+    baseline_fit: FitResult
+    baseline_obs: Observations
+    warnings: list[DataWarning]
+    labels: pd.DatetimeIndex
+    series: SavingsSeries
+    summary: SavingsSummary
+    reporting_fit: FitResult | None = None
+    normalised: NormalisedSavings | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> FittedModel:
+        return self.baseline_fit.model
+
+    def series_frame(self) -> pd.DataFrame:
+        s = self.series
+        return pd.DataFrame(
+            {
+                "period": self.labels,
+                "actual": s.actual,
+                "adjusted_baseline": s.adjusted_baseline,
+                "adjustment": s.adjustments,
+                "savings": s.savings,
+                "cumulative_savings": s.cumulative,
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        fr = self.baseline_fit
+        st = fr.stats
+        doc: dict[str, Any] = {
+            "model": {
+                "type": fr.model.type,
+                "day_type": fr.model.day_type,
+                "label": fr.label,
+                "frequency": self.frequency.value,
+                "temperature_unit": "C",
+                "parameters": fr.model.parameters(),
+                "coefficients": [c.to_dict() for c in fr.coefficients if not c.name.startswith("tow_")],
+                "selection_criterion": self.selection.criterion,
+                "candidates": [c.to_dict() for c in self.selection.candidates],
+                "saved": fr.model.to_dict(),
+            },
+            "baseline": {
+                **st.to_dict(),
+                "g14": fr.verdict.to_dict(),
+                "units": {"cvrmse": "%", "nmbe": "%"},
+            },
+            "savings": self.summary.to_dict(),
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+        if self.normalised is not None:
+            doc["normalised"] = self.normalised.to_dict()
+        if self.reporting_fit is not None:
+            doc["reporting_model"] = {
+                "label": self.reporting_fit.label,
+                "parameters": self.reporting_fit.model.parameters(),
+                **self.reporting_fit.stats.to_dict(),
+            }
+        doc.update(self.extra)
+        out: dict[str, Any] = _finite(doc)
+        return out
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no NaN/inf: map them to null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.floating):
+        return _finite(float(x))
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def run(
+    baseline: Observations,
+    reporting: Observations,
+    labels: pd.DatetimeIndex,
+    warnings: list[DataWarning],
+    *,
+    model: str = "auto",
+    day_type: bool | None = None,
+    allow_insufficient: bool = False,
+    adjustments: np.ndarray | None = None,
+    adjustment_fractions: np.ndarray | None = None,
+    normal: Observations | None = None,
+) -> Outcome:
+    """Select and fit the baseline model, then compute savings (and normalised savings)."""
+    sufficiency.require(warnings, allow_insufficient)
+    warnings = list(warnings)
+    sel = select(baseline, model, day_type)
+    fr = sel.chosen
+    if not fr.qualified:
+        warnings.append(
+            DataWarning(
+                "epcwatch.model.not_qualified",
+                f"model {fr.label} does not qualify: {'; '.join(fr.reasons)}",
+                {"reasons": fr.reasons},
+            )
+        )
+    if not fr.verdict.passed:
+        warnings.append(
+            DataWarning(
+                "epcwatch.model.g14_fail",
+                f"baseline model fails ASHRAE Guideline 14 for {fr.verdict.frequency.value} data "
+                f"(CV(RMSE) {fr.stats.cvrmse:.1f} % vs ≤ {fr.verdict.cvrmse_limit:g} %, "
+                f"NMBE {fr.stats.nmbe:.2f} % vs ± {fr.verdict.nmbe_limit:g} %)",
+                fr.verdict.to_dict(),
+            )
+        )
+    series, summary = avoided_energy(fr.model, fr.stats, reporting, adjustments, adjustment_fractions)
+    fsu68 = summary.fsu.get("68", math.inf)
+    if not fsu68 < 0.5:
+        warnings.append(
+            DataWarning(
+                "epcwatch.savings.uncertainty_too_high",
+                f"savings uncertainty at 68 % confidence is {fsu68:.0%} of the savings; "
+                "ASHRAE Guideline 14 asks for less than 50 %",
+                {"fsu_68": fsu68 if math.isfinite(fsu68) else None},
+            )
+        )
+    rep_fit: FitResult | None = None
+    norm: NormalisedSavings | None = None
+    if normal is not None:
+        try:
+            rsel = select(reporting, fr.model.type, fr.model.day_type)
+            rep_fit = rsel.chosen
+            norm = normalised(fr.model, fr.stats, rep_fit.model, rep_fit.stats, normal)
+        except ModelError as exc:
+            warnings.append(
+                DataWarning(
+                    "epcwatch.savings.no_normalised",
+                    f"normalised savings not computed: reporting-period model failed ({exc})",
+                )
+            )
+    return Outcome(
+        frequency=baseline.frequency,
+        selection=sel,
+        baseline_fit=fr,
+        baseline_obs=baseline,
+        warnings=warnings,
+        labels=labels,
+        series=series,
+        summary=summary,
+        reporting_fit=rep_fit,
+        normalised=norm,
+    )
+
+
+def refit_stats(model: FittedModel, obs: Observations) -> FitResult:
+    """Statistics of a saved model on the data it was fitted on (for reloaded models)."""
+    return evaluate(model, obs.select(obs.valid()))

@@ -1,0 +1,305 @@
+"""``epcwatch savings report``: a contract's data in, report files and InfluxDB points out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from epcwatch.clock import Clock, SystemClock
+from epcwatch.logs import fields
+from epcwatch.savings import sufficiency
+from epcwatch.savings.contract import Contract, CsvWeather, resolve
+from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, run
+from epcwatch.savings.errors import DataError
+from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
+from epcwatch.savings.models import Frequency, Observations
+from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
+from epcwatch.savings.sufficiency import DataWarning
+from epcwatch.savings.tariff import Band, blended_price, savings_cost
+from epcwatch.savings.weather import load_normal_year
+
+log = logging.getLogger("epcwatch.savings")
+
+SAVINGS_FIELDS = (
+    "actual",
+    "adjusted_baseline",
+    "savings",
+    "cumulative_savings",
+    "guaranteed_cumulative",
+    "temperature",
+)
+
+
+@dataclass
+class RunResult:
+    contract: Contract
+    outcome: Outcome
+    baseline: pd.DataFrame
+    daily: pd.DataFrame
+    doc: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    points_written: int = 0
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def csv_temperature(spec: CsvWeather, contract_path: str | os.PathLike[str] | None, tz: str) -> pd.DataFrame:
+    """Daily mean temperature from a CSV of ``timestamp``/``date`` and ``temperature``."""
+    path = resolve(spec.path, contract_path)
+    try:
+        raw = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"weather CSV {path}: {exc}") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    tcol = "timestamp" if "timestamp" in raw.columns else "date"
+    if tcol not in raw.columns or "temperature" not in raw.columns:
+        raise DataError(f"weather CSV {path}: needs columns timestamp (or date) and temperature")
+    try:
+        ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=False)
+    except (ValueError, TypeError):
+        ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=True)
+    if ts.dt.tz is not None:
+        ts = ts.dt.tz_convert(tz).dt.tz_localize(None)
+    temp = pd.to_numeric(raw["temperature"], errors="coerce")
+    if spec.unit == "F":
+        temp = (temp - 32.0) / 1.8
+    df = pd.DataFrame({"date": ts.dt.normalize(), "temperature": temp})
+    return df.groupby("date")["temperature"].mean().reset_index()
+
+
+def _frame(energy: pd.DataFrame, temps: pd.DataFrame, period: Period, c: Contract) -> pd.DataFrame:
+    e = complete_days(energy[["date", "energy"]], period)
+    t = complete_days(temps[["date", "temperature"]], period)
+    df = e.merge(t, on="date", how="left")
+    df["nonworking"] = np.array(c.calendar.nonworking([d.date() for d in df["date"]]), dtype=float)
+    return df
+
+
+def _warnings(df: pd.DataFrame, period: Period, name: str) -> list[DataWarning]:
+    return sufficiency.check_days(
+        dates=df["date"].to_numpy(dtype="datetime64[D]"),
+        energy=df["energy"].to_numpy(dtype=float),
+        temp=df["temperature"].to_numpy(dtype=float),
+        start=np.datetime64(period.start),
+        end=np.datetime64(period.end),
+        period=name,
+    )
+
+
+def _adjustments(c: Contract, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
+    amount = np.zeros(len(days))
+    frac = np.zeros(len(days))
+    for a in c.adjustments:
+        inside = np.array([a.start <= d <= a.end for d in days])
+        if a.amount_kwh is not None:
+            amount[inside] += a.amount_kwh / ((a.end - a.start).days + 1)
+        if a.fraction is not None:
+            frac[inside] += a.fraction
+    return amount, frac
+
+
+def _normal_obs(c: Contract, contract_path: str | os.PathLike[str] | None) -> Observations | None:
+    if c.normal_year is None:
+        return None
+    spec = c.normal_year
+    if not spec.startswith("builtin:"):
+        spec = str(resolve(spec, contract_path))
+    try:
+        temps = load_normal_year(spec)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    # the normal year is laid on the reporting year's calendar (for the day-type shift)
+    days = [c.reporting.start + timedelta(days=i) for i in range(365)]
+    return Observations(
+        energy=np.full(365, np.nan),
+        temp=temps,
+        frequency=Frequency.DAILY,
+        nonworking=np.array(c.calendar.nonworking(days), dtype=float),
+    )
+
+
+def compute(
+    c: Contract, source: DailySource, contract_path: str | os.PathLike[str] | None = None
+) -> RunResult:
+    """Read the contract's data and compute everything (no files written)."""
+    tz = c.timezone
+    bp, rp = Period(c.baseline.start, c.baseline.end), Period(c.reporting.start, c.reporting.end)
+    be = source.daily_energy(c.site, c.meters, bp.start, bp.end, tz)
+    re_ = source.daily_energy(c.site, c.meters, rp.start, rp.end, tz)
+    if c.weather.influx is not None:
+        temps = source.daily_temperature(c.site, c.weather.influx, bp.start, rp.end, tz)
+    else:
+        assert c.weather.csv is not None
+        temps = csv_temperature(c.weather.csv, contract_path, tz)
+    if not np.isfinite(be["energy"].to_numpy(dtype=float)).any():
+        sel = "; ".join(", ".join(f"{k}={v}" for k, v in m.tags().items()) for m in c.meters)
+        raise DataError(
+            f"no daily energy for site {c.site} meters [{sel}] in the baseline {bp} "
+            f"(looked in energy_interval and raw counters)"
+        )
+    bd, rd = _frame(be, temps, bp, c), _frame(re_, temps, rp, c)
+    warnings = _warnings(bd, bp, "baseline") + _warnings(rd, rp, "reporting")
+    if c.allow_insufficient_baseline and sufficiency.disqualified(warnings):
+        warnings.append(
+            DataWarning(
+                "epcwatch.sufficiency.overridden",
+                "the baseline fails data sufficiency and is used because the contract says "
+                "allow_insufficient_baseline: true",
+            )
+        )
+    days = [d.date() for d in rd["date"]]
+    amount, frac = _adjustments(c, days)
+    day_type = {"auto": None, "on": True, "off": False}[c.model.day_type]
+    outcome = run(
+        daily_observations(bd),
+        daily_observations(rd),
+        pd.DatetimeIndex(rd["date"]),
+        warnings,
+        model=c.model.type,
+        day_type=day_type,
+        allow_insufficient=c.allow_insufficient_baseline,
+        adjustments=amount,
+        adjustment_fractions=frac,
+        normal=_normal_obs(c, contract_path),
+    )
+    s = outcome.series
+    daily = pd.DataFrame(
+        {
+            "date": rd["date"],
+            "temperature": rd["temperature"],
+            "nonworking": rd["nonworking"].astype(bool),
+            "actual": s.actual,
+            "adjusted_baseline": s.adjusted_baseline,
+            "adjustment": s.adjustments,
+            "savings": s.savings,
+            "cumulative_savings": s.cumulative,
+        }
+    )
+    annual = c.guarantee.annual_kwh if c.guarantee else 0.0
+    daily["guaranteed_cumulative"] = annual * np.arange(1, len(daily) + 1) / 365.0
+    doc = outcome.to_dict()
+    doc["contract"] = json.loads(c.model_dump_json())
+    doc["data"] = {
+        "energy_source": be.attrs.get("source"),
+        "devices": be.attrs.get("devices", []),
+        "baseline_days": bp.days,
+        "reporting_days": rp.days,
+    }
+    avoided = outcome.summary.avoided_energy_use
+    if c.guarantee is not None:
+        doc["guarantee"] = guarantee(c.guarantee.annual_kwh, rp.days, outcome.summary).to_dict()
+    t = c.tariff
+    if t.flat is not None:
+        price = t.flat
+    else:
+        assert t.time_of_use is not None
+        price = blended_price(
+            [
+                Band(b.name, b.price, b.share if b.share is not None else b.hours_count() / 24.0)
+                for b in t.time_of_use
+            ]
+        )
+    dc = t.demand_charge
+    doc["cost"] = savings_cost(
+        avoided,
+        currency=t.currency,
+        price=price,
+        reporting_days=rp.days,
+        demand_kw=dc.demand_reduction_kw if dc else 0.0,
+        demand_price_per_kw_month=dc.price_per_kw_month if dc else 0.0,
+    ).to_dict()
+    f = c.factors
+    doc["conversions"] = {
+        "tce_basis": f.tce_basis,
+        "kgce_per_kwh": f.tce_kgce_per_kwh,
+        "tce": to_tce(avoided, f.tce_kgce_per_kwh),
+        "tce_calorific": to_tce(avoided, f.tce_calorific_kgce_per_kwh),
+        "tce_equal_value": (
+            to_tce(avoided, f.tce_equal_value_kgce_per_kwh) if f.tce_equal_value_kgce_per_kwh else None
+        ),
+        "co2_kg_per_kwh": f.co2_kg_per_kwh,
+        "co2_tonnes": to_co2_tonnes(avoided, f.co2_kg_per_kwh),
+    }
+    doc["adjustments"] = [
+        {
+            **json.loads(a.model_dump_json()),
+            "applied_kwh": float(np.nansum(s.adjustments[[a.start <= d <= a.end for d in days]])),
+        }
+        for a in c.adjustments
+    ]
+    return RunResult(contract=c, outcome=outcome, baseline=bd, daily=daily, doc=doc)
+
+
+def model_fields(result: RunResult) -> dict[str, object]:
+    """Fields of the ``savings_model`` point (docs/data-model.md) for the dashboards."""
+    fr = result.outcome.baseline_fit
+    st = fr.stats
+    s = result.outcome.summary
+    return {
+        "model": MODEL_NAMES.get(fr.model.type, fr.model.type),
+        "day_type": fr.model.day_type,
+        "cv_rmse": st.cvrmse,
+        "nmbe": st.nmbe,
+        "r2": st.r2,
+        "n_points": st.n,
+        "n_params": st.p,
+        "autocorrelation": st.autocorrelation,
+        "fractional_uncertainty": 100.0 * s.fsu["68"],
+        "savings_uncertainty": s.uncertainty["68"],
+        "g14_pass": fr.verdict.passed,
+    }
+
+
+def run_contract(
+    c: Contract,
+    source: DailySource,
+    out_dir: Path,
+    *,
+    write_back: bool = True,
+    contract_path: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points."""
+    from epcwatch.savings.report import render_html
+
+    result = compute(c, source, contract_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "json": out_dir / "report.json",
+        "csv": out_dir / "report.csv",
+        "html": out_dir / "report.html",
+        "model": out_dir / "model.json",
+    }
+    files["json"].write_text(json.dumps(result.doc, indent=2, default=str))
+    csv = result.daily.copy()
+    csv["date"] = csv["date"].dt.strftime("%Y-%m-%d")
+    csv.to_csv(files["csv"], index=False, float_format="%.3f")
+    files["model"].write_text(json.dumps(result.outcome.model.to_dict(), indent=2))
+    now = (clock or SystemClock()).now()
+    files["html"].write_text(render_html(result, datetime.fromtimestamp(now, UTC)), encoding="utf-8")
+    result.files = files
+    if write_back:
+        lines = savings_lines(c.id, c.site, c.timezone, result.daily, SAVINGS_FIELDS)
+        lines.append(model_line(c.id, c.site, c.timezone, c.reporting.end, model_fields(result)))
+        source.write_lines(lines)
+        result.points_written = len(lines)
+    log.info(
+        "report written",
+        extra=fields(
+            contract=c.id,
+            out=str(out_dir),
+            points=result.points_written,
+            model=result.outcome.baseline_fit.label,
+        ),
+    )
+    return result

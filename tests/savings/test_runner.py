@@ -1,0 +1,95 @@
+"""The contract runner on an in-memory source (the InfluxDB path has its own integration tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from epcwatch.clock import ManualClock
+from epcwatch.savings.contract import InfluxWeather, MeterSelector, load_contract
+from epcwatch.savings.influx import savings_lines
+from epcwatch.savings.runner import SAVINGS_FIELDS, run_contract
+
+
+class FakeSource:
+    """Daily energy and temperature from frames; records what would be written."""
+
+    def __init__(self, daily: pd.DataFrame) -> None:
+        self.daily = daily
+        self.written: list[str] = []
+        self.asked: list[tuple[str, list[dict[str, str]]]] = []
+
+    def daily_energy(
+        self, site: str, meters: list[MeterSelector], start: date, end: date, tz: str
+    ) -> pd.DataFrame:
+        self.asked.append((site, [m.tags() for m in meters]))
+        d = self.daily[
+            (self.daily["date"] >= pd.Timestamp(start)) & (self.daily["date"] <= pd.Timestamp(end))
+        ]
+        out = d[["date", "energy"]].reset_index(drop=True)
+        out.attrs["source"] = "fake"
+        return out
+
+    def daily_temperature(
+        self, site: str, weather: InfluxWeather, start: date, end: date, tz: str
+    ) -> pd.DataFrame:
+        return self.daily[["date", "temperature"]]
+
+    def write_lines(self, lines: list[str]) -> None:
+        self.written.extend(lines)
+
+
+def test_amount_adjustment_spread_evenly_and_points_written(world, contract_file, tmp_path):
+    path = contract_file(
+        "contract.yaml",
+        {
+            "adjustments: []": (
+                'adjustments:\n  - {start: 2025-03-01, end: 2025-03-10, amount_kwh: 3650, reason: "swap"}'
+            )
+        },
+    )
+    daily = world["daily"].copy()
+    daily.loc[daily["date"] == "2025-06-15", "energy"] = np.nan  # one reporting day without data
+    src = FakeSource(daily)
+    res = run_contract(
+        load_contract(path),
+        src,
+        tmp_path / "out",
+        contract_path=path,
+        clock=ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()),
+    )
+    assert src.asked[0] == ("civic-centre", [{"device": "b1-main"}])
+    adj = res.daily.set_index("date")["adjustment"]
+    assert adj["2025-03-01":"2025-03-10"].to_numpy() == pytest.approx([365.0] * 10)
+    assert adj.drop(pd.date_range("2025-03-01", "2025-03-10")).fillna(0).abs().max() == 0
+    assert res.doc["adjustments"][0]["applied_kwh"] == pytest.approx(3650)
+    assert res.outcome.summary.periods == 364
+    # one point per reporting day; the day without data keeps only carried/known fields
+    assert len(src.written) == 366 == res.points_written  # 365 days + the savings_model point
+    model = src.written[-1]
+    assert model.startswith("savings_model,contract=b1-whole-building,site=civic-centre ")
+    assert 'model="5P"' in model and "n_points=366i" in model and "day_type=true" in model
+    gap = next(
+        ln
+        for ln in src.written
+        if ln.endswith(f" {int(pd.Timestamp('2025-06-15', tz='Asia/Shanghai').timestamp())}")
+    )
+    assert "actual=" not in gap and "cumulative_savings=" in gap and "guaranteed_cumulative=" in gap
+    assert "Generated 2026-01-05" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_savings_lines_escape_tags_and_skip_nan():
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-01-01", "2025-01-02"]),
+            **{f: [1.5, np.nan] for f in SAVINGS_FIELDS},
+        }
+    )
+    lines = savings_lines("b1 whole,bldg", "civic-centre", "Asia/Shanghai", frame, SAVINGS_FIELDS)
+    assert lines == [
+        "savings,contract=b1\\ whole\\,bldg,site=civic-centre actual=1.5,adjusted_baseline=1.5,savings=1.5,"
+        "cumulative_savings=1.5,guaranteed_cumulative=1.5,temperature=1.5 1735660800"
+    ]
