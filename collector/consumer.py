@@ -91,6 +91,10 @@ class Consumer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        #: PUBACKs of our dead letters: packet id → accepted
+        self._published = threading.Condition()
+        self._pub_done: dict[int, bool] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,18 +173,33 @@ class Consumer:
                     self.client.ack(it.mid, it.qos)
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        infos = []
+        """Publish at QoS 1 and wait for the broker's PUBACKs. A dead letter published while the
+        connection is down is kept by paho and sent after the reconnect, so this waits for the
+        acknowledgement itself (``on_publish``), not for paho's "published now" status."""
+        mids = []
         for letter in letters:
             info = self.client.publish(self.dead_letter_topic, letter.model_dump_json(), qos=1)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 raise BrokerError(f"dead letter not published: {mqtt.error_string(info.rc)}")
-            infos.append(info)
+            mids.append(info.mid)
         deadline = time.monotonic() + self.dead_letter_timeout_s
-        for info in infos:
-            remaining = deadline - time.monotonic()
-            try:
-                info.wait_for_publish(max(0.0, remaining))
-            except (RuntimeError, ValueError) as exc:
-                raise BrokerError(f"dead letter not confirmed: {exc}") from None
-            if not info.is_published():
-                raise BrokerError("dead letter not confirmed by the broker in time")
+        with self._published:
+            while True:
+                refused = [m for m in mids if self._pub_done.get(m) is False]
+                if refused:
+                    raise BrokerError(f"the broker refused {len(refused)} dead letter(s)")
+                if all(m in self._pub_done for m in mids):
+                    for m in mids:
+                        del self._pub_done[m]
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BrokerError("dead letters not confirmed by the broker in time")
+                self._published.wait(min(remaining, 1.0))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        # reason codes below 0x80 are successes (0x10: accepted, but no subscriber at the moment)
+        ok = not getattr(reason, "is_failure", False)
+        with self._published:
+            self._pub_done[mid] = ok
+            self._published.notify_all()

@@ -58,7 +58,9 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            # a key with control characters or blanks is shown quoted, so the message stays on one line
+            text = part if part.isprintable() and part.strip() == part and part else repr(part)
+            out += f".{text}" if out else text
     return out or "(top level)"
 
 

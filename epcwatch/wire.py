@@ -15,7 +15,15 @@ import math
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from epcwatch import measurements
 from epcwatch.measurements import FieldType
@@ -41,8 +49,20 @@ Value = bool | int | float
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _not_bool(v: object) -> object:
+    # Literal[1] would accept true (True == 1 in Python)
+    if isinstance(v, bool):
+        raise ValueError("schema version must be the integer 1")
+    return v
+
+
+Version = Annotated[Literal[1], BeforeValidator(_not_bool)]
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a sender's "5" is not the number 5 and true is not the version 1; the wire has
+    # one spelling for each value, so both sides agree on what was measured
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DeviceTags(_Frozen):
@@ -90,7 +110,7 @@ class Reading(_Frozen):
 class TelemetryMessage(_Frozen):
     """One or more readings of one device (``epc/v1/{site}/{device}/telemetry``)."""
 
-    v: Literal[1] = Field(default=SCHEMA_VERSION, description="schema version")
+    v: Version = Field(default=SCHEMA_VERSION, description="schema version")
     site: Id
     device: Id
     kind: DeviceKind
@@ -108,7 +128,7 @@ class TelemetryMessage(_Frozen):
 class StatusMessage(_Frozen):
     """Retained on ``epc/v1/{site}/status``: ``online`` birth, ``offline`` last will."""
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Version = SCHEMA_VERSION
     site: Id
     state: Literal["online", "offline"]
     ts: int | None = Field(default=None, description="ms since the epoch; absent in the last will")
@@ -129,7 +149,7 @@ class DeviceHealth(_Frozen):
 class HealthMessage(_Frozen):
     """Periodic agent health on ``epc/v1/{site}/health``."""
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Version = SCHEMA_VERSION
     site: Id
     ts: int
     agent: str
@@ -145,7 +165,7 @@ class HealthMessage(_Frozen):
 class DeadLetter(_Frozen):
     """What the collector publishes on ``epc/deadletter/v1/{group}`` for a message it cannot store."""
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Version = SCHEMA_VERSION
     topic: str
     reason: str
     received_ts: int

@@ -38,3 +38,15 @@ def test_unknown_key_and_bad_yaml(tmp_path: Path) -> None:
         load_yaml_model(p, Site)
     with pytest.raises(ConfigError, match="cannot read"):
         load_yaml_model(tmp_path / "missing.yaml", Site)
+
+
+def test_odd_keys_are_quoted_on_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text('site: a\ndevices: []\n"\\r": 1\n" ": 2\n')
+    with pytest.raises(ConfigError) as ei:
+        load_yaml_model(p, Site)
+    lines = str(ei.value).splitlines()
+    assert lines == [
+        f"{p}:3: '\\r': Extra inputs are not permitted",
+        f"{p}:4: ' ': Extra inputs are not permitted",
+    ]

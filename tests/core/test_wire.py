@@ -96,3 +96,22 @@ def test_json_schema_exports_every_model() -> None:
     assert set(schemas) == {"TelemetryMessage", "StatusMessage", "HealthMessage", "DeadLetter"}
     json.dumps(schemas)
     assert "readings" in schemas["TelemetryMessage"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"active_power":5', '"active_power":"5"'),
+        ('"v":1', '"v":true'),
+        ('"seq":1', '"seq":"1"'),
+        ('"ts":1700000000000', '"ts":1700000000000.5'),
+    ],
+)
+def test_wire_is_strict_one_spelling_per_value(old: str, new: str) -> None:
+    good = (
+        '{"v":1,"site":"s","device":"d","kind":"meter","readings":'
+        '[{"seq":1,"ts":1700000000000,"values":{"active_power":5}}]}'
+    )
+    assert TelemetryMessage.model_validate_json(good).readings[0].values == {"active_power": 5}
+    with pytest.raises(ValidationError):
+        TelemetryMessage.model_validate_json(good.replace(old, new))
