@@ -278,7 +278,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
 
     from epcwatch.cli import services_up
     from epcwatch.services import ServiceError, default_state_dir, free_port
-    from epcwatch.sim.cli import profile_points
+    from epcwatch.sim.cli import profile_points, profile_quantizers
     from epcwatch.sim.history import PublishError, history_batches, publish
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
@@ -364,7 +364,12 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             try:
                 msgs, readings = publish(
                     history_batches(
-                        model, plan.first, plan.history_last, interval_s=plan.interval_s, point_names=names
+                        model,
+                        plan.first,
+                        plan.history_last,
+                        interval_s=plan.interval_s,
+                        point_names=names,
+                        quantizers=profile_quantizers(model),
                     ),
                     "127.0.0.1",
                     mosq.port,
