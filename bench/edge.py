@@ -147,7 +147,9 @@ def _site(tmp: Path, modbus_port: int, mqtt_port: int, units: int, interval: flo
                 }
                 for u in range(1, units + 1)
             ],
-            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "max_inflight": 100},
+            # MQTT 3.1.1: with no subscriber in the bench, MQTT 5 PUBACKs would say 0x10 "no matching
+            # subscribers" and the agent would rightly keep every reading for retry
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "max_inflight": 100, "protocol": "3.1.1"},
             "outbox": {"path": str(tmp / "outbox.sqlite"), "synchronous": "full"},
             "health": {"interval_s": 5},
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -85,7 +86,11 @@ class Agent:
         self.dropped_now = 0
         self.refused_now = 0
         for bus in cfg.buses:
-            members = [(d, plans[d.id]) for d in devices if d.bus == bus.id]
+            members = [
+                (d, plans[d.id] if d.use_group_intervals else dataclasses.replace(plans[d.id], groups=()))
+                for d in devices
+                if d.bus == bus.id
+            ]
             if not members:
                 continue
             transport = transport_factory(bus)

@@ -2,8 +2,9 @@
 
 This is the only place the runtime touches the profile library (``epcwatch.edge.profile``,
 ``planner``, ``decode``); the poller only knows :class:`~epcwatch.edge.poller.DevicePlan`.
-The profile's fastest poll groups are read at every poll of the device (``poll_interval_s``);
-slower groups on their own interval, never more often than the device is polled. The
+The plan keeps the profile's poll groups: with ``use_group_intervals`` on a device, its fastest
+groups are read at every poll (``poll_interval_s``) and slower groups on their own interval,
+never more often than the device is polled; otherwise every group is read at every poll. The
 ``identity`` group (serial number, firmware) is not polled.
 """
 

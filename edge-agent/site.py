@@ -105,6 +105,11 @@ class DeviceConfig(_Model):
     backoff_max_s: float = Field(
         default=300.0, ge=0, le=86_400, description="cap of the retry delay of a device that keeps failing"
     )
+    use_group_intervals: bool = Field(
+        default=False,
+        description="read the profile's slower poll groups (e.g. energy counters) on their own "
+        "interval; default: every group at every poll",
+    )
     enabled: bool = True
 
 

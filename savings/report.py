@@ -47,7 +47,12 @@ MODEL_NAMES = {
 def _num(v: Any, digits: int = 0) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
-    return f"{v:,.{digits}f}"
+    text = f"{v:,.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.000"
+
+
+def _pval(v: float) -> str:
+    return "< 0.0001" if v < 1e-4 else f"{v:.4f}"
 
 
 def _pct(v: Any, digits: int = 1) -> str:
@@ -65,6 +70,7 @@ def _env() -> Environment:
     )
     env.filters["num"] = _num
     env.filters["pct"] = _pct
+    env.filters["pval"] = _pval
     return env
 
 

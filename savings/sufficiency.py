@@ -7,9 +7,10 @@ Disqualifying warnings make the baseline unusable unless the caller explicitly o
 - ``epcwatch.sufficiency.too_few_valid_days``: fewer than 90 % of its days have both valid
   energy and valid temperature.
 
-Informational ones: ``low_monthly_coverage`` (a calendar month below 90 %),
-``negative_energy`` (days dropped as invalid), ``extreme_energy`` (days beyond 3 IQR from the
-median; kept), ``reporting_gaps`` (reporting days without data; savings cover valid days only).
+Informational ones, prefixed with the period (``baseline_`` or ``reporting_``):
+``…_low_monthly_coverage`` (a calendar month below 90 %), ``…_negative_energy`` (days dropped as
+invalid), ``…_extreme_energy`` (days beyond 3 IQR from the median; kept), and
+``reporting_gaps`` (reporting days without data; savings cover valid days only).
 """
 
 from __future__ import annotations

@@ -102,7 +102,12 @@ def test_agent_publishes_the_wire_contract(
             lambda: all(len(s) >= 5 for s in _telemetry(sub.snapshot()).values()), what="5 readings each"
         )
         helpers.wait_for(
-            lambda: any(t.endswith("/health") for t, _, _ in sub.snapshot()), what="a health message"
+            lambda: any(
+                all(d.polls_ok > 0 for d in HealthMessage.model_validate_json(p).devices)
+                for t, p, _ in sub.snapshot()
+                if t.endswith("/health")
+            ),
+            what="a health message after every device's first poll",
         )
     finally:
         runner.stop()
@@ -121,8 +126,9 @@ def test_agent_publishes_the_wire_contract(
     for seqs in _telemetry(msgs).values():
         assert _first_occurrences(seqs) == list(range(len(set(seqs))))
     health = [HealthMessage.model_validate_json(p) for t, p, _ in msgs if t.endswith("/health")]
-    assert {d.device for d in health[-1].devices} == set(DEVICES)
-    assert all(d.polls_ok > 0 and d.polls_failed == 0 for d in health[-1].devices)
+    assert all({d.device for d in h.devices} == set(DEVICES) for h in health)
+    assert all(d.polls_failed == 0 for h in health for d in h.devices)
+    assert any(all(d.polls_ok > 0 and d.online for d in h.devices) for h in health)
     doc = read_status_file(cfg.status_file())
     assert doc["health"]["site"] == SITE and doc["health"]["outbox_depth"] >= 0
 

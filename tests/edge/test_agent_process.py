@@ -110,7 +110,7 @@ def test_sigkill_with_a_backlog_then_restart_loses_no_committed_reading(
         agent.send_signal(signal.SIGKILL)
         agent.wait(30)
         committed = dict(_db(tmp_path, "SELECT device, next_seq FROM device_seq"))
-        assert set(committed) == set(UNITS) and all(n >= 20 for n in committed.values())
+        assert set(committed) == set(UNITS) and all(n >= 5 for n in committed.values())
         private_mosquitto.start()
         agent = _start(site, tmp_path)
         helpers.wait_for(
@@ -126,12 +126,17 @@ def test_sigkill_with_a_backlog_then_restart_loses_no_committed_reading(
         helpers.wait_for(lambda: _depth(tmp_path) == 0, what="the outbox to drain")
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(60) == 0
+        final = dict(_db(tmp_path, "SELECT device, next_seq FROM device_seq"))
+        # a PUBACK means the broker has it; its delivery to our subscriber may trail a little
+        helpers.wait_for(
+            lambda: all(len(set(s)) == final[d] for d, s in _received(sub).items()),
+            what="every committed reading at the subscriber",
+        )
     finally:
         if agent.poll() is None:
             agent.kill()
             agent.wait(30)
         sub.close()
-    final = dict(_db(tmp_path, "SELECT device, next_seq FROM device_seq"))
     got = _received(sub)
     for d in UNITS:
         assert final[d] > committed[d]  # seq went on after the restart, never reused

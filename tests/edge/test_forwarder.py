@@ -74,10 +74,11 @@ async def _scenario(path: Path, seed: int, reject_every: int) -> tuple[Forwarder
         for mid in mids[: rng.randint(0, len(mids))]:
             del pub.pending[mid]
             if reject_every and step % reject_every == 0:
-                fwd.on_ack(mid, 0x87)  # not authorised: must be resent
+                # not authorised, or no matching subscribers (nobody got it): must be resent
+                fwd.on_ack(mid, 0x87 if step % 2 else 0x10)
             else:
                 pub.accepted.add(mid)
-                fwd.on_ack(mid, 0x10 if step % 2 else 0)  # 0x10 no subscribers is a success
+                fwd.on_ack(mid, 0)
         if rng.random() < 0.1:
             pub.connected = not pub.connected
     pub.connected = True

@@ -177,3 +177,46 @@ def test_rtu_over_tcp_gateway(modbus_peer: Callable[..., Any]) -> None:
     outcomes = _poll_all(bus, (4, 5), rounds=2)
     assert [o.values for o in outcomes] == [_expected(u) for u in (4, 5)] * 2
     assert dict(peer.requests) == {4: 4, 5: 4}
+
+
+def test_garbage_answers_are_errors_not_crashes() -> None:
+    """A line with noise: a peer answering every request with bytes that are not a valid frame
+    (RTU over TCP, bad CRC, and a TCP frame with a wrong length) gives a failed poll with a
+    reason, after exactly the configured attempts; the agent goes on."""
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(256):
+                    received.append(data)
+                    # function 3 answer of 2 bytes with a wrong CRC, then line noise
+                    conn.sendall(bytes([data[0], 3, 2, 0x12, 0x34, 0xDE, 0xAD]) + b"\xff\x00\x55")
+
+    threading.Thread(target=serve, daemon=True).start()
+    bus = RtuOverTcpBus(type="rtu_over_tcp", id="noisy", host="127.0.0.1", port=port, inter_frame_gap_ms=0)
+
+    async def main() -> Any:
+        transport = PymodbusTransport.for_bus(bus)
+        try:
+            return await poll_device(transport, PLAN, 3, 0.3, 2)
+        finally:
+            await transport.close()
+
+    try:
+        out = asyncio.run(main())
+    finally:
+        srv.close()
+    assert not out.ok and out.error is not None
+    assert len(received) == 3  # first read: 1 try + 2 retries; the second read is skipped

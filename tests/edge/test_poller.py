@@ -250,3 +250,32 @@ def test_due_groups_without_interval_are_always_due() -> None:
     assert [g.name for g in due_groups(groups, {"counters": 100.0}, 50.0)] == ["realtime"]
     assert [g.name for g in due_groups(groups, {"counters": 100.0}, 100.0)] == ["realtime", "counters"]
     assert [g.name for g in PLAN.poll_groups()] == ["all"]
+
+
+def test_agent_reads_every_group_unless_told_otherwise(tmp_path: Any) -> None:
+    from epcwatch.edge.agent import Agent
+    from epcwatch.edge.site import SiteConfig
+
+    cfg = SiteConfig.model_validate(
+        {
+            "site": "s",
+            "buses": [{"type": "tcp", "id": "b", "host": "127.0.0.1"}],
+            "devices": [
+                {"id": "m1", "bus": "b", "unit": 1, "profile": "grouped"},
+                {"id": "m2", "bus": "b", "unit": 2, "profile": "grouped", "use_group_intervals": True},
+            ],
+            "mqtt": {"host": "127.0.0.1"},
+            "outbox": {"path": str(tmp_path / "o.sqlite")},
+        }
+    )
+
+    async def main() -> list[list[str]]:
+        agent = Agent(
+            cfg, {"m1": GROUPED, "m2": GROUPED}, ManualClock(), transport_factory=lambda b: FakeTransport()
+        )
+        try:
+            return [[g.name for g in d.plan.poll_groups()] for d in agent.pollers[0].devices]
+        finally:
+            agent.outbox.close()
+
+    assert asyncio.run(main()) == [["all"], ["realtime", "counters"]]

@@ -35,7 +35,7 @@ def test_calendar_holidays_and_make_up_days():
         ("model: auto ", "modle: auto ", 22, "modle: Extra inputs are not permitted"),
         ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", 6, "unknown timezone 'Mars/Olympus'"),
         (
-            "  annual_kwh: 250000",
+            "  annual_kwh: 800000",
             "  annual_kwh: -5",
             27,
             "guarantee.annual_kwh: Input should be greater than 0",

@@ -83,7 +83,7 @@ def test_report_option_c_from_rollups(influxdb, database, world, contract_file, 
     assert doc["conversions"]["tce_equal_value"] == pytest.approx(est * 0.2829 / 1000)
     assert doc["conversions"]["co2_tonnes"] == pytest.approx(est * 0.5703 / 1000)
     g = doc["guarantee"]
-    assert g["guaranteed"] == pytest.approx(250000) and g["met"] is (est >= 250000)
+    assert g["guaranteed"] == pytest.approx(800000) and g["met"] is (est >= 800000)
 
 
 def test_report_option_b_lighting_with_adjustment(influxdb, database, world, contract_file, tmp_path):
