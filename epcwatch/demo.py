@@ -182,6 +182,22 @@ def portfolio_yaml(seed: int = 0) -> str:
     return yaml.safe_dump({"sites": [site]}, sort_keys=False)
 
 
+def true_savings(contract: Path, truth_csv: Path) -> float | None:
+    """The simulator's true savings over the contract's reporting period on its metered devices."""
+    import pandas as pd
+    import yaml
+
+    try:
+        doc = yaml.safe_load(contract.read_text())
+        devices = {m["device"] for m in doc["meters"] if "device" in m}
+        start, end = str(doc["reporting"]["start"]), str(doc["reporting"]["end"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    df = pd.read_csv(truth_csv, dtype={"date": str})
+    sel = df[df.device.isin(devices) & (df.date >= start) & (df.date <= end)]
+    return float(sel.savings_kwh.sum()) if len(sel) else None
+
+
 def write_building_info(influx_url: str, portfolio: Path) -> int:
     """``building_info`` points (docs/data-model.md) from the portfolio, at time 0 (idempotent)."""
     from epcwatch.portfolio import load_portfolio
@@ -262,7 +278,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
 
     from epcwatch.cli import services_up
     from epcwatch.services import ServiceError, default_state_dir, free_port
-    from epcwatch.sim.cli import profile_points
+    from epcwatch.sim.cli import profile_points, profile_quantizers
     from epcwatch.sim.history import PublishError, history_batches, publish
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
@@ -348,7 +364,12 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             try:
                 msgs, readings = publish(
                     history_batches(
-                        model, plan.first, plan.history_last, interval_s=plan.interval_s, point_names=names
+                        model,
+                        plan.first,
+                        plan.history_last,
+                        interval_s=plan.interval_s,
+                        point_names=names,
+                        quantizers=profile_quantizers(model),
                     ),
                     "127.0.0.1",
                     mosq.port,
@@ -530,7 +551,9 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     logs_dir / "savings.log",
                 )
                 result["report"] = str(report)
-                result["savings"] = out.strip()
+                lines = [ln for ln in out.splitlines() if ln.strip()]
+                result["savings"] = lines[-1].strip() if lines else ""
+                result["true_savings"] = true_savings(contract, truth)
             progress.advance(task)
             lap("reports", t0)
     finally:
@@ -575,7 +598,11 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     if "dashboards" in r:
         p(f"  dashboards   : {r['dashboards']}  (Grafana provisioning)")
     if "report" in r:
-        p(f"  M&V report   : {r['report']}")
+        p(f"  M&V report   : {r['report']}/report.html")
+        if r.get("savings"):
+            p(f"  M&V result   : {r['savings']}")
+        if r.get("true_savings") is not None:
+            p(f"  true savings of the contract's meters (simulator): {r['true_savings']:,.0f} kWh")
     if "report_skipped" in r:
         p(f"  M&V report   : skipped: {r['report_skipped']}")
     p(f"  logs         : {r.get('work')}/logs")

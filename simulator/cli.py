@@ -374,7 +374,15 @@ def history_cmd(
 
         try:
             msgs, readings = publish(
-                history_batches(model, first, last, interval_s=interval, point_names=names, devices=chosen),
+                history_batches(
+                    model,
+                    first,
+                    last,
+                    interval_s=interval,
+                    point_names=names,
+                    quantizers=profile_quantizers(model, chosen),
+                    devices=chosen,
+                ),
                 mqtt_host,
                 mqtt_port,
                 on_batch=step,
@@ -382,6 +390,23 @@ def history_cmd(
         except PublishError as exc:
             raise _fail(str(exc), 1) from None
     typer.echo(f"published {readings} readings in {msgs} messages to {mqtt_host}:{mqtt_port}")
+
+
+def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, Any]]:
+    """For each device, its counters' register resolution (see history.register_quantizer)."""
+    from epcwatch.edge.profile import load_profile
+    from epcwatch.measurements import VOCABULARY, Kind
+    from epcwatch.sim.history import register_quantizer
+
+    out: dict[str, dict[str, Any]] = {}
+    for d in devices if devices is not None else model.devices:
+        profile = load_profile(d.profile)
+        out[d.id] = {
+            p.name: register_quantizer(p.type, p.scale)
+            for p in profile.points
+            if VOCABULARY[p.name].kind is Kind.COUNTER and p.scale_factor is None
+        }
+    return out
 
 
 def profile_points(model: Any, devices: Any = None) -> dict[str, set[str]]:

@@ -11,12 +11,14 @@ them, with ``seq`` = the reading's epoch second (monotonic per device).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from epcwatch import topics
@@ -50,11 +52,41 @@ def device_tags(d: Device) -> dict[str, str]:
     return {k: v for k, v in tags.items() if v is not None}
 
 
-def _columns(values: dict[str, Any], names: set[str]) -> list[tuple[str, list[Any]]]:
+Quantizer = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]
+
+
+def register_quantizer(type_: str, scale: float) -> Quantizer:
+    """The value an edge agent decodes from a counter register of ``type_`` scaled by ``scale``:
+    float32 rounding reported as its shortest decimal, or a whole number of ``scale`` steps
+    (round half even) divided exactly. History rounded like this never steps back where it meets
+    live readings of the same counter."""
+    exponent = (
+        -round(math.log10(scale))
+        if scale > 0 and math.isclose(10 ** round(math.log10(scale)), scale)
+        else None
+    )
+
+    def unscale(raw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if exponent is not None and exponent > 0:
+            return raw / 10.0**exponent  # exact division: the float nearest raw x 10^-n
+        return raw * scale
+
+    if type_ == "float32":
+        return lambda a: unscale(np.asarray(a / scale).astype(np.float32).astype(str).astype(np.float64))
+    if type_ == "float64":
+        return lambda a: a
+    return lambda a: unscale(np.round(a / scale))
+
+
+def _columns(
+    values: dict[str, Any], names: set[str], quantizers: dict[str, Quantizer] | None = None
+) -> list[tuple[str, list[Any]]]:
     """Per-measurement value lists typed as the vocabulary says, for the profile's points."""
     out: list[tuple[str, list[Any]]] = []
     for name in sorted(names & set(values)):
         a = np.asarray(values[name])
+        if quantizers is not None and name in quantizers:
+            a = quantizers[name](a.astype(np.float64))
         ft = VOCABULARY[name].field_type
         if ft is FieldType.BOOL:
             out.append((name, [bool(x) for x in a.tolist()]))
@@ -74,6 +106,7 @@ def history_batches(
     *,
     interval_s: int = 900,
     point_names: dict[str, set[str]] | None = None,
+    quantizers: dict[str, dict[str, Quantizer]] | None = None,
     devices: list[Device] | None = None,
     readings_per_message: int = 96,
     retrofits: bool = True,
@@ -81,7 +114,9 @@ def history_batches(
     """Telemetry messages for the local days ``first``..``last``, a reading every ``interval_s``.
 
     ``point_names`` maps a device id to the measurements its profile exposes (all the model's
-    values if absent).
+    values if absent). ``quantizers`` (device -> measurement -> function) give counters the
+    resolution of the device's registers, so that history and live readings of the same counter
+    are rounded alike and never step back where the two paths meet.
     """
     chosen = devices if devices is not None else model.devices
     counters = Counters(model, retrofits)
@@ -91,7 +126,7 @@ def history_batches(
         ts_ms = (ts * 1000).tolist()
         for d in chosen:
             names = point_names.get(d.id, set(vals[d.id])) if point_names is not None else set(vals[d.id])
-            cols = _columns(vals[d.id], names)
+            cols = _columns(vals[d.id], names, quantizers.get(d.id) if quantizers is not None else None)
             topic = topics.telemetry(model.spec.site, d.id)
             tags = device_tags(d)
             for s in range(0, len(ts_ms), readings_per_message):

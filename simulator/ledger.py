@@ -180,16 +180,20 @@ class Counters:
                 f"time {t} is before the counter origin {self.model.spec.counter_origin} (local midnight)"
             )
         day = self._local_day(t)
-        self._extend(day)
+        self._extend(day + 1)
         k0, inc, cum = self._day(day)
         pos = (t - k0 * STEP_S) / STEP_S
         j = min(int(pos), next(iter(inc.values())).shape[0] - 1)
         frac = pos - j
         i = day - self.origin_day
-        return {
-            key: self.initial[key] + float(self._cum_days[key][i]) + float(cum[key][j] + inc[key][j] * frac)
-            for key in self.initial
-        }
+        out: dict[tuple[str, str], float] = {}
+        for key in self.initial:
+            start, end = float(self._cum_days[key][i]), float(self._cum_days[key][i + 1])
+            # one association order, capped at the next midnight's value: rounding can never
+            # make a counter step back, not even by an ulp at a day boundary
+            since_origin = min(start + float(cum[key][j] + inc[key][j] * frac), end)
+            out[key] = self.initial[key] + since_origin
+        return out
 
     def series(
         self, first: dt.date, last: dt.date, interval_s: int

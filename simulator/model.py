@@ -107,6 +107,40 @@ def in_window(g: TimeGrid, s: Schedule) -> B:
     return on
 
 
+#: canteen service (local hour, share of the kitchen's peak)
+_MEALS: Final = (
+    (0, 0),
+    (10.25, 0),
+    (11, 0.8),
+    (12.25, 1.0),
+    (13, 0.15),
+    (16.5, 0.15),
+    (17.25, 0.6),
+    (18.25, 0.1),
+    (24, 0),
+)
+
+
+@dataclass(frozen=True)
+class _Zones:
+    on: tuple[B, ...]
+    level: tuple[F64, ...]
+    power: tuple[F64, ...]
+    lighting: F64
+
+
+@dataclass(frozen=True)
+class _Hvac:
+    on: B
+    mode: I64
+    load_w: F64
+    cop: F64
+    plant_power: F64
+    ahu_speed: tuple[F64, ...]
+    ahu_power: tuple[F64, ...]
+    terminal_power: F64
+
+
 @dataclass(frozen=True)
 class BuildingLoads:
     """Loads of one building over a set of steps; powers in W."""
@@ -189,20 +223,51 @@ class ComplexModel:
         )
 
     def _building(self, b: Building, g: TimeGrid, w: Weather, retrofits: bool) -> BuildingLoads:
-        key = self._key
-        n = len(g)
-        day = g.local_day
-        t = w.temp_c
+        occ, attendance = self._occupancy(b, g)
+        zones = self._lighting(b, g, w, retrofits)
+        sockets = b.floor_area_m2 * (b.plug_standby_w_m2 + (b.plug_w_m2 - b.plug_standby_w_m2) * occ)
+        sockets = sockets * (1.0 + 0.03 * normal(self._key(f"{b.id}.sockets"), g.k))
+        tenants = self._tenants(b, g, zones.lighting, sockets)
+        cat_a: F64 = np.sum(list(tenants.values()), axis=0)
+        hvac = self._hvac(b, g, w, occ, zones.lighting + sockets, retrofits=retrofits)
+        cat_b = hvac.plant_power + np.sum(hvac.ahu_power, axis=0) + hvac.terminal_power
+        cat_c = self._power(b, g, occ, hvac.on)
+        cat_d = self._special(b, g, w, occ, attendance)
+        category = {"A": cat_a, "B": np.asarray(cat_b), "C": cat_c, "D": cat_d}
+        return BuildingLoads(
+            occupancy=occ,
+            zone_on=zones.on,
+            zone_level=zones.level,
+            zone_power=zones.power,
+            lighting=zones.lighting,
+            sockets=np.asarray(sockets, dtype=np.float64),
+            tenants=tenants,
+            category={c: np.asarray(v, dtype=np.float64) for c, v in category.items()},
+            main=np.asarray(cat_a + cat_b + cat_c + cat_d, dtype=np.float64),
+            hvac_on=hvac.on,
+            plant_mode=hvac.mode,
+            plant_load_w=hvac.load_w,
+            plant_cop=hvac.cop,
+            plant_power=hvac.plant_power,
+            plant_run=hvac.mode > 0,
+            ahu_speed=hvac.ahu_speed,
+            ahu_power=hvac.ahu_power,
+            terminal_power=hvac.terminal_power,
+        )
 
-        # occupancy: the day's attendance, slow wander, schedule
+    def _occupancy(self, b: Building, g: TimeGrid) -> tuple[F64, F64]:
+        """Occupancy 0..1 (schedule x the day's attendance x slow wander) and the attendance."""
         work_knots, off_knots = _OCCUPANCY[b.use]
         occ = np.where(g.workday, _curve(work_knots, g.tod_h), _curve(off_knots, g.tod_h))
-        attendance = 1.0 + 0.05 * normal(key(f"{b.id}.attendance"), day)
-        wander = 1.0 + 0.04 * smooth_normal(key(f"{b.id}.occ"), g.t, 2 * HOUR_S)
-        occ = np.clip(occ * attendance * wander, 0.0, 1.0)
+        attendance = 1.0 + 0.05 * normal(self._key(f"{b.id}.attendance"), g.local_day)
+        wander = 1.0 + 0.04 * smooth_normal(self._key(f"{b.id}.occ"), g.t, 2 * HOUR_S)
+        return np.clip(occ * attendance * wander, 0.0, 1.0), attendance
 
-        # lighting: zone 1 is corridors & emergency (always on, night level); the others follow
-        # the working day with staggered switch-on, a third of them kept on for overtime
+    def _lighting(self, b: Building, g: TimeGrid, w: Weather, retrofits: bool) -> _Zones:
+        """Zone 1 is corridors & emergency (always on, night level); the others follow the working
+        day with staggered switch-on, a third of them kept on for overtime; perimeter zones dim
+        with daylight. The LED retrofit lowers the installed power density."""
+        n = len(g)
         led = self._active(g, b.id, "led_lighting", retrofits)
         lpd = np.where(led, b.led_lighting_w_m2, b.lighting_w_m2)
         nz = b.lighting_zones
@@ -228,26 +293,31 @@ class ComplexModel:
             zone_on.append(on)
             zone_level.append(np.asarray(level, dtype=np.float64))
             zone_power.append(np.asarray(power, dtype=np.float64))
-        lighting: F64 = np.sum(zone_power, axis=0)
+        total: F64 = np.sum(zone_power, axis=0)
+        return _Zones(tuple(zone_on), tuple(zone_level), tuple(zone_power), total)
 
-        sockets = b.floor_area_m2 * (b.plug_standby_w_m2 + (b.plug_w_m2 - b.plug_standby_w_m2) * occ)
-        sockets = sockets * (1.0 + 0.03 * normal(key(f"{b.id}.sockets"), g.k))
-
-        # tenants partition A: each carries its share of lighting and its own socket load
-        tenants: dict[str, F64] = {}
+    def _tenants(self, b: Building, g: TimeGrid, lighting: F64, sockets: F64) -> dict[str, F64]:
+        """Tenants partition A: each carries its share of lighting and its own socket load."""
+        out: dict[str, F64] = {}
         for tn in b.tenants:
             f = (
                 1.0
-                + 0.06 * smooth_normal(key(f"{b.id}.t.{tn.id}"), g.t, HOUR_S)
-                + 0.02 * normal(key(f"{b.id}.t.{tn.id}.m"), g.k)
+                + 0.06 * smooth_normal(self._key(f"{b.id}.t.{tn.id}"), g.t, HOUR_S)
+                + 0.02 * normal(self._key(f"{b.id}.t.{tn.id}.m"), g.k)
             )
-            tenants[tn.id] = tn.share * (lighting + sockets * f)
-        cat_a: F64 = np.sum(list(tenants.values()), axis=0)
+            out[tn.id] = tn.share * (lighting + sockets * f)
+        return out
 
-        # HVAC: inside the AHU schedule the plant meets the cooling or heating load
+    def _hvac(
+        self, b: Building, g: TimeGrid, w: Weather, occ: F64, internal_w: F64, *, retrofits: bool
+    ) -> _Hvac:
+        """Inside the AHU schedule the plant meets the cooling or heating load at its COP; AHU
+        fans follow the cube law of their speed; fan coils run with the schedule."""
+        key = self._key
+        t = w.temp_c
         tight = self._active(g, b.id, "ahu_schedule", retrofits)
         hvac_on = np.where(tight, in_window(g, TIGHT_AHU), in_window(g, b.ahu_schedule))
-        gains_w = 0.9 * (lighting + sockets) + 100.0 * b.occupants * occ
+        gains_w = 0.9 * internal_w + 100.0 * b.occupants * occ
         solar_w = b.floor_area_m2 * b.solar_w_m2 * w.daylight
         latent_w = b.floor_area_m2 * 0.08 * np.clip(w.humidity_pct - 60.0, 0.0, None) * (t > 20.0)
         phase_in = np.clip((t - 18.0) / 4.0, 0.0, 1.0)
@@ -282,9 +352,20 @@ class ComplexModel:
             ahu_speed.append(np.asarray(speed, dtype=np.float64))
             ahu_power.append(np.asarray(power, dtype=np.float64))
         terminal = hvac_on * b.floor_area_m2 * b.terminal_w_m2 * (0.4 + 0.6 * occ)
-        cat_b = plant_power + np.sum(ahu_power, axis=0) + terminal
+        return _Hvac(
+            on=np.asarray(hvac_on, dtype=np.bool_),
+            mode=mode,
+            load_w=np.asarray(q, dtype=np.float64),
+            cop=np.asarray(cop, dtype=np.float64),
+            plant_power=np.asarray(plant_power, dtype=np.float64),
+            ahu_speed=tuple(ahu_speed),
+            ahu_power=tuple(ahu_power),
+            terminal_power=np.asarray(terminal, dtype=np.float64),
+        )
 
-        # power (C): lifts ride with occupancy; pumps and ventilation run around the clock
+    def _power(self, b: Building, g: TimeGrid, occ: F64, hvac_on: B) -> F64:
+        """Category C: lifts ride with occupancy; pumps and ventilation run around the clock."""
+        key = self._key
         lift_use = np.clip(0.05 + 0.55 * occ * (1.0 + 0.25 * normal(key(f"{b.id}.lifts"), g.k)), 0.02, 1.0)
         lifts = b.lifts * b.lift_kw * 1000.0 * lift_use
         pumps = (
@@ -293,55 +374,24 @@ class ComplexModel:
             * (1.0 + 0.3 * hvac_on)
             * (1.0 + 0.02 * normal(key(f"{b.id}.pumps"), g.k))
         )
-        cat_c = lifts + pumps
+        return np.asarray(lifts + pumps, dtype=np.float64)
 
-        # special (D)
+    def _special(self, b: Building, g: TimeGrid, w: Weather, occ: F64, attendance: F64) -> F64:
+        """Category D: the canteen (office), a server room (service hall), a data centre whose
+        cooling overhead rises with the outdoor temperature (archive)."""
+        t = w.temp_c
         sk = b.special_kw * 1000.0
-        if b.use == "office":  # canteen: lunch and dinner service on working days
-            meals = _curve(
-                (
-                    (0, 0),
-                    (10.25, 0),
-                    (11, 0.8),
-                    (12.25, 1.0),
-                    (13, 0.15),
-                    (16.5, 0.15),
-                    (17.25, 0.6),
-                    (18.25, 0.1),
-                    (24, 0),
-                ),
-                g.tod_h,
-            )
+        if b.use == "office":  # lunch and dinner service on working days
+            meals = _curve(_MEALS, g.tod_h)
             cat_d = 0.08 * sk + sk * np.where(g.workday, meals, 0.0) * attendance
         elif b.use == "service_hall":  # server room and queueing kiosks
             cat_d = sk * (1.0 + 0.008 * (t - 20.0)) + 6000.0 * occ
-        else:  # data centre: IT load with a weekly rhythm, cooling overhead rising with heat
-            it = sk * (1.0 + 0.03 * smooth_normal(key(f"{b.id}.it"), g.t, 24 * HOUR_S) + 0.04 * occ)
+        else:  # IT load with slow variation, PUE rising with heat
+            it = sk * (1.0 + 0.03 * smooth_normal(self._key(f"{b.id}.it"), g.t, 24 * HOUR_S) + 0.04 * occ)
             pue = 1.32 + 0.012 * np.clip(t - 12.0, 0.0, 25.0)
             cat_d = it * pue + 20_000.0
-        cat_d = cat_d * (1.0 + 0.02 * normal(key(f"{b.id}.special"), g.k))
-
-        category = {"A": cat_a, "B": np.asarray(cat_b), "C": np.asarray(cat_c), "D": np.asarray(cat_d)}
-        return BuildingLoads(
-            occupancy=np.asarray(occ, dtype=np.float64),
-            zone_on=tuple(zone_on),
-            zone_level=tuple(zone_level),
-            zone_power=tuple(zone_power),
-            lighting=lighting,
-            sockets=np.asarray(sockets, dtype=np.float64),
-            tenants=tenants,
-            category={c: np.asarray(v, dtype=np.float64) for c, v in category.items()},
-            main=np.asarray(cat_a + cat_b + cat_c + cat_d, dtype=np.float64),
-            hvac_on=np.asarray(hvac_on, dtype=np.bool_),
-            plant_mode=mode,
-            plant_load_w=np.asarray(q, dtype=np.float64),
-            plant_cop=np.asarray(cop, dtype=np.float64),
-            plant_power=np.asarray(plant_power, dtype=np.float64),
-            plant_run=mode > 0,
-            ahu_speed=tuple(ahu_speed),
-            ahu_power=tuple(ahu_power),
-            terminal_power=np.asarray(terminal, dtype=np.float64),
-        )
+        cat_d = cat_d * (1.0 + 0.02 * normal(self._key(f"{b.id}.special"), g.k))
+        return np.asarray(cat_d, dtype=np.float64)
 
     # -- per device -----------------------------------------------------------------------------
     def power_w(self, loads: SiteLoads) -> dict[str, F64]:

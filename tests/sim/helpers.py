@@ -94,7 +94,10 @@ def wait_for(pred: Any, timeout: float, what: str, children: list[Child] = ()) -
         if pred():
             return
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    outputs = "\n".join(
+        f"--- {' '.join(map(str, c.proc.args[1:4]))}:\n" + "".join(c.output[-30:]) for c in children
+    )
+    raise AssertionError(f"timed out waiting for {what}\n{outputs}")
 
 
 def resolution(profile: Profile, name: str, value: float) -> float:

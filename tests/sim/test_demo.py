@@ -70,7 +70,8 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
         want = float(
             truth[(truth.device == "b1-main") & (truth.date == dt.date(2025, 3, 3))].actual_kwh.iloc[0]
         )
-        assert stored[day1] == pytest.approx(want, rel=1e-9)
+        # within the register's resolution: the PM5100 counts whole Wh, at each end of the day
+        assert stored[day1] == pytest.approx(want, abs=2 * 0.0005 + 1e-9)
         assert (state / "demo" / "truth.csv").exists()
         # dashboards provisioning written when the installation has the dashboards component
         if "dashboards" in res.stdout:
