@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,8 @@ from epcwatch import logs, measurements
 from epcwatch.clock import AcceleratedClock, Clock, SystemClock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -130,6 +134,24 @@ def read_cmd(
         raise typer.Exit(1)
 
 
+def _arm_stop_watchdog(timeout: float) -> None:
+    """Exit hard if a graceful stop hangs (a wedged network thread, a device that never answers).
+
+    Nothing is lost by it: every polled reading was committed to the outbox before it could be
+    published, so a hard exit is the same as the SIGKILL the agent is built to survive; it only
+    saves systemd's (or an operator's) stop timeout from waiting on us.
+    """
+
+    def hard_exit() -> None:
+        log.error("graceful stop did not finish; exiting", extra=logs.fields(timeout_s=timeout))
+        logging.shutdown()
+        os._exit(70)
+
+    timer = threading.Timer(timeout, hard_exit)
+    timer.daemon = True
+    timer.start()
+
+
 def run_cmd(
     *,
     config: Annotated[Path, typer.Option("--config", "-c", help="site.yaml")],
@@ -144,6 +166,12 @@ def run_cmd(
         bool,
         typer.Option("--check", help="validate the site file and its profiles (not secrets), then exit"),
     ] = False,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            help="seconds a graceful stop may take after SIGTERM/SIGINT before the agent exits hard"
+        ),
+    ] = 30.0,
 ) -> None:
     """Run the edge agent: poll every device on its interval, store, publish (QoS 1) until stopped."""
     from epcwatch.edge.agent import Agent
@@ -179,9 +207,14 @@ def run_cmd(
             raise _fail(str(exc)) from None
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+
+        def stop() -> None:
             if task is not None:
-                loop.add_signal_handler(sig, task.cancel)
+                task.cancel()
+            _arm_stop_watchdog(stop_timeout)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
         with contextlib.suppress(asyncio.CancelledError):
             await agent.run()
 
