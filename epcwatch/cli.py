@@ -39,15 +39,21 @@ StateDir = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
-    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
     logs.setup(log_level, log_json)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from epcwatch import __version__
 from epcwatch.services import Influxd, Mosquitto, ServiceError, free_port, influx_query, mqtt_ping
 
 pytestmark = pytest.mark.integration
@@ -46,3 +47,26 @@ def test_port_in_use_is_a_clear_error(mosquitto: Mosquitto, tmp_path: Path) -> N
     other = Mosquitto(state_dir=tmp_path, port=mosquitto.port)
     with pytest.raises(ServiceError, match="already in use"):
         other.start()
+
+
+def test_version_and_help_of_every_command() -> None:
+    v = subprocess.run([EPC, "--version"], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and v.stdout.strip() == __version__
+    # every command and group answers --help
+    from typer.main import get_command
+
+    from epcwatch.cli import app
+
+    root = get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(cmd: object, prefix: list[str]) -> None:
+        paths.append(prefix)
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*prefix, name])
+
+    walk(root, [])
+    assert len(paths) > 30
+    for p in paths:
+        r = subprocess.run([EPC, *p, "--help"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "Usage" in r.stdout, (p, r.stderr)
