@@ -10,16 +10,16 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from epcwatch import logs, measurements
-from epcwatch.clock import AcceleratedClock, Clock, SystemClock
+from epcwatch.clock import build_clock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
+from epcwatch.services import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +27,6 @@ log = logging.getLogger(__name__)
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
     return typer.Exit(code)
-
-
-def build_clock(sim_start: str | None, speed: float, anchor: float | None) -> Clock:
-    """``--sim-start/--speed/--anchor`` → AcceleratedClock (see docs/data-model.md), else wall time."""
-    if sim_start is None:
-        if speed != 1.0 or anchor is not None:
-            raise ValueError("--speed and --anchor need --sim-start")
-        return SystemClock()
-    start = datetime.fromisoformat(sim_start)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    return AcceleratedClock(
-        start=start.timestamp(), speed=speed, anchor=anchor if anchor is not None else time.time()
-    )
 
 
 def _plan(profile: str) -> Any:
@@ -248,25 +234,13 @@ def status_cmd(
         raise _fail(f"no agent status at {status_file}: {exc}") from None
     age = time.time() - float(doc.get("written", 0))
     pid = int(doc.get("pid", 0))
-    alive = _alive(pid)
+    alive = pid > 0 and pid_alive(pid)
     if as_json:
         typer.echo(json.dumps({**doc, "age_s": round(age, 1), "running": alive}, indent=2))
     else:
         _print_status(doc, age, alive)
     if not alive or age > max_age:
         raise typer.Exit(1)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:

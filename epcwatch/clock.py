@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -65,3 +66,18 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         self.t += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+def build_clock(sim_start: str | None, speed: float, anchor: float | None) -> Clock:
+    """The clock of ``--sim-start/--speed/--anchor`` (docs/data-model.md, shared clock options):
+    an :class:`AcceleratedClock` anchored at ``anchor`` (default: now), else wall time."""
+    if sim_start is None:
+        if speed != 1.0 or anchor is not None:
+            raise ValueError("--speed and --anchor need --sim-start")
+        return SystemClock()
+    start = datetime.fromisoformat(sim_start)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return AcceleratedClock(
+        start=start.timestamp(), speed=speed, anchor=anchor if anchor is not None else time.time()
+    )

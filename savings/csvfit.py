@@ -13,7 +13,6 @@ import os
 import numpy as np
 import pandas as pd
 
-from epcwatch.savings import sufficiency
 from epcwatch.savings.csvdata import in_period, read_csv
 from epcwatch.savings.engine import (
     Outcome,
@@ -22,22 +21,12 @@ from epcwatch.savings.engine import (
     daily_observations,
     hourly_observations,
     hourly_to_daily,
+    period_warnings,
     run,
 )
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.models import MODEL_TYPES, Frequency, Observations
 from epcwatch.savings.sufficiency import DataWarning
-
-
-def _daily_warnings(df: pd.DataFrame, period: Period, name: str) -> list[DataWarning]:
-    return sufficiency.check_days(
-        dates=df["date"].to_numpy(dtype="datetime64[D]"),
-        energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
-        start=np.datetime64(period.start),
-        end=np.datetime64(period.end),
-        period=name,
-    )
 
 
 def _monthly(df: pd.DataFrame, period: Period) -> Observations:
@@ -93,7 +82,7 @@ def _fit(
         return run(b, r, labels, warnings, model=model, day_type=False, allow_insufficient=allow_insufficient)
     daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
     bd, rd = complete_days(daily, baseline), complete_days(daily, reporting)
-    warnings = _daily_warnings(bd, baseline, "baseline") + _daily_warnings(rd, reporting, "reporting")
+    warnings = period_warnings(bd, baseline, "baseline") + period_warnings(rd, reporting, "reporting")
     if freq == Frequency.HOURLY and model == "towt":
 
         def hours(per: Period) -> pd.DataFrame:

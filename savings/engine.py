@@ -130,6 +130,18 @@ def hourly_to_daily(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def period_warnings(df: pd.DataFrame, period: Period, name: str) -> list[DataWarning]:
+    """Data-sufficiency warnings for the daily rows (date, energy, temperature) of one period."""
+    return sufficiency.check_days(
+        dates=df["date"].to_numpy(dtype="datetime64[D]"),
+        energy=df["energy"].to_numpy(dtype=float),
+        temp=df["temperature"].to_numpy(dtype=float),
+        start=np.datetime64(period.start),
+        end=np.datetime64(period.end),
+        period=name,
+    )
+
+
 def complete_days(df: pd.DataFrame, period: Period) -> pd.DataFrame:
     """One row per day of ``period`` (NaN where no data), time-ordered."""
     idx = pd.date_range(pd.Timestamp(period.start), pd.Timestamp(period.end), freq="D")

@@ -17,7 +17,7 @@ from epcwatch.clock import Clock, SystemClock
 from epcwatch.logs import fields
 from epcwatch.savings import sufficiency
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
-from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, run
+from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, period_warnings, run
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
 from epcwatch.savings.models import Frequency, Observations
@@ -85,17 +85,6 @@ def _frame(energy: pd.DataFrame, temps: pd.DataFrame, period: Period, c: Contrac
     return df
 
 
-def _warnings(df: pd.DataFrame, period: Period, name: str) -> list[DataWarning]:
-    return sufficiency.check_days(
-        dates=df["date"].to_numpy(dtype="datetime64[D]"),
-        energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
-        start=np.datetime64(period.start),
-        end=np.datetime64(period.end),
-        period=name,
-    )
-
-
 def _adjustments(c: Contract, days: list[date]) -> tuple[np.ndarray, np.ndarray]:
     amount = np.zeros(len(days))
     frac = np.zeros(len(days))
@@ -148,7 +137,7 @@ def compute(
             f"(looked in energy_interval and raw counters)"
         )
     bd, rd = _frame(be, temps, bp, c), _frame(re_, temps, rp, c)
-    warnings = _warnings(bd, bp, "baseline") + _warnings(rd, rp, "reporting")
+    warnings = period_warnings(bd, bp, "baseline") + period_warnings(rd, rp, "reporting")
     if c.allow_insufficient_baseline and sufficiency.disqualified(warnings):
         warnings.append(
             DataWarning(

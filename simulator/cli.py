@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from epcwatch.clock import AcceleratedClock, Clock, SystemClock
+from epcwatch.clock import AcceleratedClock, build_clock
 
 sim_app = typer.Typer(
     help="Simulated office complex: serve its devices over Modbus, export its truth, publish history.",
@@ -42,20 +42,6 @@ Seed = Annotated[int, typer.Option(help="seed of the synthetic weather and noise
 def _fail(msg: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {msg}", fg="red", err=True)
     return typer.Exit(code)
-
-
-def build_clock(sim_start: str | None, speed: float, anchor: float | None) -> Clock:
-    """The clock shared with the edge agent (docs/data-model.md, shared clock options)."""
-    if sim_start is None:
-        if speed != 1.0 or anchor is not None:
-            raise ValueError("--speed and --anchor need --sim-start")
-        return SystemClock()
-    start = dt.datetime.fromisoformat(sim_start)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.UTC)
-    return AcceleratedClock(
-        start=start.timestamp(), speed=speed, anchor=anchor if anchor is not None else time.time()
-    )
 
 
 def _date(value: str, option: str) -> dt.date:
