@@ -28,6 +28,7 @@ from epcwatch import logs, topics
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
+from epcwatch.edge.schedule import backoff_delay
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")
@@ -152,7 +153,7 @@ class Forwarder:
         if self._rejected:
             if self._in_flight:
                 return 0
-            delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(self._rejections, 10))
+            delay = backoff_delay(self._rejections + 1, self.retry_min_s, self.retry_max_s)
             await asyncio.sleep(delay)
             self._rejected = False
             self._cursor = 0
