@@ -11,7 +11,7 @@ import typer
 from epcwatch.config import ConfigError
 from epcwatch.dashboards.errors import DashboardsError
 from epcwatch.dashboards.influx import InfluxClient
-from epcwatch.services import DEFAULT_DATABASE
+from epcwatch.local import DEFAULT_DATABASE, load_ports
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
 DEFAULT_OUT = Path(__file__).resolve().parent / "json"
@@ -55,11 +55,10 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _influx(url: str | None, database: str, user: str | None, password: str | None) -> InfluxClient:
     from epcwatch import logs
-    from epcwatch.cli import load_services
 
     logs.redact(password)
     if url is None:  # the local InfluxDB of `epcwatch services up`, on whatever port it was given
-        url = load_services()[1].url
+        url = load_ports().influx_url
     return InfluxClient(url, database, user, password)
 
 

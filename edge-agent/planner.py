@@ -7,7 +7,7 @@ Public API
   names the values decoded from it (in address order).
 - :class:`Plan` ``(group, interval, reads, points)`` — the reads of one poll group, issued every
   ``interval`` seconds (``None`` for the ``identity`` plan, read once at start-up). ``points``
-  are the :class:`~epcwatch.edge.profile.PointSpec` objects the decoder needs.
+  are the :class:`~epcwatch.profiles.model.PointSpec` objects the decoder needs.
 - :func:`plan_profile` ``(profile, max_gap=None) -> tuple[Plan, ...]`` — one plan per poll group
   that has points (in ``poll_groups`` order), then ``identity`` if the profile has any. The gap is
   ``max_gap``, else the profile's ``quirks.max_gap``, else :data:`DEFAULT_MAX_GAP`
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from epcwatch.edge.profile import Function, PointSpec, Profile, Quirks, point_spans
+from epcwatch.profiles.model import Function, PointSpec, Profile, Quirks, point_spans
 
 #: unrequested registers a read may bridge between two needed ones when neither the caller nor
 #: the profile's ``quirks.max_gap`` says otherwise: 16 registers are 32 bytes, ~35 ms at 9600 baud,

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from epcwatch.devservices.services import ServiceError, influx_query
 from epcwatch.savings.contract import InfluxWeather, MeterSelector
 from epcwatch.savings.errors import SourceError
-from epcwatch.services import ServiceError, influx_query
 
 #: a rollup day with less coverage than this is treated as missing
 MIN_COVERAGE = 0.9

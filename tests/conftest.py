@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from epcwatch.services import Influxd, Mosquitto, VictoriaMetrics, free_port
+from epcwatch.devservices.services import Influxd, Mosquitto, VictoriaMetrics, free_port
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def private_influxdb(tmp_path: Path) -> Iterator[Influxd]:
 @pytest.fixture
 def database(influxdb: Influxd, request: pytest.FixtureRequest) -> str:
     """A fresh database on the shared InfluxDB, named after the test."""
-    from epcwatch.services import influx_query
+    from epcwatch.devservices.services import influx_query
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60] + f"_{os.getpid()}"
     influx_query(influxdb.url, f'DROP DATABASE "{name}"', method="POST")

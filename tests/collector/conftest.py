@@ -20,7 +20,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from epcwatch.services import influx_query
+from epcwatch.devservices.services import influx_query
 
 EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
 

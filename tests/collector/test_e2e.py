@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from epcwatch.services import influx_query
+from epcwatch.devservices.services import influx_query
 
 from .conftest import DeadLetters, Publisher, collector_config, counts_per_device, telemetry, wait_for
 

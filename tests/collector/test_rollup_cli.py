@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from epcwatch.collector.rollup import Interval, Rules, interval_energy
-from epcwatch.services import influx_query
+from epcwatch.devservices.services import influx_query
 
 from .conftest import EPCWATCH
 

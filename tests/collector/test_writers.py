@@ -9,7 +9,7 @@ import pytest
 from epcwatch.collector.errors import RejectedWriteError, TransientWriteError
 from epcwatch.collector.pipeline import Inbound, Pipeline
 from epcwatch.collector.writers import V1Writer, V2Writer, parse_retry_after
-from epcwatch.services import free_port, influx_query
+from epcwatch.devservices.services import free_port, influx_query
 
 from .test_pipeline import FakeBroker
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from epcwatch import __version__
-from epcwatch.services import Influxd, Mosquitto, ServiceError, free_port, influx_query, mqtt_ping
+from epcwatch.devservices.services import Influxd, Mosquitto, ServiceError, free_port, influx_query, mqtt_ping
 
 pytestmark = pytest.mark.integration
 

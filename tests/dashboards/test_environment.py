@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from epcwatch.services import VictoriaMetrics
+from epcwatch.devservices.services import VictoriaMetrics
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import yaml
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.influxql import expand
 from epcwatch.dashboards.model import DATASOURCE_NAME, FOLDER
-from epcwatch.services import Influxd
+from epcwatch.devservices.services import Influxd
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dash_simdata as simdata
@@ -158,7 +158,7 @@ def test_metadata_command_reports_a_bad_portfolio_by_line(tmp_path: Path) -> Non
 
 
 def test_metadata_command_reports_an_unreachable_influxdb(tmp_path: Path) -> None:
-    from epcwatch.services import free_port
+    from epcwatch.devservices.services import free_port
 
     pf = tmp_path / "portfolio.yaml"
     pf.write_text(yaml.safe_dump(simdata.PORTFOLIO.model_dump()))

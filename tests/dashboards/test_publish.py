@@ -84,7 +84,7 @@ def test_refused_credentials_are_a_publish_error_without_the_secret(
 
 
 def test_unreachable_grafana_is_a_publish_error() -> None:
-    from epcwatch.services import free_port
+    from epcwatch.devservices.services import free_port
 
     with pytest.raises(PublishError, match="unreachable") as err:
         publish(f"http://admin:pa55word@127.0.0.1:{free_port()}", build_all(), folder="x", token="t0ken")

@@ -9,7 +9,7 @@ import pytest
 
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.influxql import Variable, expand
-from epcwatch.services import Influxd
+from epcwatch.devservices.services import Influxd
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from epcwatch.services import free_port
+from epcwatch.devservices.services import free_port
 
 
 class StepClock:
@@ -54,7 +54,7 @@ def step_clock() -> Iterator[StepClock]:
 
 
 
-#: image layout of ``epcwatch.edge.decode.register_image``: table name → {address: value}
+#: image layout of ``epcwatch.profiles.codec.register_image``: table name → {address: value}
 Image = Mapping[str, Mapping[int, int | bool]]
 TABLES = ("coil", "discrete", "holding", "input")
 

@@ -12,13 +12,13 @@ import orjson
 import pytest
 
 from epcwatch.clock import SystemClock
+from epcwatch.devservices.services import Mosquitto
 from epcwatch.edge.agent import Agent
-from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.health import read_status_file
 from epcwatch.edge.poller import DevicePlan, ReadSpec
 from epcwatch.edge.site import SiteConfig
 from epcwatch.edge.transport import Registers
-from epcwatch.services import Mosquitto
+from epcwatch.testing.fake_transport import FakeTransport
 from epcwatch.wire import HealthMessage, Quality, StatusMessage, TelemetryMessage, Value
 
 pytestmark = pytest.mark.integration

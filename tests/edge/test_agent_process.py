@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from epcwatch.edge.decode import register_image
-from epcwatch.edge.profile import load_profile
-from epcwatch.services import Mosquitto
+from epcwatch.devservices.services import Mosquitto
+from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.model import load_profile
 from epcwatch.wire import TelemetryMessage
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from epcwatch.edge.decode import (
+from epcwatch.edge.planner import plan_profile
+from epcwatch.profiles.codec import (
     DecodeError,
     NoValue,
     decode,
@@ -20,8 +21,7 @@ from epcwatch.edge.decode import (
     encode_point,
     register_image,
 )
-from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import IdentityPoint, Point, Profile
+from epcwatch.profiles.model import IdentityPoint, Point, Profile
 
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 RANGES = {

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from epcwatch.edge.decode import (
+from epcwatch.edge.planner import plan_profile
+from epcwatch.profiles.codec import (
     DecodeError,
     NoValue,
     decode,
@@ -17,8 +18,7 @@ from epcwatch.edge.decode import (
     encode_point,
     register_image,
 )
-from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import IdentityPoint, Point, Profile
+from epcwatch.profiles.model import IdentityPoint, Point, Profile
 
 
 def regs(fmt: str, value: Any, order: str = "ABCD") -> list[int]:

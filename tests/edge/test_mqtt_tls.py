@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from epcwatch.clock import SystemClock
+from epcwatch.devservices.services import Mosquitto, free_port
 from epcwatch.edge.agent import Agent
-from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.poller import DevicePlan, ReadSpec
 from epcwatch.edge.site import SiteConfig, load_site, resolve_password
-from epcwatch.services import Mosquitto, free_port
+from epcwatch.testing.fake_transport import FakeTransport
 from epcwatch.wire import TelemetryMessage
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from epcwatch.edge.planner import DEFAULT_MAX_GAP, PlanError, Read, plan_profile, plan_reads
-from epcwatch.edge.profile import Point, Profile, Quirks
+from epcwatch.profiles.model import Point, Profile, Quirks
 
 
 def pt(name: str, address: int, type_: str = "uint16", function: str = "holding", **kw: Any) -> Point:

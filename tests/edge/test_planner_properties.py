@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from epcwatch.edge.planner import Read, plan_reads
-from epcwatch.edge.profile import Point, Quirks
+from epcwatch.profiles.model import Point, Quirks
 
 NAMES = ["voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3",
          "active_power", "frequency", "reactive_power"]

@@ -11,12 +11,12 @@ import pytest
 
 from epcwatch.clock import ManualClock
 from epcwatch.edge.errors import ExceptionResponseError, FrameError, ReadOnlyError
-from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.health import HealthBook
 from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.poller import BusPoller, DevicePlan, ReadGroup, ReadSpec, due_groups, poll_device, sanitize
 from epcwatch.edge.site import DeviceConfig
 from epcwatch.edge.transport import Registers
+from epcwatch.testing.fake_transport import FakeTransport
 from epcwatch.wire import Quality, Value
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from epcwatch.edge.profile import Profile, ProfileError, list_profiles, load_profile, shipped_profile_paths
+from epcwatch.profiles.model import Profile, ProfileError, list_profiles, load_profile, shipped_profile_paths
 
 MINIMAL = """\
 vendor: Acme

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from epcwatch.cli import app
 from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import list_profiles, load_profile, shipped_profile_paths
+from epcwatch.profiles.model import list_profiles, load_profile, shipped_profile_paths
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from epcwatch.edge.decode import decode, register_image
 from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import load_profile
+from epcwatch.profiles.codec import decode, register_image
+from epcwatch.profiles.model import load_profile
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

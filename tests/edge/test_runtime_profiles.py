@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from epcwatch.cli import app
-from epcwatch.edge.decode import register_image
-from epcwatch.edge.fake_transport import FakeTransport
 from epcwatch.edge.poller import poll_device
-from epcwatch.edge.profile import list_profiles, load_profile
 from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
+from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.model import list_profiles, load_profile
+from epcwatch.testing.fake_transport import FakeTransport
 
 SDM630 = {
     "voltage_l1": 230.1,
@@ -48,8 +48,8 @@ def _fill(image: dict[str, dict[int, int | bool]], profile_id: str) -> dict[str,
 def _sample_values(profile_id: str) -> dict[str, Any]:
     """A value for every polled point that its encoding can carry: True for booleans, 1 else
     (enumerations and bit fields may refuse 1; those are covered by the profile tests)."""
-    from epcwatch.edge.decode import encode_point
     from epcwatch.measurements import VOCABULARY, FieldType
+    from epcwatch.profiles.codec import encode_point
 
     out: dict[str, Any] = {}
     for p in load_profile(profile_id).points:

@@ -20,9 +20,9 @@ import yaml
 from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements, wire
-from epcwatch.edge.decode import decode
 from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import PointSpec, Profile, list_profiles, load_profile, shipped_profile_paths
+from epcwatch.profiles.codec import decode
+from epcwatch.profiles.model import PointSpec, Profile, list_profiles, load_profile, shipped_profile_paths
 
 CASES = Path(__file__).parent / "profile_cases"
 IDS = sorted(shipped_profile_paths())

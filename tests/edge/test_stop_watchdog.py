@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 
-def test_watchdog_exits_a_hung_stop(tmp_path: Path) -> None:
+def test_watchdog_exits_a_hung_stop() -> None:
     code = (
         "from epcwatch import logs; logs.setup('info')\n"
         "from epcwatch.edge.runtime_cli import _arm_stop_watchdog\n"
@@ -15,9 +14,6 @@ def test_watchdog_exits_a_hung_stop(tmp_path: Path) -> None:
         "_arm_stop_watchdog(0.2)\n"
         "threading.Event().wait()  # a stop that never finishes\n"
     )
-    # cwd outside the checkout: from the repository root the core folder shadows the package
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 70
     assert "graceful stop did not finish" in done.stderr

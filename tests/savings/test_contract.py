@@ -12,7 +12,7 @@ from .conftest import REPO
 
 @pytest.mark.parametrize("name", ["contract.yaml", "contract-lighting.yaml"])
 def test_demo_contracts_load(name):
-    c = load_contract(REPO / "deploy" / "demo" / name)
+    c = load_contract(REPO / "demo" / "data" / name)
     assert c.site == "civic-centre" and c.timezone == "Asia/Shanghai"
     assert str(c.baseline) == "2024-01-01/2024-12-31" and str(c.reporting) == "2025-01-01/2025-12-31"
     assert c.factors.tce_kgce_per_kwh == 0.1229
@@ -21,7 +21,7 @@ def test_demo_contracts_load(name):
 def test_calendar_holidays_and_make_up_days():
     from datetime import date
 
-    c = load_contract(REPO / "deploy" / "demo" / "contract.yaml")
+    c = load_contract(REPO / "demo" / "data" / "contract.yaml")
     days = [date(2025, 1, 28), date(2025, 1, 26), date(2025, 3, 3), date(2025, 3, 1)]
     # Spring Festival holiday, make-up working Sunday, ordinary Monday, ordinary Saturday
     assert c.calendar.nonworking(days) == [True, False, False, True]

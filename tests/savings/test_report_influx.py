@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from epcwatch.cli import app
-from epcwatch.services import Influxd, influx_query
+from epcwatch.devservices.services import Influxd, influx_query
 
 from .conftest import site_lines, write_lines
 

@@ -29,7 +29,7 @@ def truth() -> pd.DataFrame:
     ("contract", "device"), [("contract.yaml", "b1-main"), ("contract-lighting.yaml", "b1-light")]
 )
 def test_estimated_savings_within_stated_uncertainty(truth, contract, device):
-    c = load_contract(REPO / "deploy" / "demo" / contract)
+    c = load_contract(REPO / "demo" / "data" / contract)
     d = truth[truth["device"] == device].rename(
         columns={"actual_kwh": "energy", "temp_mean_c": "temperature"}
     )

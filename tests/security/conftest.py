@@ -18,9 +18,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from epcwatch import credentials, lab_ca, mqtt_acl
-from epcwatch.broker_config import SecureMosquitto
-from epcwatch.services import free_port
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
+from epcwatch.devservices.services import SecureMosquitto, free_port
 
 
 @dataclass

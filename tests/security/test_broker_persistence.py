@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from epcwatch import credentials, lab_ca, mqtt_acl, topics
-from epcwatch.broker_config import SecureMosquitto
-from epcwatch.modbus_recorder import recording_device
-from epcwatch.services import free_port
+from epcwatch import topics
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
+from epcwatch.devservices.services import SecureMosquitto, free_port
+from epcwatch.testing.modbus_recorder import recording_device
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from epcwatch import credentials, lab_ca, mqtt_acl, topics
+from epcwatch import topics
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
 from epcwatch.collector import fastpath
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.wire import MIN_TS_MS, TelemetryMessage

@@ -1,4 +1,4 @@
-"""A short chaos run of the whole pipeline (bench/chaos.py): kills and restarts, then the audit
+"""A short chaos run of the whole pipeline (tools/chaos.py): kills and restarts, then the audit
 must find every committed reading in InfluxDB exactly once."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     r = subprocess.run(
         [
             PYTHON,
-            str(ROOT / "bench" / "chaos.py"),
+            str(ROOT / "tools" / "chaos.py"),
             "--duration", "75",
             "--sites", "2",
             "--seed", "3",

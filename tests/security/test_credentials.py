@@ -14,8 +14,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from epcwatch import credentials, lab_ca, mqtt_acl
-from epcwatch.broker_config import BrokerConfigError, localise, shipped_config
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
+from epcwatch.broker.config import BrokerConfigError, localise, shipped_config
 from epcwatch.topics import TopicError
 
 EPC = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "epcwatch")
@@ -228,7 +229,7 @@ def test_localise_refuses_what_it_cannot_map() -> None:
 
 
 def test_shipped_acl_example_is_what_the_commands_write() -> None:
-    example = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl.example"
+    example = Path(__file__).resolve().parents[2] / "broker" / "templates" / "acl.example"
     text = example.read_text()
     _, blocks = mqtt_acl.parse(text)
     expected = mqtt_acl.HEADER + "\n"

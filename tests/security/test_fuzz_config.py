@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from epcwatch.config import ConfigError
 from epcwatch.edge.planner import PlanError, plan_profile
-from epcwatch.edge.profile import Profile, ProfileError, load_profile_file, shipped_profile_paths
+from epcwatch.profiles.model import Profile, ProfileError, load_profile_file, shipped_profile_paths
 
 FUZZ = settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 

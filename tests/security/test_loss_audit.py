@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from epcwatch.loss_audit import Produced, Stored, audit
+from epcwatch.testing.loss_audit import Produced, Stored, audit
 
 T0 = 1_790_000_000_000
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
-from epcwatch.modbus_recorder import READ_CODES, recording_device, request_codes
-from epcwatch.services import free_port
+from epcwatch.devservices.services import free_port
+from epcwatch.testing.modbus_recorder import READ_CODES, recording_device, request_codes
 
 
 def frame(tid: int, unit: int, pdu: bytes) -> bytes:

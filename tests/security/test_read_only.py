@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pymodbus.client.mixin import ModbusClientMixin
 
-from epcwatch.modbus_recorder import READ_CODES, recording_device
-from epcwatch.services import Mosquitto, free_port
+from epcwatch.devservices.services import Mosquitto, free_port
+from epcwatch.testing.modbus_recorder import READ_CODES, recording_device
 
 ROOT = Path(__file__).resolve().parents[2]
 EPC = str(ROOT / ".venv" / "bin" / "epcwatch")

@@ -20,8 +20,8 @@ import pytest
 
 from epcwatch import logs, topics
 from epcwatch.config import ConfigError
-from epcwatch.modbus_recorder import recording_device
-from epcwatch.services import Influxd, free_port, influx_query
+from epcwatch.devservices.services import Influxd, free_port, influx_query
+from epcwatch.testing.modbus_recorder import recording_device
 
 ROOT = Path(__file__).resolve().parents[2]
 EPC = str(ROOT / ".venv" / "bin" / "epcwatch")

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from epcwatch.edge.profile import Profile
-from epcwatch.services import Influxd, Mosquitto, influx_query
+from epcwatch.devservices.services import Influxd, Mosquitto, influx_query
+from epcwatch.profiles.model import Profile
 
 from .conftest import Child, spawn
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from epcwatch.services import free_port, influx_query
+from epcwatch.devservices.services import free_port, influx_query
 from epcwatch.sim.truth import daily_truth
 
 from .conftest import EPCWATCH

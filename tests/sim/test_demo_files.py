@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_portfolio_matches_the_simulated_buildings():
     spec = demo_complex()
-    site = load_portfolio(ROOT / "deploy" / "demo" / "portfolio.yaml").site(spec.site)
+    site = load_portfolio(ROOT / "demo" / "data" / "portfolio.yaml").site(spec.site)
     assert site.timezone == spec.timezone
     assert [b.id for b in site.buildings] == [b.id for b in spec.buildings]
     for b in spec.buildings:
@@ -28,8 +28,8 @@ def test_portfolio_matches_the_simulated_buildings():
 def test_generated_portfolio_equals_the_shipped_one():
     import yaml
 
-    from epcwatch.demo import portfolio_yaml
+    from epcwatch.demo.run import portfolio_yaml
     from epcwatch.portfolio import Portfolio
 
-    shipped = load_portfolio(ROOT / "deploy" / "demo" / "portfolio.yaml")
+    shipped = load_portfolio(ROOT / "demo" / "data" / "portfolio.yaml")
     assert Portfolio.model_validate(yaml.safe_load(portfolio_yaml())) == shipped

@@ -10,9 +10,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from epcwatch.services import Mosquitto
-from epcwatch.sim.cli import profile_points
-from epcwatch.sim.history import history_batches, publish
+from epcwatch.devservices.services import Mosquitto
+from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import Counters, daily_totals
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex

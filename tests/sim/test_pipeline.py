@@ -26,10 +26,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from epcwatch.edge.profile import load_profile
-from epcwatch.services import Influxd, Mosquitto, free_port
-from epcwatch.sim.cli import profile_points
-from epcwatch.sim.history import history_batches, publish
+from epcwatch.devservices.services import Influxd, Mosquitto, free_port
+from epcwatch.profiles.model import load_profile
+from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from epcwatch.edge.decode import decode_point, encode_point
-from epcwatch.edge.profile import load_profile
 from epcwatch.measurements import VOCABULARY, Kind
+from epcwatch.profiles.codec import decode_point, encode_point
+from epcwatch.profiles.model import load_profile
 from epcwatch.sim.history import register_quantizer
 from epcwatch.sim.spec import demo_complex
 

@@ -22,11 +22,11 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
 from epcwatch.clock import ManualClock
-from epcwatch.edge.decode import decode
+from epcwatch.devservices.services import free_port
 from epcwatch.edge.planner import plan_profile
-from epcwatch.edge.profile import Profile, load_profile
 from epcwatch.measurements import VOCABULARY, FieldType
-from epcwatch.services import free_port
+from epcwatch.profiles.codec import decode
+from epcwatch.profiles.model import Profile, load_profile
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.serve import ImageContext, SiteImages, served_devices, tcp_server

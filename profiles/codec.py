@@ -47,8 +47,8 @@ from typing import Final
 
 from epcwatch import measurements
 from epcwatch.edge.planner import Plan, Read
-from epcwatch.edge.profile import FLOAT_TYPES, Function, Point, PointSpec, Profile, order_swaps
 from epcwatch.measurements import FieldType
+from epcwatch.profiles.model import FLOAT_TYPES, Function, Point, PointSpec, Profile, order_swaps
 from epcwatch.wire import MAX_ABS_VALUE, Quality, Value
 
 Response = Sequence[int] | Sequence[bool] | None

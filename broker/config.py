@@ -1,4 +1,4 @@
-"""The shipped production broker config (``deploy/mosquitto/epcwatch.conf``), localised for a
+"""The shipped production broker config (``templates/epcwatch.conf``), localised for a
 lab, a test or the chaos run: same settings, different paths and ports.
 
 Tests start brokers from the real file through :func:`localise`, so a change to the shipped
@@ -9,13 +9,8 @@ loudly instead of leaving a production path in a test broker.
 from __future__ import annotations
 
 import getpass
-import os
-import signal
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-from epcwatch.services import Mosquitto, port_open
 
 #: settings whose value is a path or the listener, replaced by :func:`localise`
 PATH_KEYS = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "persistence_location")
@@ -25,19 +20,14 @@ class BrokerConfigError(ValueError):
     """The shipped config does not have a setting the localisation must replace."""
 
 
-def shipped_config_path() -> Path:
-    """``deploy/mosquitto/epcwatch.conf`` of the source tree (installed editable)."""
-    # resolve a module file: an editable install is a tree of links into the source tree
-    here = Path(str(resources.files("epcwatch") / "__init__.py")).resolve()
-    for base in here.parents:
-        p = base / "deploy" / "mosquitto" / "epcwatch.conf"
-        if p.is_file():
-            return p
-    raise BrokerConfigError("deploy/mosquitto/epcwatch.conf not found beside the epcwatch package")
+def shipped_template(name: str) -> str:
+    """A file shipped in the package's ``templates/`` (``epcwatch.conf``, ``acl.example``)."""
+    return (resources.files("epcwatch.broker") / "templates" / name).read_text(encoding="utf-8")
 
 
 def shipped_config() -> str:
-    return shipped_config_path().read_text(encoding="utf-8")
+    """The production Mosquitto config as shipped (also at ``deploy/mosquitto/epcwatch.conf``)."""
+    return shipped_template("epcwatch.conf")
 
 
 def localise(
@@ -109,55 +99,3 @@ def localise(
             f"acl_file {paths['acl_file']}",
         ]
     return "\n".join(out) + "\n"
-
-
-@dataclass
-class SecureMosquitto(Mosquitto):
-    """A Mosquitto started from the shipped production config, localised into ``state_dir``.
-
-    ``port`` is the TLS port; ``plain_port`` (optional) an authenticated non-TLS loopback
-    listener for lab clients. Certificates, password file and ACL are given by path.
-    """
-
-    name: str = "mosquitto-secure"
-    cafile: Path = Path()
-    certfile: Path = Path()
-    keyfile: Path = Path()
-    password_file: Path = Path()
-    acl_file: Path = Path()
-    plain_port: int | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
-
-    def write_config(self) -> list[str]:
-        persist = self.dir / "data"
-        persist.mkdir(parents=True, exist_ok=True)
-        conf = self.dir / "mosquitto.conf"
-        conf.write_text(
-            localise(
-                shipped_config(),
-                tls_port=self.port,
-                host=self.host,
-                plain_port=self.plain_port,
-                overrides=self.overrides,
-                paths={
-                    "cafile": self.cafile,
-                    "certfile": self.certfile,
-                    "keyfile": self.keyfile,
-                    "password_file": self.password_file,
-                    "acl_file": self.acl_file,
-                    "persistence_location": persist,
-                },
-            )
-        )
-        return [self.binary_path(), "-c", str(conf)]
-
-    def ready(self) -> bool:
-        return port_open(self.host, self.port) and (
-            self.plain_port is None or port_open(self.host, self.plain_port)
-        )
-
-    def reload(self) -> None:
-        """SIGHUP: re-read password file and ACL (new credentials) without dropping sessions."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGHUP)

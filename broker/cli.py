@@ -15,11 +15,13 @@ from typing import Annotated
 
 import typer
 
-from epcwatch import credentials, lab_ca, logs, mqtt_acl
-from epcwatch.broker_config import BrokerConfigError, localise, shipped_config
+from epcwatch import logs
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
+from epcwatch.broker.config import BrokerConfigError, localise, shipped_config
 from epcwatch.topics import TopicError
 
-log = logging.getLogger("epcwatch.security")
+log = logging.getLogger("epcwatch.broker.cli")
 
 security_app = typer.Typer(
     help="MQTT credentials per site and per collector, a lab CA, and a lab broker config.",

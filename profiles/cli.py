@@ -16,7 +16,7 @@ from rich.table import Table
 
 from epcwatch import measurements
 from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
-from epcwatch.edge.profile import (
+from epcwatch.profiles.model import (
     ForbiddenRange,
     PointSpec,
     Profile,

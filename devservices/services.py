@@ -21,21 +21,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_MQTT_PORT = 11883
-DEFAULT_INFLUX_PORT = 18086
-DEFAULT_DATABASE = "epcwatch"
+from epcwatch.broker.config import localise, shipped_config
+from epcwatch.local import DEFAULT_DATABASE, DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, default_state_dir
+from epcwatch.procs import pid_alive
 
 
 class ServiceError(RuntimeError):
     """A local service that cannot be started, reached or stopped."""
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("EPCWATCH_STATE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "epcwatch"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,25 +42,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child still answers kill(0); reap it if it is ours
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -410,3 +383,55 @@ def local_services(
 ) -> tuple[Mosquitto, Influxd]:
     sd = state_dir or default_state_dir()
     return Mosquitto(state_dir=sd, port=mqtt_port), Influxd(state_dir=sd, port=influx_port)
+
+
+@dataclass
+class SecureMosquitto(Mosquitto):
+    """A Mosquitto started from the shipped production config, localised into ``state_dir``.
+
+    ``port`` is the TLS port; ``plain_port`` (optional) an authenticated non-TLS loopback
+    listener for lab clients. Certificates, password file and ACL are given by path.
+    """
+
+    name: str = "mosquitto-secure"
+    cafile: Path = Path()
+    certfile: Path = Path()
+    keyfile: Path = Path()
+    password_file: Path = Path()
+    acl_file: Path = Path()
+    plain_port: int | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def write_config(self) -> list[str]:
+        persist = self.dir / "data"
+        persist.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(
+            localise(
+                shipped_config(),
+                tls_port=self.port,
+                host=self.host,
+                plain_port=self.plain_port,
+                overrides=self.overrides,
+                paths={
+                    "cafile": self.cafile,
+                    "certfile": self.certfile,
+                    "keyfile": self.keyfile,
+                    "password_file": self.password_file,
+                    "acl_file": self.acl_file,
+                    "persistence_location": persist,
+                },
+            )
+        )
+        return [self.binary_path(), "-c", str(conf)]
+
+    def ready(self) -> bool:
+        return port_open(self.host, self.port) and (
+            self.plain_port is None or port_open(self.host, self.plain_port)
+        )
+
+    def reload(self) -> None:
+        """SIGHUP: re-read password file and ACL (new credentials) without dropping sessions."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)

@@ -1,37 +1,26 @@
-"""The ``epcwatch`` command line. Each component registers its own commands."""
+"""``epcwatch services up|down|status``: the local Mosquitto and InfluxDB for a lab or the demo."""
 
 from __future__ import annotations
 
-import importlib
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from epcwatch import __version__, logs
-from epcwatch.services import (
+from epcwatch.devservices.services import Influxd, Mosquitto, ServiceError
+from epcwatch.local import (
     DEFAULT_DATABASE,
     DEFAULT_INFLUX_PORT,
     DEFAULT_MQTT_PORT,
-    Influxd,
-    Mosquitto,
-    ServiceError,
+    LocalPorts,
     default_state_dir,
+    load_ports,
+    save_ports,
 )
 
-app = typer.Typer(
-    name="epcwatch",
-    help="Building energy monitoring for energy-performance contracts.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 services_app = typer.Typer(
     help="Start, stop and inspect the local Mosquitto and InfluxDB.", no_args_is_help=True
 )
-app.add_typer(services_app, name="services")
 
 StateDir = Annotated[
     Path | None,
@@ -39,38 +28,15 @@ StateDir = Annotated[
 ]
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
-    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    logs.setup(log_level, log_json)
-
-
-def _services_file(state_dir: Path) -> Path:
-    return state_dir / "services.json"
+def register(app: typer.Typer) -> None:
+    app.add_typer(services_app, name="services")
 
 
 def load_services(state_dir: Path | None = None) -> tuple[Mosquitto, Influxd]:
     """The services as ``services up`` last started them (ports remembered in the state dir)."""
     sd = state_dir or default_state_dir()
-    mqtt_port, influx_port = DEFAULT_MQTT_PORT, DEFAULT_INFLUX_PORT
-    try:
-        saved = json.loads(_services_file(sd).read_text())
-        mqtt_port, influx_port = int(saved["mqtt_port"]), int(saved["influx_port"])
-    except (OSError, ValueError, KeyError):
-        pass
-    return Mosquitto(state_dir=sd, port=mqtt_port), Influxd(state_dir=sd, port=influx_port)
+    ports = load_ports(sd)
+    return Mosquitto(state_dir=sd, port=ports.mqtt), Influxd(state_dir=sd, port=ports.influx)
 
 
 def services_up(
@@ -86,7 +52,7 @@ def services_up(
         mqtt_port, influx_port = old_mqtt.port, old_influx.port
     mosq = Mosquitto(state_dir=sd, port=mqtt_port)
     influx = Influxd(state_dir=sd, port=influx_port, database=database)
-    _services_file(sd).write_text(json.dumps({"mqtt_port": mqtt_port, "influx_port": influx_port}))
+    save_ports(sd, LocalPorts(mqtt_port, influx_port))
     mosq.start()
     influx.start()
     return mosq, influx
@@ -128,52 +94,3 @@ def status(state_dir: StateDir = None) -> None:
         typer.echo(f"{svc.name:10s} {state:14s} port {svc.port}  pid {pid or '-'}")
     if not ok:
         raise typer.Exit(1)
-
-
-@app.command("schema")
-def schema(
-    model: Annotated[
-        str | None,
-        typer.Argument(help="TelemetryMessage, StatusMessage, HealthMessage or DeadLetter; all if omitted"),
-    ] = None,
-) -> None:
-    """Print the JSON Schema of the wire contract."""
-    from epcwatch.wire import json_schemas
-
-    schemas = json_schemas()
-    if model is not None:
-        if model not in schemas:
-            typer.secho(
-                f"error: unknown model {model!r}; choose from {', '.join(schemas)}", fg="red", err=True
-            )
-            raise typer.Exit(2)
-        typer.echo(json.dumps(schemas[model], indent=2))
-    else:
-        typer.echo(json.dumps(schemas, indent=2))
-
-
-COMPONENTS = (
-    "epcwatch.edge.cli",
-    "epcwatch.collector.cli",
-    "epcwatch.sim.cli",
-    "epcwatch.savings.cli",
-    "epcwatch.dashboards.cli",
-    "epcwatch.security",
-    "epcwatch.demo",
-)
-
-for _mod in COMPONENTS:
-    try:
-        _module = importlib.import_module(_mod)
-    except ModuleNotFoundError as _exc:  # a component not built yet
-        if _exc.name != _mod:
-            raise
-        continue
-    _module.register(app)
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)

@@ -1,12 +1,12 @@
 """Chaos run: the whole pipeline under random kills, then a loss audit.
 
-    .venv/bin/python bench/chaos.py                      # 3 sites, 3 minutes
-    .venv/bin/python bench/chaos.py --sites 5 --duration 600 --seed 7
+    .venv/bin/python tools/chaos.py                      # 3 sites, 3 minutes
+    .venv/bin/python tools/chaos.py --sites 5 --duration 600 --seed 7
 
 What runs (all on 127.0.0.1, every MQTT link over TLS with per-site credentials, the broker
 started from the shipped deploy/mosquitto/epcwatch.conf):
 
-- one simulated Modbus TCP gateway per site (epcwatch.modbus_recorder: answers every read,
+- one simulated Modbus TCP gateway per site (epcwatch.testing.modbus_recorder: answers every read,
   records every function code), with ``--devices`` SDM630 meters behind it;
 - one edge agent per site (``epcwatch edge run``), polling every ``--poll-interval`` s;
 - Mosquitto, InfluxDB 1.x, and two collectors (``epcwatch collector run``) sharing one group.
@@ -62,11 +62,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 EPCWATCH = str(ROOT / ".venv" / "bin" / "epcwatch")
 
-from epcwatch import credentials, lab_ca, mqtt_acl  # noqa: E402
-from epcwatch.broker_config import SecureMosquitto  # noqa: E402
-from epcwatch.loss_audit import AuditReport, Produced, Stored, audit  # noqa: E402
-from epcwatch.modbus_recorder import READ_CODES, RecordingDevice  # noqa: E402
-from epcwatch.services import Influxd, free_port, influx_query  # noqa: E402
+from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker import credentials, lab_ca
+from epcwatch.devservices.services import (
+    Influxd,
+    SecureMosquitto,
+    free_port,
+    influx_query,
+)
+from epcwatch.testing.loss_audit import AuditReport, Produced, Stored, audit
+from epcwatch.testing.modbus_recorder import READ_CODES, RecordingDevice
 
 GROUP = "chaos"
 DATABASE = "epcwatch"

@@ -21,17 +21,18 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from epcwatch.services import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
+from epcwatch.local import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
 
 #: the command-line entry of this installation (the demo runs its components as processes)
 EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
-REPO = Path(__file__).resolve().parents[1]
-DEMO_FILES = REPO / "deploy" / "demo"
+#: the demo's portfolio and contracts, shipped as package data
+DEMO_FILES = Path(str(resources.files("epcwatch.demo") / "data"))
 
 
 class DemoError(RuntimeError):
@@ -220,7 +221,7 @@ def write_building_info(influx_url: str, portfolio: Path) -> int:
 
 def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     """Readings stored in [t0, t1): counted on each kind's always-present field."""
-    from epcwatch.services import influx_query
+    from epcwatch.devservices.services import influx_query
 
     total = 0
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
@@ -276,10 +277,16 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from epcwatch.cli import services_up
-    from epcwatch.services import ServiceError, default_state_dir, free_port
-    from epcwatch.sim.cli import profile_points, profile_quantizers
-    from epcwatch.sim.history import PublishError, history_batches, publish
+    from epcwatch.devservices.cli import services_up
+    from epcwatch.devservices.services import ServiceError, free_port
+    from epcwatch.local import default_state_dir
+    from epcwatch.sim.history import (
+        PublishError,
+        history_batches,
+        profile_points,
+        profile_quantizers,
+        publish,
+    )
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
     from epcwatch.sim.truth import daily_truth

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from epcwatch import mqtt_acl
+from epcwatch.broker import acl as mqtt_acl
 
 #: 32 bytes from the OS CSPRNG, URL-safe base64: 43 characters, 256 bits
 PASSWORD_BYTES = 32
