@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from epcwatch.devservices.services import Influxd, Mosquitto, VictoriaMetrics, free_port
+from tests.support import Child
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +75,12 @@ def database(influxdb: Influxd, request: pytest.FixtureRequest) -> str:
     influx_query(influxdb.url, f'DROP DATABASE "{name}"', method="POST")
     influx_query(influxdb.url, f'CREATE DATABASE "{name}"', method="POST")
     return name
+
+
+@pytest.fixture
+def children(tmp_path: Path) -> Iterator[list[Child]]:
+    """Child processes started by a test; each is stopped (by PID) at teardown."""
+    started: list[Child] = []
+    yield started
+    for c in reversed(started):
+        c.stop()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from epcwatch.devservices.services import free_port
+from tests.support import wait_for
 
 
 class StepClock:
@@ -315,15 +316,6 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
-    """Poll ``condition`` until true; the timeout is a safety net against a hang, not a measurement."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
