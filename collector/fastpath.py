@@ -28,6 +28,7 @@ from epcwatch.collector.lineprotocol import (
     tag_value_writable,
 )
 from epcwatch.measurements import FieldType
+from epcwatch.topics import ID_RE, MAX_ID_LEN
 from epcwatch.wire import (
     INT64_MAX,
     MAX_ABS_VALUE,
@@ -37,6 +38,8 @@ from epcwatch.wire import (
 )
 
 _TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings"})
+_SITE_KEYS: Final = frozenset({"v", "site", "devices"})
+_BLOCK_KEYS: Final = frozenset({"device", "kind", "tags", "readings"})
 _TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile"})
 _READING_KEYS: Final = frozenset({"seq", "ts", "values", "quality"})
 _KINDS: Final = frozenset({"meter", "hvac", "lighting", "sensor"})
@@ -55,6 +58,10 @@ class FastResult:
     lines: list[str]
     #: the newest reading's timestamp (ms), for the lag statistic
     max_ts: int
+
+
+def device_id_ok(device: str) -> bool:
+    return len(device) <= MAX_ID_LEN and ID_RE.match(device) is not None
 
 
 def _tag_ok(key: str, value: object) -> bool:
@@ -113,20 +120,9 @@ def _values_text(values: object) -> str | None:
     return ",".join(parts)
 
 
-def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
-    """Line protocol for ``payload`` received on the telemetry topic of ``site``/``device``,
-    or ``None`` when the slow path must decide (invalid, unusual or ambiguous documents)."""
-    try:
-        doc: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    if type(doc) is not dict or not _TOP_KEYS.issuperset(doc):
-        return None
-    v = doc.get("v", 1)
-    if type(v) is not int or v != 1:
-        return None
-    if doc.get("site") != site or doc.get("device") != device:
-        return None
+def _device_lines(site: str, device: object, doc: dict[str, Any], lines: list[str]) -> int | None:
+    """Append the lines of one device's readings (``doc`` holds kind, tags and readings);
+    returns the newest timestamp, or ``None`` when the slow path must decide."""
     kind = doc.get("kind")
     if type(kind) is not str or kind not in _KINDS:
         return None
@@ -140,13 +136,14 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
         if not _tag_ok(key, value):
             return None
         tags[key] = value
+    if type(device) is not str or not device_id_ok(device):
+        return None
     tags["site"] = site
     tags["device"] = device
     readings = doc.get("readings")
     if type(readings) is not list or not 1 <= len(readings) <= MAX_READINGS_PER_MESSAGE:
         return None
     key = series_key(kind, tags)
-    lines = []
     last_seq = -1
     max_ts = 0
     for r in readings:
@@ -167,4 +164,58 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
             return None
         lines.append(f"{key} {fields} {ts}")
         max_ts = max(max_ts, ts)
+    return max_ts
+
+
+def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
+    """Line protocol for ``payload`` received on the telemetry topic of ``site``/``device``,
+    or ``None`` when the slow path must decide (invalid, unusual or ambiguous documents)."""
+    try:
+        doc: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict or not _TOP_KEYS.issuperset(doc):
+        return None
+    v = doc.get("v", 1)
+    if type(v) is not int or v != 1:
+        return None
+    if doc.get("site") != site or doc.get("device") != device:
+        return None
+    lines: list[str] = []
+    max_ts = _device_lines(site, device, doc, lines)
+    return None if max_ts is None else FastResult(lines, max_ts)
+
+
+def site_telemetry(site: str, payload: bytes) -> FastResult | None:
+    """Line protocol for a schema-2 ``payload`` (several devices of ``site``) received on the
+    site telemetry topic, or ``None`` when the slow path must decide. The document is parsed
+    once and checked block by block, so the per-message cost is spread over its devices."""
+    try:
+        doc: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict or not _SITE_KEYS.issuperset(doc):
+        return None
+    v = doc.get("v")
+    if type(v) is not int or v != 2 or doc.get("site") != site:
+        return None
+    blocks = doc.get("devices")
+    if type(blocks) is not list or not blocks:
+        return None
+    lines: list[str] = []
+    max_ts = 0
+    seen = set()
+    for block in blocks:
+        if type(block) is not dict or not _BLOCK_KEYS.issuperset(block):
+            return None
+        device = block.get("device")
+        if type(device) is not str or device in seen:
+            return None
+        seen.add(device)
+        ts = _device_lines(site, device, block, lines)
+        if ts is None:
+            return None
+        max_ts = max(max_ts, ts)
+    if len(lines) > MAX_READINGS_PER_MESSAGE:
+        return None
     return FastResult(lines, max_ts)

@@ -20,7 +20,7 @@ from math import isfinite as _isfinite
 from typing import Final
 
 from epcwatch.measurements import VOCABULARY, FieldType
-from epcwatch.wire import TelemetryMessage, Value
+from epcwatch.wire import SiteTelemetryMessage, TelemetryMessage, Value
 
 #: the order tags are written in (sorted by key, as InfluxDB's index prefers)
 DEVICE_TAG_KEYS: Final = ("building", "category", "device", "floor", "profile", "site", "tenant")
@@ -129,6 +129,11 @@ def telemetry_lines(msg: TelemetryMessage) -> list[str]:
     """One line per reading of ``msg`` (the series key is built once per message)."""
     key = series_key(msg.kind, device_tags(msg))
     return [f"{key} {fields_text(r.values)} {r.ts}" for r in msg.readings]
+
+
+def site_telemetry_lines(msg: SiteTelemetryMessage) -> list[str]:
+    """One line per reading of every device block of a schema-2 message, in document order."""
+    return [line for block in msg.blocks() for line in telemetry_lines(block)]
 
 
 def point(

@@ -33,10 +33,10 @@ from epcwatch.collector.errors import (
     TransientWriteError,
 )
 from epcwatch.collector.health import HealthReporter, Stats, agent_health_lines, status_lines
-from epcwatch.collector.lineprotocol import LineProtocolError, body, telemetry_lines
+from epcwatch.collector.lineprotocol import LineProtocolError, body, site_telemetry_lines, telemetry_lines
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.collector.writers import Writer
-from epcwatch.wire import DeadLetter, HealthMessage, TelemetryMessage
+from epcwatch.wire import DeadLetter, HealthMessage, SiteTelemetryMessage, TelemetryMessage
 
 log = logging.getLogger("epcwatch.collector")
 
@@ -153,9 +153,14 @@ class Pipeline:
                     t = topics.parse(item.topic)
                 except topics.TopicError:
                     t = None
-                if t is not None and t.device is not None:
+                if t is not None:
                     try:
-                        fast = fastpath.telemetry(t.site, t.device, payload)
+                        if t.channel == "site_telemetry":
+                            fast = fastpath.site_telemetry(t.site, payload)
+                        elif t.device is not None:
+                            fast = fastpath.telemetry(t.site, t.device, payload)
+                        else:  # pragma: no cover - parse gives a device for telemetry
+                            fast = None
                     except Exception:  # a bug in the fast path must not crash on input
                         log.exception("fast path failed; using the model")
                         fast = None
@@ -167,6 +172,8 @@ class Pipeline:
         try:
             if isinstance(result, TelemetryMessage):
                 return telemetry_lines(result), max(r.ts for r in result.readings)
+            if isinstance(result, SiteTelemetryMessage):
+                return site_telemetry_lines(result), max(r.ts for b in result.devices for r in b.readings)
             if isinstance(result, HealthMessage):
                 return agent_health_lines(result), 0
             return status_lines(result, item.received_ms), 0

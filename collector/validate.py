@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from epcwatch import topics
 from epcwatch.collector.lineprotocol import tag_value_writable
-from epcwatch.wire import HealthMessage, StatusMessage, TelemetryMessage
+from epcwatch.wire import HealthMessage, SiteTelemetryMessage, StatusMessage, TelemetryMessage
 
 #: Mosquitto's max_packet_size in the shipped config is 1 MiB; 256 KiB holds 1000 readings
 DEFAULT_MAX_BYTES: Final = 262_144
@@ -55,7 +55,7 @@ class Rejection:
         return f"{self.reason.value}: {self.detail}"
 
 
-Accepted = TelemetryMessage | HealthMessage | StatusMessage
+Accepted = TelemetryMessage | SiteTelemetryMessage | HealthMessage | StatusMessage
 
 
 def _schema_detail(err: ValidationError) -> str:
@@ -95,6 +95,8 @@ def validate(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     model: type[Accepted]
     if parsed.channel == "telemetry":
         model = TelemetryMessage
+    elif parsed.channel == "site_telemetry":
+        model = SiteTelemetryMessage
     elif parsed.channel == "health":
         model = HealthMessage
     else:
@@ -109,7 +111,17 @@ def validate(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             return Rejection(
                 Reason.TOPIC_MISMATCH, f"payload device {result.device!r} != topic device {parsed.device!r}"
             )
-        for key, value in result.tags.model_dump(exclude_none=True).items():
-            if not tag_value_writable(value):
-                return Rejection(Reason.UNWRITABLE, f"tag {key} value {value!r} ends with a backslash")
+        return _writable(result) or result
+    if isinstance(result, SiteTelemetryMessage):
+        for block in result.blocks():
+            rejection = _writable(block)
+            if rejection is not None:
+                return rejection
     return result
+
+
+def _writable(msg: TelemetryMessage) -> Rejection | None:
+    for key, value in msg.tags.model_dump(exclude_none=True).items():
+        if not tag_value_writable(value):
+            return Rejection(Reason.UNWRITABLE, f"tag {key} value {value!r} ends with a backslash")
+    return None

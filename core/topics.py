@@ -1,5 +1,10 @@
 """MQTT topic contract: ``epc/v1/{site}/{device}/telemetry``, ``epc/v1/{site}/status``,
-``epc/v1/{site}/health``; dead letters outside the site tree so that site ACLs never cover them."""
+``epc/v1/{site}/health``; dead letters outside the site tree so that site ACLs never cover them.
+
+``epc/v1/{site}/_site/telemetry`` carries schema-2 messages (several devices of the site in one
+document). ``_site`` can never be a device id (ids start with a letter or digit), and the topic
+matches the ``epc/v1/{site}/+/telemetry`` filters that site ACLs and collector subscriptions
+already use, so neither changes."""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ ID_RE: Final = re.compile(rf"^{ID_PATTERN}\Z")
 MAX_ID_LEN: Final = 64
 DEAD_LETTER_PREFIX: Final = "epc/deadletter/v1"
 TELEMETRY_FILTER: Final = f"{PREFIX}/+/+/telemetry"
+#: the device segment of the site telemetry topic (not a valid device id)
+SITE_SEGMENT: Final = "_site"
 
-Channel = Literal["telemetry", "status", "health"]
+Channel = Literal["telemetry", "site_telemetry", "status", "health"]
 
 
 class TopicError(ValueError):
@@ -29,6 +36,11 @@ def check_id(value: str, what: str = "id") -> str:
 
 def telemetry(site: str, device: str) -> str:
     return f"{PREFIX}/{check_id(site, 'site')}/{check_id(device, 'device')}/telemetry"
+
+
+def site_telemetry(site: str) -> str:
+    """Topic of schema-2 messages (readings of several devices of ``site``)."""
+    return f"{PREFIX}/{check_id(site, 'site')}/{SITE_SEGMENT}/telemetry"
 
 
 def status(site: str) -> str:
@@ -61,6 +73,8 @@ def parse(topic: str) -> ParsedTopic:
     if parts[:2] != PREFIX.split("/"):
         raise TopicError(f"topic {topic!r} is not under {PREFIX}/")
     rest = parts[2:]
+    if len(rest) == 3 and rest[2] == "telemetry" and rest[1] == SITE_SEGMENT:
+        return ParsedTopic(check_id(rest[0], "site"), None, "site_telemetry")
     if len(rest) == 3 and rest[2] == "telemetry":
         return ParsedTopic(check_id(rest[0], "site"), check_id(rest[1], "device"), "telemetry")
     if len(rest) == 2 and rest[1] in ("status", "health"):

@@ -30,6 +30,8 @@ from epcwatch.measurements import FieldType
 from epcwatch.topics import ID_PATTERN, MAX_ID_LEN
 
 SCHEMA_VERSION: Final = 1
+#: the site message: one poll cycle of several devices of a site in one document
+SITE_SCHEMA_VERSION: Final = 2
 #: timestamps must fall in [2000-01-01, 2100-01-01) UTC, in milliseconds
 MIN_TS_MS: Final = 946_684_800_000
 MAX_TS_MS: Final = 4_102_444_800_000
@@ -57,6 +59,7 @@ def _not_bool(v: object) -> object:
 
 
 Version = Annotated[Literal[1], BeforeValidator(_not_bool)]
+Version2 = Annotated[Literal[2], BeforeValidator(_not_bool)]
 
 
 class _Frozen(BaseModel):
@@ -125,6 +128,57 @@ class TelemetryMessage(_Frozen):
         return self
 
 
+class DeviceBlock(_Frozen):
+    """The readings of one device inside a :class:`SiteTelemetryMessage`."""
+
+    device: Id
+    kind: DeviceKind
+    tags: DeviceTags = DeviceTags()
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _seq_increasing(self) -> DeviceBlock:
+        seqs = [r.seq for r in self.readings]
+        if any(b <= a for a, b in itertools.pairwise(seqs)):
+            raise ValueError("readings must be in strictly increasing seq order")
+        return self
+
+
+class SiteTelemetryMessage(_Frozen):
+    """Schema 2: readings of several devices of one site (``epc/v1/{site}/_site/telemetry``).
+
+    Each device appears once, with its own kind, tags and readings in increasing seq order, so
+    per-device order and idempotence are those of schema 1; the whole document carries at most
+    ``MAX_READINGS_PER_MESSAGE`` readings."""
+
+    v: Version2 = Field(default=SITE_SCHEMA_VERSION, description="schema version")
+    site: Id
+    devices: list[DeviceBlock] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+
+    @model_validator(mode="after")
+    def _unique_bounded(self) -> SiteTelemetryMessage:
+        ids = [b.device for b in self.devices]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each device may appear only once")
+        if sum(len(b.readings) for b in self.devices) > MAX_READINGS_PER_MESSAGE:
+            raise ValueError(f"at most {MAX_READINGS_PER_MESSAGE} readings per message")
+        return self
+
+    def blocks(self) -> list[TelemetryMessage]:
+        """The same readings as schema-1 messages, one per device."""
+        return [
+            TelemetryMessage.model_construct(
+                v=SCHEMA_VERSION,
+                site=self.site,
+                device=b.device,
+                kind=b.kind,
+                tags=b.tags,
+                readings=b.readings,
+            )
+            for b in self.devices
+        ]
+
+
 class StatusMessage(_Frozen):
     """Retained on ``epc/v1/{site}/status``: ``online`` birth, ``offline`` last will."""
 
@@ -173,9 +227,18 @@ class DeadLetter(_Frozen):
     collector: str | None = None
 
 
+def telemetry_messages(payload: bytes | str) -> list[TelemetryMessage]:
+    """Decode a telemetry payload of either schema into schema-1 messages, one per device block
+    (for consumers that need not care which shape a site sends); raises pydantic's
+    ``ValidationError`` like ``model_validate_json``."""
+    if b'"devices"' in (payload.encode() if isinstance(payload, str) else payload):
+        return SiteTelemetryMessage.model_validate_json(payload).blocks()
+    return [TelemetryMessage.model_validate_json(payload)]
+
+
 def json_schemas() -> dict[str, Any]:
     """JSON Schemas of every wire model, keyed by model name."""
     return {
         m.__name__: m.model_json_schema()
-        for m in (TelemetryMessage, StatusMessage, HealthMessage, DeadLetter)
+        for m in (TelemetryMessage, SiteTelemetryMessage, StatusMessage, HealthMessage, DeadLetter)
     }

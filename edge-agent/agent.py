@@ -78,6 +78,8 @@ class Agent:
             max_readings=m.max_readings_per_message,
             max_bytes=m.max_message_bytes,
             retry_max_s=m.reconnect_max_s,
+            wire=m.wire,
+            linger_s=m.linger_s,
         )
         self.transports: list[ModbusTransport] = []
         self.pollers: list[BusPoller] = []

@@ -67,3 +67,61 @@ def envelope_prefix(site: str, device: str, kind: str, tags_json: bytes) -> byte
 def message_body(prefix: bytes, rows: list[Row]) -> bytes:
     """A complete ``TelemetryMessage`` JSON document from a prefix and stored reading bodies."""
     return prefix + b",".join(r.body for r in rows) + b"]}"
+
+
+@dataclass(slots=True)
+class SiteBatch:
+    """A schema-2 message: consecutive outbox rows, grouped by device in order of first row."""
+
+    blocks: list[Batch] = field(default_factory=list)
+    size: int = 0
+    count: int = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for b in self.blocks for r in b.rows]
+
+
+def batch_site_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[SiteBatch]:
+    """Cut rows (outbox order) into consecutive runs of at most ``max_readings`` rows and about
+    ``max_bytes`` bytes; inside a run, each device's rows form one block, in order. Since runs
+    are consecutive and sent one after the other, every device's readings stay in order."""
+    if max_readings < 1:
+        raise ValueError("max_readings must be >= 1")
+    out: list[SiteBatch] = []
+    cur: SiteBatch | None = None
+    by_device: dict[str, Batch] = {}
+    for row in rows:
+        cost = len(row.body) + 1
+        fresh_block = row.device not in by_device
+        extra = cost + (ENVELOPE_BYTES if fresh_block else 0)
+        if cur is not None and (cur.count >= max_readings or cur.size + extra > max_bytes):
+            cur = None
+        if cur is None:
+            cur = SiteBatch(size=ENVELOPE_BYTES)
+            by_device = {}
+            out.append(cur)
+            extra = cost + ENVELOPE_BYTES
+        b = by_device.get(row.device)
+        if b is None:
+            b = Batch(row.device)
+            by_device[row.device] = b
+            cur.blocks.append(b)
+        b.rows.append(row)
+        cur.size += extra
+        cur.count += 1
+    return out
+
+
+def block_prefix(device: str, kind: str, tags_json: bytes) -> bytes:
+    """A device block of a schema-2 document up to its readings array."""
+    return (
+        b'{"device":"' + device.encode() + b'","kind":"' + kind.encode() + b'","tags":' + tags_json
+        + b',"readings":['
+    )
+
+
+def site_message_body(site: str, prefixes: dict[str, bytes], batch: SiteBatch) -> bytes:
+    """A complete ``SiteTelemetryMessage`` JSON document (``prefixes``: device → block prefix)."""
+    blocks = [prefixes[b.device] + b",".join(r.body for r in b.rows) + b"]}" for b in batch.blocks]
+    return b'{"v":2,"site":"' + site.encode() + b'","devices":[' + b",".join(blocks) + b"]}"

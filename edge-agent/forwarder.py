@@ -1,8 +1,11 @@
 """Store-and-forward: moves readings from the outbox to the broker and deletes them on PUBACK.
 
-Rows are handed to the publisher strictly in outbox order, grouped per device into messages
-of up to ``max_readings_per_message`` readings (so a backlog drains many readings per message,
-far faster than the live rate), with at most ``max_inflight`` messages awaiting PUBACK.
+Rows are handed to the publisher strictly in outbox order, with at most ``max_inflight``
+messages awaiting PUBACK. With ``wire=2`` (the default) consecutive rows of every device of the
+site go into one schema-2 site message of up to ``max_readings_per_message`` readings, so a poll
+cycle of a site is one message (``linger_s`` waits briefly for the cycle's last devices); with
+``wire=1`` rows are grouped per device into schema-1 messages. Either way a backlog drains many
+readings per message, far faster than the live rate.
 A row is deleted only after a PUBACK whose reason code is below 0x80 and is not 0x10 "no
 matching subscribers" (the broker stored the message for nobody; see below); deletions are batched
 (a crash before the delete only means a harmless re-delivery). A rejected PUBACK stops the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +29,16 @@ from typing import Protocol, TypeVar
 import orjson
 
 from epcwatch import logs, topics
-from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
+from epcwatch.edge.batching import (
+    Batch,
+    SiteBatch,
+    batch_rows,
+    batch_site_rows,
+    block_prefix,
+    envelope_prefix,
+    message_body,
+    site_message_body,
+)
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
 from epcwatch.edge.schedule import backoff_delay
@@ -71,6 +84,9 @@ class Forwarder:
         max_bytes: int = 256 * 1024,
         retry_min_s: float = 0.5,
         retry_max_s: float = 60.0,
+        wire: int = 2,
+        linger_s: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.site = site
         self.outbox = outbox
@@ -81,6 +97,15 @@ class Forwarder:
         self.max_bytes = max_bytes
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
+        self.wire = wire
+        self.linger_s = linger_s
+        self.monotonic = monotonic
+        self._linger_from: float | None = None
+        self._site_topic = topics.site_telemetry(site)
+        self._block = {
+            d: block_prefix(d, info.kind, orjson.dumps(info.tags.model_dump(exclude_none=True)))
+            for d, info in devices.items()
+        }
         self._prefix = {
             d: envelope_prefix(site, d, info.kind, orjson.dumps(info.tags.model_dump(exclude_none=True)))
             for d, info in devices.items()
@@ -164,12 +189,21 @@ class Forwarder:
             return 0
         rows = await self._call(self.outbox.fetch, self._cursor, max(1000, room * self.max_readings * 2))
         fresh = [r for r in rows if r.id not in self._sent]
-        batches = batch_rows(fresh, self.max_readings, self.max_bytes)
+        if self._lingering(len(fresh)):
+            return 0
+        batches: list[Batch] | list[SiteBatch]
+        if self.wire == 2:
+            batches = batch_site_rows(fresh, self.max_readings, self.max_bytes)
+        else:
+            batches = batch_rows(fresh, self.max_readings, self.max_bytes)
         sent = 0
         for b in batches:
             if sent >= room or not self.publisher.connected:
                 break
-            self._dispatch(b)
+            if isinstance(b, SiteBatch):
+                self._dispatch_site(b)
+            else:
+                self._dispatch(b)
             sent += 1
         # advance the cursor over the prefix of rows that are all handed over
         for r in rows:
@@ -177,6 +211,32 @@ class Forwarder:
                 break
             self._cursor = r.id
         return sent
+
+    def _lingering(self, fresh: int) -> bool:
+        """True while a partial message waits (at most ``linger_s``) for the rest of its cycle."""
+        if not fresh or fresh >= self.max_readings or self.linger_s <= 0:
+            self._linger_from = None
+            return False
+        now = self.monotonic()
+        if self._linger_from is None:
+            self._linger_from = now
+        if now - self._linger_from < self.linger_s:
+            return True
+        self._linger_from = None
+        return False
+
+    def _dispatch_site(self, b: SiteBatch) -> None:
+        for block in b.blocks:
+            if block.device not in self._block:  # removed from the config since it was stored
+                self._block[block.device] = block_prefix(block.device, "meter", b"{}")
+                log.warning(
+                    "device not in config, forwarding as kind meter", extra=logs.fields(device=block.device)
+                )
+        payload = site_message_body(self.site, self._block, b)
+        mid = self.publisher.publish(self._site_topic, payload, qos=1)
+        ids = b.ids
+        self._in_flight[mid] = ids
+        self._sent.update(ids)
 
     def _dispatch(self, b: Batch) -> None:
         prefix = self._prefix.get(b.device)

@@ -144,6 +144,17 @@ class MqttConfig(_Model):
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
+    wire: Literal[1, 2] = Field(
+        default=2,
+        description="2: readings of several devices in one site message (collectors from 0.2 on); "
+        "1: one message per device, for older collectors",
+    )
+    linger_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="wait this long for more readings of the poll cycle before sending",
+    )
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
 

@@ -93,7 +93,13 @@ def test_topics_round_trip() -> None:
 
 def test_json_schema_exports_every_model() -> None:
     schemas = json_schemas()
-    assert set(schemas) == {"TelemetryMessage", "StatusMessage", "HealthMessage", "DeadLetter"}
+    assert set(schemas) == {
+        "TelemetryMessage",
+        "SiteTelemetryMessage",
+        "StatusMessage",
+        "HealthMessage",
+        "DeadLetter",
+    }
     json.dumps(schemas)
     assert "readings" in schemas["TelemetryMessage"]["properties"]
 

@@ -16,7 +16,7 @@ import pytest
 from epcwatch.devservices.services import Mosquitto
 from epcwatch.profiles.codec import register_image
 from epcwatch.profiles.model import load_profile
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import telemetry_messages
 from tests.support import EPCWATCH
 
 pytestmark = pytest.mark.integration
@@ -85,8 +85,8 @@ def _received(sub: Any) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {d: [] for d in UNITS}
     for topic, payload, _ in sub.snapshot():
         if topic.endswith("/telemetry"):
-            m = TelemetryMessage.model_validate_json(payload)
-            out[m.device] += [r.seq for r in m.readings]
+            for m in telemetry_messages(payload):
+                out[m.device] += [r.seq for r in m.readings]
     return out
 
 

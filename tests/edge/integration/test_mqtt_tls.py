@@ -14,7 +14,7 @@ from epcwatch.edge.agent import Agent
 from epcwatch.edge.poller import DevicePlan, ReadSpec
 from epcwatch.edge.site import SiteConfig, load_site, resolve_password
 from epcwatch.testing.fake_transport import FakeTransport
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import telemetry_messages
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ outbox: {{path: outbox.sqlite}}
         runner.stop()
         sub.close()
     msg = next(
-        TelemetryMessage.model_validate_json(p) for t, p, _ in sub.snapshot() if t.endswith("/telemetry")
+        m for t, p, _ in sub.snapshot() if t.endswith("/telemetry") for m in telemetry_messages(p)
     )
     assert msg.readings[0].values == {"active_power": 42.0}
 

@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.outbox import NewReading, Outbox
-from epcwatch.wire import DeviceTags, TelemetryMessage
+from epcwatch.wire import DeviceTags, TelemetryMessage, telemetry_messages
 
 DEVICES = ("a", "b", "c")
 
@@ -30,6 +31,7 @@ class ScriptedPublisher:
         self.pending: dict[int, bytes] = {}
         self.order: list[tuple[int, bytes]] = []
         self.accepted: set[int] = set()
+        self.topics: list[str] = []
         self._mid = 0
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
@@ -37,11 +39,12 @@ class ScriptedPublisher:
         self._mid += 1
         self.pending[self._mid] = payload
         self.order.append((self._mid, payload))
+        self.topics.append(topic)
         return self._mid
 
     @property
     def delivered(self) -> list[TelemetryMessage]:
-        return [TelemetryMessage.model_validate_json(p) for mid, p in self.order if mid in self.accepted]
+        return [m for mid, p in self.order if mid in self.accepted for m in telemetry_messages(p)]
 
 
 async def _scenario(path: Path, seed: int, reject_every: int) -> tuple[Forwarder, ScriptedPublisher, Outbox]:
@@ -126,23 +129,57 @@ def test_nothing_is_handed_over_while_disconnected(tmp_path: Path) -> None:
     assert asyncio.run(main()) == 0
 
 
-def test_message_bodies_carry_the_stored_readings(tmp_path: Path) -> None:
-    async def main() -> bytes:
+@pytest.mark.parametrize("wire", [1, 2])
+def test_message_bodies_carry_the_stored_readings(tmp_path: Path, wire: int) -> None:
+    async def main() -> tuple[str, bytes]:
         outbox = Outbox(tmp_path / "o.sqlite")
         pub = ScriptedPublisher()
         fwd = Forwarder(
             "s1",
             outbox,
             pub,
-            {"a": DeviceInfo("hvac", DeviceTags(building="b1"))},
+            {"a": DeviceInfo("hvac", DeviceTags(building="b1")), "b": DeviceInfo("meter", DeviceTags())},
             ThreadPoolExecutor(1),
+            wire=wire,
         )
         outbox.append(
             [NewReading("a", 1_700_000_000_000 + i, {"supply_air_temp": 14.5 + i}) for i in range(3)]
+            + [NewReading("b", 1_700_000_000_000, {"active_power": 1.0})]
         )
         await fwd.step()
-        return next(iter(pub.pending.values()))
+        return pub.topics[0], pub.order[0][1]
 
-    doc = orjson.loads(asyncio.run(main()))
+    topic, payload = asyncio.run(main())
+    doc = orjson.loads(payload)
+    if wire == 2:
+        assert topic == "epc/v1/s1/_site/telemetry" and doc["v"] == 2
+        assert [b["device"] for b in doc["devices"]] == ["a", "b"]  # one message for the cycle
+        doc = doc["devices"][0]
+    else:
+        assert topic == "epc/v1/s1/a/telemetry"
     assert doc["kind"] == "hvac" and doc["tags"] == {"building": "b1"}
     assert [r["values"]["supply_air_temp"] for r in doc["readings"]] == [14.5, 15.5, 16.5]
+
+
+def test_a_partial_cycle_lingers_then_goes(tmp_path: Path) -> None:
+    now = [0.0]
+
+    async def main() -> list[int]:
+        outbox = Outbox(tmp_path / "o.sqlite", synchronous="normal")
+        pub = ScriptedPublisher()
+        devices = {d: DeviceInfo("meter", DeviceTags()) for d in DEVICES}
+        fwd = Forwarder("s1", outbox, pub, devices, ThreadPoolExecutor(1), max_readings=3, linger_s=0.5,
+                        monotonic=lambda: now[0])  # fmt: skip
+        sent = []
+        outbox.append([NewReading("a", 1_700_000_000_000, {"active_power": 1.0})])
+        sent.append(await fwd.step())  # one of three devices: wait for the rest of the cycle
+        now[0] = 0.3
+        outbox.append([NewReading(d, 1_700_000_000_000, {"active_power": 1.0}) for d in ("b", "c")])
+        sent.append(await fwd.step())  # the cycle is complete: goes at once, as one message
+        outbox.append([NewReading("a", 1_700_000_015_000, {"active_power": 1.0})])
+        sent.append(await fwd.step())
+        now[0] = 0.9
+        sent.append(await fwd.step())  # the linger expired: goes alone
+        return sent
+
+    assert asyncio.run(main()) == [0, 1, 0, 1]
