@@ -232,7 +232,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=500, help="batched: devices")
     ap.add_argument("--sites", type=int, default=300, help="live: sites of 37 devices")
     ap.add_argument("--cycles", type=int, default=20, help="live: poll cycles of 15 s per site")
-    ap.add_argument("--wire", type=int, choices=[1, 2], help="live: the agent's mqtt.wire (default: its default)")
+    ap.add_argument("--wire", type=int, choices=[1, 2], help="live: the agent's mqtt.wire")
     ap.add_argument("--batch", type=int, default=10_000, help="points per write")
     ap.add_argument("--connections", type=int, default=2, help="collector write connections")
     args = ap.parse_args()
