@@ -17,7 +17,7 @@ import typer
 
 from epcwatch import logs
 from epcwatch.broker import acl as mqtt_acl
-from epcwatch.broker import credentials, lab_ca
+from epcwatch.broker import credentials
 from epcwatch.broker.config import BrokerConfigError, localise, shipped_config
 from epcwatch.topics import TopicError
 
@@ -125,9 +125,12 @@ def lab_ca_cmd(
     client: Annotated[
         list[str] | None, typer.Option("--client", help="also issue a client certificate (repeatable)")
     ] = None,
-    days: Annotated[int, typer.Option(min=1, help="validity in days")] = lab_ca.DEFAULT_DAYS,
+    days: Annotated[int | None, typer.Option(min=1, help="validity in days [default: 365]")] = None,
 ) -> None:
     """Create a test CA, a broker certificate and client certificates for a lab (not for production)."""
+    from epcwatch.broker import lab_ca  # cryptography loads only for this command
+
+    days = lab_ca.DEFAULT_DAYS if days is None else days
     pki = lab_ca.create(out, server_name=server_name, clients=client or [], days=days)
     typer.echo(f"CA          {pki.ca_cert}  (key {pki.ca_key}, 0600)")
     typer.echo(f"server      {pki.server_cert}  (key {pki.server_key}, 0600)")

@@ -1,4 +1,9 @@
-"""The ``epcwatch`` command line. Each component registers its own commands."""
+"""The ``epcwatch`` command line. Each component registers its own commands.
+
+The components' commands are registered when ``app`` is first used (``from epcwatch.cli import
+app`` or :func:`main`), and each command imports its heavy libraries (numpy, pandas, pydantic,
+rich, …) when it runs, so ``epcwatch --version`` and ``--help`` start fast.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,14 @@ import typer
 
 from epcwatch import __version__, logs
 
-app = typer.Typer(
+_app = typer.Typer(
     name="epcwatch",
     help="Building energy monitoring for energy-performance contracts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # the top-level help in plain text: rich (and the markdown parser it pulls in) would double
+    # the start-up of `epcwatch --help`; the commands' own help keeps rich formatting
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -25,7 +33,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
@@ -37,7 +45,7 @@ def _root(
     logs.setup(log_level, log_json)
 
 
-@app.command("schema")
+@_app.command("schema")
 def schema(
     model: Annotated[
         str | None,
@@ -70,18 +78,35 @@ COMPONENTS = (
     "epcwatch.demo.run",
 )
 
-for _mod in COMPONENTS:
-    try:
-        _module = importlib.import_module(_mod)
-    except ModuleNotFoundError as _exc:  # a component not built yet
-        if _exc.name != _mod:
-            raise
-        continue
-    _module.register(app)
+_registered = False
+
+
+def _load_components() -> typer.Typer:
+    global _registered
+    if not _registered:
+        _registered = True
+        for name in COMPONENTS:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:  # a component not built yet
+                if exc.name != name:
+                    raise
+                continue
+            module.register(_app)
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return _load_components()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # answered before the components load
+        print(__version__)
+        return
     try:
-        app()
+        _load_components()()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+# yaml and pydantic load when a file is read, not when ConfigError is imported (command-line
+# start-up imports this module for the error type alone)
+if TYPE_CHECKING:
+    import yaml
+    from pydantic import BaseModel, ValidationError
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 class ConfigError(Exception):
@@ -29,6 +32,8 @@ class ConfigError(Exception):
 
 def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    import yaml
+
     node = root
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
@@ -77,6 +82,8 @@ def validation_problems(err: ValidationError, root: yaml.Node | None) -> list[st
 
 def parse_yaml(text: str, path: str | os.PathLike[str]) -> tuple[Any, yaml.Node | None]:
     """Parse YAML text; returns the data and the node tree (for line numbers)."""
+    import yaml
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -107,6 +114,8 @@ def load_yaml_model(
 def validate_yaml_text(
     text: str, path: str | os.PathLike[str], model: type[M], *, context: dict[str, Any] | None = None
 ) -> M:
+    from pydantic import ValidationError
+
     data, root = parse_yaml(text, path)
     if data is None:
         data = {}

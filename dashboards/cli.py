@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from epcwatch.config import ConfigError
 from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.local import DEFAULT_DATABASE, load_ports
+
+if TYPE_CHECKING:
+    from epcwatch.dashboards.influx import InfluxClient
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
 DEFAULT_OUT = Path(__file__).resolve().parent / "json"
@@ -55,6 +57,7 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _influx(url: str | None, database: str, user: str | None, password: str | None) -> InfluxClient:
     from epcwatch import logs
+    from epcwatch.dashboards.influx import InfluxClient
 
     logs.redact(password)
     if url is None:  # the local InfluxDB of `epcwatch services up`, on whatever port it was given

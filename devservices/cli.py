@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from epcwatch.devservices.services import Influxd, Mosquitto, ServiceError
 from epcwatch.local import (
     DEFAULT_DATABASE,
     DEFAULT_INFLUX_PORT,
@@ -17,6 +16,9 @@ from epcwatch.local import (
     load_ports,
     save_ports,
 )
+
+if TYPE_CHECKING:
+    from epcwatch.devservices.services import Influxd, Mosquitto
 
 services_app = typer.Typer(
     help="Start, stop and inspect the local Mosquitto and InfluxDB.", no_args_is_help=True
@@ -33,6 +35,8 @@ def register(app: typer.Typer) -> None:
 
 
 def load_services(state_dir: Path | None = None) -> tuple[Mosquitto, Influxd]:
+    from epcwatch.devservices.services import Influxd, Mosquitto
+
     """The services as ``services up`` last started them (ports remembered in the state dir)."""
     sd = state_dir or default_state_dir()
     ports = load_ports(sd)
@@ -45,6 +49,8 @@ def services_up(
     influx_port: int = DEFAULT_INFLUX_PORT,
     database: str = DEFAULT_DATABASE,
 ) -> tuple[Mosquitto, Influxd]:
+    from epcwatch.devservices.services import Influxd, Mosquitto
+
     sd = state_dir or default_state_dir()
     sd.mkdir(parents=True, exist_ok=True)
     old_mqtt, old_influx = load_services(sd)
@@ -66,6 +72,8 @@ def up(
     database: Annotated[str, typer.Option(help="InfluxDB database to create")] = DEFAULT_DATABASE,
 ) -> None:
     """Start Mosquitto and InfluxDB 1.x in the background and wait until both answer."""
+    from epcwatch.devservices.services import ServiceError
+
     try:
         mosq, influx = services_up(state_dir, mqtt_port, influx_port, database)
     except ServiceError as exc:

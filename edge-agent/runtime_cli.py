@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -16,7 +15,6 @@ from typing import Annotated, Any
 import typer
 
 from epcwatch import logs, measurements
-from epcwatch.clock import build_clock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
 from epcwatch.procs import pid_alive
@@ -56,6 +54,8 @@ def read_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: name → value")] = False,
 ) -> None:
     """Read a device once and print its decoded values (commissioning a meter)."""
+    import asyncio
+
     from pydantic import ValidationError
 
     from epcwatch.edge.poller import poll_device
@@ -160,6 +160,9 @@ def run_cmd(
     ] = 30.0,
 ) -> None:
     """Run the edge agent: poll every device on its interval, store, publish (QoS 1) until stopped."""
+    import asyncio
+
+    from epcwatch.clock import build_clock
     from epcwatch.edge.agent import Agent
     from epcwatch.edge.site import load_site, resolve_password
 

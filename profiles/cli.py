@@ -8,23 +8,16 @@ the file, line and field, and exit 1; never a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from epcwatch import measurements
-from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
-from epcwatch.profiles.model import (
-    ForbiddenRange,
-    PointSpec,
-    Profile,
-    ProfileError,
-    list_profiles,
-    load_profile,
-    load_profile_file,
-)
+# rich, pydantic (profile models) and the planner load inside the commands that use them, so
+# that ``epcwatch --help`` stays fast
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from epcwatch.profiles.model import ForbiddenRange, PointSpec, Profile
 
 profiles_app = typer.Typer(help="The device profile library: list, show and validate register maps.",
                            no_args_is_help=True)
@@ -34,6 +27,8 @@ _FC = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 
 
 def _out() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
@@ -43,6 +38,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _load(ref: str) -> Profile:
+    from epcwatch.profiles.model import ProfileError, load_profile
+
     try:
         return load_profile(ref)
     except ProfileError as exc:
@@ -73,6 +70,10 @@ def _layout(p: PointSpec) -> str:
 @profiles_app.command("list")
 def list_cmd() -> None:
     """List the shipped profiles (id, kind, vendor, model, number of points)."""
+    from rich.table import Table
+
+    from epcwatch.profiles.model import ProfileError, list_profiles
+
     try:
         profiles = list_profiles()
     except ProfileError as exc:
@@ -86,6 +87,11 @@ def list_cmd() -> None:
 @profiles_app.command("show")
 def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
     """Show a profile: its device, quirks, poll groups and every point with its register layout."""
+    from rich.table import Table
+
+    from epcwatch import measurements
+    from epcwatch.edge.planner import effective_max_gap
+
     p = _load(profile)
     out = _out()
     out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind})")
@@ -119,6 +125,9 @@ def validate_cmd(
     paths: Annotated[list[Path], typer.Argument(help="profile YAML files or folders holding them")],
 ) -> None:
     """Validate profile files: schema, vocabulary, quirks and a read plan. Exit 1 if any is invalid."""
+    from epcwatch.edge.planner import PlanError, plan_profile
+    from epcwatch.profiles.model import ProfileError, load_profile_file
+
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -156,6 +165,10 @@ def plan_cmd(
     ] = None,
 ) -> None:
     """Print the Modbus reads the edge agent would issue for a profile, per poll group."""
+    from rich.table import Table
+
+    from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
+
     p = _load(profile)
     try:
         plans = plan_profile(p, max_gap)

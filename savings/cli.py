@@ -9,19 +9,26 @@ from typing import Annotated
 
 import typer
 
-from epcwatch.config import ConfigError
-from epcwatch.devservices.services import ServiceError
 from epcwatch.logs import fields
-from epcwatch.savings.errors import SavingsError
-from epcwatch.savings.models import ModelError
-from epcwatch.savings.sufficiency import InsufficientDataError
 
 log = logging.getLogger("epcwatch.savings")
 
-USER_ERRORS = (SavingsError, ModelError, InsufficientDataError, ConfigError, ServiceError, ValueError)
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as a message, not a traceback (imported on use: numpy and friends
+    load only when a command runs, so ``epcwatch --help`` stays fast)."""
+    from epcwatch.config import ConfigError
+    from epcwatch.devservices.services import ServiceError
+    from epcwatch.savings.errors import SavingsError
+    from epcwatch.savings.models import ModelError
+    from epcwatch.savings.sufficiency import InsufficientDataError
+
+    return (SavingsError, ModelError, InsufficientDataError, ConfigError, ServiceError, ValueError)
 
 
 def _fail(exc: Exception) -> typer.Exit:
+    from epcwatch.savings.sufficiency import InsufficientDataError
+
     msg = str(exc)
     if isinstance(exc, InsufficientDataError):
         msg = f"baseline disqualified: {exc} (use --allow-insufficient to override)"
@@ -77,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 day_type=_day_type(day_type),
                 allow_insufficient=allow_insufficient,
             )
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             raise _fail(exc) from None
         doc = outcome.to_dict()
         if save_model is not None:
@@ -131,7 +138,7 @@ def register(app: typer.Typer) -> None:
             c = load_contract(contract)
             source = InfluxSource(influx_url, database)
             result = run_contract(c, source, out, write_back=write_back, contract_path=contract)
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             raise _fail(exc) from None
         for name, path in result.files.items():
             typer.echo(f"{name:5s} {path}")

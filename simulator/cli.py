@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from epcwatch.clock import AcceleratedClock, build_clock
 
 sim_app = typer.Typer(
     help="Simulated office complex: serve its devices over Modbus, export its truth, publish history.",
@@ -186,8 +183,10 @@ def serve_cmd(
     seed: Seed = 0,
 ) -> None:
     """Serve the complex's devices over Modbus with values from the model at the simulated time."""
+    import asyncio
     import dataclasses
 
+    from epcwatch.clock import AcceleratedClock, build_clock
     from epcwatch.sim.ledger import Counters
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.serve import ImageContext, SiteImages, describe, rtu_server, run_servers, served_devices

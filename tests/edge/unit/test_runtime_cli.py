@@ -8,8 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from epcwatch.cli import app
-from epcwatch.clock import AcceleratedClock, SystemClock
-from epcwatch.edge.runtime_cli import build_clock
+from epcwatch.clock import AcceleratedClock, SystemClock, build_clock
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "site.yaml"
 
