@@ -90,7 +90,7 @@ def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
     from rich.table import Table
 
     from epcwatch import measurements
-    from epcwatch.edge.planner import effective_max_gap
+    from epcwatch.profiles.planner import effective_max_gap
 
     p = _load(profile)
     out = _out()
@@ -122,14 +122,17 @@ def _forbidden(r: ForbiddenRange) -> str:
 
 @profiles_app.command("validate")
 def validate_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="profile YAML files or folders holding them")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="profile YAML files or folders holding them [default: the shipped library]"),
+    ] = None,
 ) -> None:
     """Validate profile files: schema, vocabulary, quirks and a read plan. Exit 1 if any is invalid."""
-    from epcwatch.edge.planner import PlanError, plan_profile
-    from epcwatch.profiles.model import ProfileError, load_profile_file
+    from epcwatch.profiles.model import ProfileError, library_root, load_profile_file
+    from epcwatch.profiles.planner import PlanError, plan_profile
 
     files: list[Path] = []
-    for path in paths:
+    for path in paths or [library_root()]:
         if path.is_dir():
             files += sorted(path.rglob("*.yaml"))
         else:
@@ -167,7 +170,7 @@ def plan_cmd(
     """Print the Modbus reads the edge agent would issue for a profile, per poll group."""
     from rich.table import Table
 
-    from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
+    from epcwatch.profiles.planner import PlanError, effective_max_gap, plan_profile
 
     p = _load(profile)
     try:
