@@ -25,6 +25,7 @@ from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.lineprotocol import point
 from epcwatch.collector.rollup import Interval, Rules, align_range, interval_energy
 from epcwatch.measurements import VOCABULARY, Kind
+from epcwatch.topics import check_id
 
 log = logging.getLogger("epcwatch.collector.rollup")
 
@@ -93,10 +94,11 @@ def counter_fields(db: InfluxQL, measurement: str) -> list[str]:
 SeriesKey = tuple[tuple[str, str], ...]
 
 
-def _samples(
-    db: InfluxQL, measurement: str, field: str, t0: int, t1: int
+def _samples(  # noqa: PLR0917
+    db: InfluxQL, measurement: str, field: str, t0: int, t1: int, site: str | None = None
 ) -> dict[SeriesKey, list[tuple[int, float]]]:
     f, m = _ident(field), _ident(measurement)
+    where = "" if site is None else f"\"site\" = '{check_id(site, 'site')}' AND "
     out: dict[SeriesKey, dict[int, float]] = {}
 
     def collect(q: str) -> None:
@@ -109,9 +111,9 @@ def _samples(
                 if value is not None and not isinstance(value, bool):
                     rows[int(ts)] = float(value)
 
-    collect(f"SELECT {f} FROM {m} WHERE time >= {t0}ms AND time < {t1}ms GROUP BY *")
-    collect(f"SELECT last({f}) FROM {m} WHERE time < {t0}ms GROUP BY *")
-    collect(f"SELECT first({f}) FROM {m} WHERE time >= {t1}ms GROUP BY *")
+    collect(f"SELECT {f} FROM {m} WHERE {where}time >= {t0}ms AND time < {t1}ms GROUP BY *")
+    collect(f"SELECT last({f}) FROM {m} WHERE {where}time < {t0}ms GROUP BY *")
+    collect(f"SELECT first({f}) FROM {m} WHERE {where}time >= {t1}ms GROUP BY *")
     return {k: sorted(v.items()) for k, v in out.items()}
 
 
@@ -141,32 +143,48 @@ def rollup_lines(
     *,
     measurements: Iterable[str] = DEVICE_MEASUREMENTS,
     progress: Callable[[str], None] | None = None,
+    site: str | None = None,
 ) -> list[str]:
     """``energy_interval`` lines for every whole interval inside ``[t0, t1)`` (widened to whole
-    intervals in each site's timezone)."""
+    intervals in each site's timezone); of one site only when ``site`` is given."""
     lines: list[str] = []
     # query a day more on each side so every site's widened range is covered
     q0, q1 = t0 - DAY_MS - 1, t1 + DAY_MS + 1
     for measurement in measurements:
-        fields = counter_fields(db, measurement)
-        # (series, interval start) -> fields
-        cells: dict[tuple[SeriesKey, int], dict[str, float]] = {}
-        coverage: dict[tuple[SeriesKey, int], float] = {}
-        for fname in fields:
+        samples: dict[str, dict[SeriesKey, list[tuple[int, float]]]] = {}
+        for fname in counter_fields(db, measurement):
             if progress:
                 progress(f"{measurement}.{fname}")
-            for key, samples in _samples(db, measurement, fname, q0, q1).items():
-                site = dict(key).get("site")
-                tz = settings.tz(site)
-                a, b = align_range(interval, t0, t1, tz)
-                for iv in interval_energy(samples, interval, tz, settings.rules_for(fname), start=a, end=b):
-                    cell = (key, iv.start)
-                    cells.setdefault(cell, {})[fname] = iv.increase
-                    coverage[cell] = min(coverage.get(cell, 1.0), iv.coverage)
-        for (key, start), values in sorted(cells.items()):
-            tags: dict[str, str | None] = dict(key)
-            tags["interval"] = interval.value
-            line = point("energy_interval", tags, {**values, "coverage": coverage[(key, start)]}, start)
-            if line:
-                lines.append(line)
+            samples[fname] = _samples(db, measurement, fname, q0, q1, site)
+        lines += interval_lines(samples, settings, interval, t0, t1)
+    return lines
+
+
+def interval_lines(
+    samples: dict[str, dict[SeriesKey, list[tuple[int, float]]]],
+    settings: RollupSettings,
+    interval: Interval,
+    t0: int,
+    t1: int,
+) -> list[str]:
+    """``energy_interval`` lines of one device measurement from its counters' samples (field →
+    series → time-ordered samples), for the whole intervals inside ``[t0, t1)`` (pure)."""
+    lines: list[str] = []
+    # (series, interval start) -> fields
+    cells: dict[tuple[SeriesKey, int], dict[str, float]] = {}
+    coverage: dict[tuple[SeriesKey, int], float] = {}
+    for fname in sorted(samples):
+        for key, series in samples[fname].items():
+            tz = settings.tz(dict(key).get("site"))
+            a, b = align_range(interval, t0, t1, tz)
+            for iv in interval_energy(series, interval, tz, settings.rules_for(fname), start=a, end=b):
+                cell = (key, iv.start)
+                cells.setdefault(cell, {})[fname] = iv.increase
+                coverage[cell] = min(coverage.get(cell, 1.0), iv.coverage)
+    for (key, start), values in sorted(cells.items()):
+        tags: dict[str, str | None] = dict(key)
+        tags["interval"] = interval.value
+        line = point("energy_interval", tags, {**values, "coverage": coverage[(key, start)]}, start)
+        if line:
+            lines.append(line)
     return lines

@@ -1,0 +1,266 @@
+"""Interval energy at ingest (pure): ``energy_interval`` points computed as readings arrive.
+
+The rules are those of :mod:`epcwatch.collector.rollup` (same step function, same linear
+attribution, same coverage), applied incrementally: the book keeps, per series and counter
+field, the last sample, and per open interval the running sums. A reading after the last one
+makes a step, spread over the 15-minute and daily intervals it overlaps, exactly as the rollup
+does over a stored range, in the same order of additions, so the floats agree bit for bit.
+
+- An interval is **complete** when every counter field in it has a sample at or after its end
+  (no later step in time order can touch it): it is emitted once and dropped from the book.
+- **Open** intervals (the current quarter and day) are emitted at most every ``open_every_s``
+  with their running sums (a dashboard sees today's energy), and again when complete; points
+  with the same series and start overwrite each other in InfluxDB.
+- **Duplicates** (redelivery: same timestamp, or an older seq with an older timestamp) are
+  ignored. A **late** reading (a newer seq with an older timestamp: the sender's clock went
+  back) cannot be folded into sums already made, so it asks for a **repair**: the range is
+  recomputed from InfluxDB by the rollup (see :class:`Repair`).
+- The book's state is plain data (:meth:`IntervalBook.snapshot` / :meth:`restore`) so that it
+  survives restarts (:mod:`epcwatch.collector.interval_store`), committed with the batch whose
+  points it accounts for.
+
+A series' key is its device measurement and tags, as the rollup groups them (``GROUP BY *``).
+Several collectors splitting one site's messages (a shared subscription) each see a part of a
+series; run at-ingest intervals with one collector per group or a broker with sticky shared
+subscriptions, and keep the periodic rollup as the repair pass otherwise (docs/collector.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from epcwatch.collector.lineprotocol import point
+from epcwatch.collector.rollup import (
+    QUARTER_MS,
+    Interval,
+    Rules,
+    day_bounds,
+    step_increase,
+)
+from epcwatch.measurements import VOCABULARY, FieldType, Kind
+
+COUNTERS: Final = frozenset(
+    n for n, m in VOCABULARY.items() if m.kind is Kind.COUNTER and m.field_type is not FieldType.BOOL
+)
+DAY_MS: Final = 86_400_000
+_QUARTER: Final = Interval.QUARTER.value
+_DAY: Final = Interval.DAY.value
+
+#: the tags of a series, sorted, empty ones left out (as the rollup reads them back)
+TagKey = tuple[tuple[str, str], ...]
+#: (device measurement, tags)
+SeriesKey = tuple[str, TagKey]
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A range of one site whose intervals must be recomputed from the stored readings."""
+
+    site: str
+    t0: int
+    t1: int
+
+
+@dataclass(slots=True)
+class Last:
+    ts: int
+    value: float
+    seq: int
+
+
+@dataclass(slots=True)
+class Cell:
+    end: int
+    #: field → [increase, covered ms]
+    sums: dict[str, list[float]] = field(default_factory=dict)
+
+
+CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
+
+
+@dataclass
+class Snapshot:
+    """What changed since the previous snapshot: rows to store (``None``: delete)."""
+
+    last: dict[tuple[SeriesKey, str], Last | None] = field(default_factory=dict)
+    cells: dict[CellKey, Cell | None] = field(default_factory=dict)
+    repairs: list[Repair] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.last or self.cells or self.repairs)
+
+
+class IntervalBook:
+    def __init__(
+        self,
+        tz_of: Callable[[str | None], ZoneInfo],
+        rules_for: Callable[[str], Rules],
+        *,
+        open_every_s: float = 60.0,
+    ) -> None:
+        self.tz_of = tz_of
+        self.rules_for = rules_for
+        self.open_every_s = open_every_s
+        self.last: dict[tuple[SeriesKey, str], Last] = {}
+        self.cells: dict[CellKey, Cell] = {}
+        #: cells changed since they were last emitted, and since the last snapshot
+        self._dirty_cells: set[CellKey] = set()
+        self._touched: set[CellKey] = set()
+        self._changed = Snapshot()
+        self._last_open_emit: float | None = None
+        self._rules: dict[str, Rules] = {}
+        self._day: dict[str, tuple[int, int]] = {}  # site → the local day last seen
+        self.ignored = 0
+        self.late = 0
+
+    # -- intake ---------------------------------------------------------------------------------
+    def add(
+        self, kind: str, tags: Mapping[str, str | None], seq: int, ts: int, values: Mapping[str, object]
+    ) -> None:
+        """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book."""
+        counters = [(n, v) for n, v in values.items() if n in COUNTERS and type(v) in (float, int)]
+        if not counters:
+            return
+        tag_key: TagKey = tuple(sorted((k, v) for k, v in tags.items() if v))
+        series: SeriesKey = (kind, tag_key)
+        site = tags.get("site")
+        for name, raw in counters:
+            value = float(raw)  # type: ignore[arg-type]
+            key = (series, name)
+            prev = self.last.get(key)
+            if prev is None:
+                self._set_last(key, Last(ts, value, seq))
+                continue
+            if ts <= prev.ts:
+                if ts == prev.ts or seq <= prev.seq:
+                    self.ignored += 1  # a redelivered reading, already counted
+                else:
+                    self.late += 1
+                    self._late(site, ts)
+                continue
+            last = Last(ts, value, seq)
+            self._step(series, name, prev, last, site)
+            self._set_last(key, last)
+
+    def _set_last(self, key: tuple[SeriesKey, str], last: Last) -> None:
+        self.last[key] = last
+        self._changed.last[key] = last
+
+    def _late(self, site: str | None, ts: int) -> None:
+        # the day of the late reading and the day before (a step ending in it may start there)
+        self._changed.repairs.append(Repair(site or "", ts - DAY_MS, ts + DAY_MS))
+
+    def _rules_for(self, name: str) -> Rules:
+        r = self._rules.get(name)
+        if r is None:
+            r = self._rules[name] = self.rules_for(name)
+        return r
+
+    def _days(self, site: str | None, t0: int, t1: int) -> Iterable[tuple[int, int]]:
+        day = self._day.get(site or "")
+        if day is not None and day[0] <= t0 and t1 <= day[1]:
+            return (day,)
+        out = list(day_bounds(t0, t1, self.tz_of(site)))
+        self._day[site or ""] = out[-1]
+        return out
+
+    def _step(self, series: SeriesKey, name: str, prev: Last, b: Last, site: str | None) -> None:
+        """Spread the step ``prev`` → ``b`` over the intervals it overlaps (as the rollup does)."""
+        t0, t1 = prev.ts, b.ts
+        dt = t1 - t0
+        rules = self._rules_for(name)
+        inc, _ = step_increase(prev.value, b.value, dt, rules)
+        covers = dt <= rules.max_gap_s * 1000
+        spans: list[tuple[str, int, int]] = []
+        s = (t0 // QUARTER_MS) * QUARTER_MS
+        while s < t1:
+            spans.append((_QUARTER, s, s + QUARTER_MS))
+            s += QUARTER_MS
+        spans += [(_DAY, ds, de) for ds, de in self._days(site, t0, t1)]
+        for iv, s, e in spans:
+            overlap = min(e, t1) - max(s, t0)
+            if overlap <= 0:
+                continue
+            key = (series, iv, s)
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = Cell(e)
+            acc = cell.sums.get(name)
+            if acc is None:
+                acc = cell.sums[name] = [0.0, 0.0]
+            acc[0] += inc * overlap / dt
+            if covers:
+                acc[1] += overlap
+            self._dirty_cells.add(key)
+            self._touched.add(key)
+
+    # -- output ---------------------------------------------------------------------------------
+    def complete(self, key: CellKey) -> bool:
+        cell = self.cells[key]
+        series = key[0]
+        for name in cell.sums:
+            last = self.last.get((series, name))
+            if last is None or last.ts < cell.end:
+                return False
+        return True
+
+    def take(self, now_s: float) -> tuple[list[str], Snapshot]:
+        """``energy_interval`` lines of the intervals completed since the last call (and of the open
+        ones that changed, at most every ``open_every_s``), and the state changes to store with
+        them."""
+        emit_open = self._last_open_emit is None or now_s - self._last_open_emit >= self.open_every_s
+        if emit_open:
+            self._last_open_emit = now_s
+        lines: list[str] = []
+        keep: set[CellKey] = set()
+        for key in sorted(self._dirty_cells):
+            if self.complete(key):
+                cell = self.cells.pop(key)
+                self._changed.cells[key] = None
+            elif emit_open:
+                cell = self.cells[key]
+            else:
+                keep.add(key)
+                continue
+            line = cell_line(key, cell)
+            if line:
+                lines.append(line)
+        self._dirty_cells = keep
+        for key in self._touched:  # the running sums are stored whether emitted or not
+            cell = self.cells.get(key)
+            if cell is not None:
+                self._changed.cells[key] = Cell(cell.end, {k: list(v) for k, v in cell.sums.items()})
+        self._touched = set()
+        snap, self._changed = self._changed, Snapshot()
+        return lines, snap
+
+    def flush(self) -> tuple[list[str], Snapshot]:
+        """Everything pending, open intervals included (on shutdown)."""
+        self._last_open_emit = None
+        return self.take(0.0)
+
+    # -- state ----------------------------------------------------------------------------------
+    def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
+        """Start from stored state; open cells are emitted again at the next :meth:`take`."""
+        self.last = dict(last)
+        self.cells = {k: Cell(c.end, {n: list(v) for n, v in c.sums.items()}) for k, c in cells.items()}
+        self._dirty_cells = set(self.cells)
+
+
+def cell_line(key: CellKey, cell: Cell) -> str | None:
+    """The ``energy_interval`` point of a cell, formatted as :func:`rollup_job.interval_lines`
+    formats it (fields sorted, then ``coverage``, the smallest of the fields' coverages)."""
+    (_, tag_key), iv, start = key
+    span = cell.end - start
+    values: dict[str, float | None] = {}
+    coverage = 1.0
+    for name in sorted(cell.sums):
+        inc, cov = cell.sums[name]
+        values[name] = inc
+        coverage = min(coverage, 1.0, cov / span)
+    tags: dict[str, str | None] = dict(tag_key)
+    tags["interval"] = iv
+    return point("energy_interval", tags, {**values, "coverage": coverage}, start)
