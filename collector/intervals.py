@@ -230,9 +230,10 @@ class IntervalBook:
                 lines.append(line)
         self._dirty_cells = keep
         for key in self._touched:  # the running sums are stored whether emitted or not
-            cell = self.cells.get(key)
-            if cell is not None:
-                self._changed.cells[key] = Cell(cell.end, {k: list(v) for k, v in cell.sums.items()})
+            open_cell = self.cells.get(key)
+            if open_cell is not None:
+                sums = {k: list(v) for k, v in open_cell.sums.items()}
+                self._changed.cells[key] = Cell(open_cell.end, sums)
         self._touched = set()
         snap, self._changed = self._changed, Snapshot()
         return lines, snap
