@@ -53,11 +53,17 @@ _isfinite = math.isfinite
 _FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft is FieldType.FLOAT)
 
 
+#: one device's readings as parsed: kind, tags (as written), the reading documents
+Block = tuple[str, dict[str, str | None], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True, slots=True)
 class FastResult:
     lines: list[str]
     #: the newest reading's timestamp (ms), for the lag statistic
     max_ts: int
+    #: the checked readings, for interval energy at ingest
+    blocks: list[Block]
 
 
 def device_id_ok(device: str) -> bool:
@@ -120,7 +126,9 @@ def _values_text(values: object) -> str | None:
     return ",".join(parts)
 
 
-def _device_lines(site: str, device: object, doc: dict[str, Any], lines: list[str]) -> int | None:
+def _device_lines(
+    site: str, device: object, doc: dict[str, Any], lines: list[str], blocks: list[Block]
+) -> int | None:
     """Append the lines of one device's readings (``doc`` holds kind, tags and readings);
     returns the newest timestamp, or ``None`` when the slow path must decide."""
     kind = doc.get("kind")
@@ -164,6 +172,7 @@ def _device_lines(site: str, device: object, doc: dict[str, Any], lines: list[st
             return None
         lines.append(f"{key} {fields} {ts}")
         max_ts = max(max_ts, ts)
+    blocks.append((kind, tags, readings))
     return max_ts
 
 
@@ -182,8 +191,9 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
     if doc.get("site") != site or doc.get("device") != device:
         return None
     lines: list[str] = []
-    max_ts = _device_lines(site, device, doc, lines)
-    return None if max_ts is None else FastResult(lines, max_ts)
+    blocks: list[Block] = []
+    max_ts = _device_lines(site, device, doc, lines, blocks)
+    return None if max_ts is None else FastResult(lines, max_ts, blocks)
 
 
 def site_telemetry(site: str, payload: bytes) -> FastResult | None:
@@ -203,6 +213,7 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
     if type(blocks) is not list or not blocks:
         return None
     lines: list[str] = []
+    out_blocks: list[Block] = []
     max_ts = 0
     seen = set()
     for block in blocks:
@@ -212,10 +223,10 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
         if type(device) is not str or device in seen:
             return None
         seen.add(device)
-        ts = _device_lines(site, device, block, lines)
+        ts = _device_lines(site, device, block, lines, out_blocks)
         if ts is None:
             return None
         max_ts = max(max_ts, ts)
     if len(lines) > MAX_READINGS_PER_MESSAGE:
         return None
-    return FastResult(lines, max_ts)
+    return FastResult(lines, max_ts, out_blocks)

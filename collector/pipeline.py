@@ -33,7 +33,14 @@ from epcwatch.collector.errors import (
     TransientWriteError,
 )
 from epcwatch.collector.health import HealthReporter, Stats, agent_health_lines, status_lines
-from epcwatch.collector.lineprotocol import LineProtocolError, body, site_telemetry_lines, telemetry_lines
+from epcwatch.collector.intervals import IntervalBook, Snapshot
+from epcwatch.collector.lineprotocol import (
+    LineProtocolError,
+    body,
+    device_tags,
+    site_telemetry_lines,
+    telemetry_lines,
+)
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.collector.writers import Writer
 from epcwatch.wire import DeadLetter, HealthMessage, SiteTelemetryMessage, TelemetryMessage
@@ -86,6 +93,8 @@ class _Batch:
     rejections: dict[int, str] = field(default_factory=dict)
     first_t: float | None = None
     max_ts: int = 0
+    #: interval state changes accounted for by this batch (stored before its acks)
+    snapshot: Snapshot | None = None
 
 
 #: a batch closed for writing (opaque to callers)
@@ -109,6 +118,8 @@ class Pipeline:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         wait: Callable[[float], bool] | None = None,
+        intervals: IntervalBook | None = None,
+        store_intervals: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.writer = writer
         self.broker = broker
@@ -124,6 +135,9 @@ class Pipeline:
         self.wall = wall
         #: sleeps; returns True when the collector is stopping (threading.Event.wait)
         self.wait = wait or _sleep
+        #: interval energy at ingest (None: off), and where its state goes before acks
+        self.intervals = intervals
+        self.store_intervals = store_intervals
         self._batch = _Batch()
 
     # -- intake -------------------------------------------------------------------------------
@@ -135,15 +149,20 @@ class Pipeline:
         if b.first_t is None:
             b.first_t = self.monotonic()
         try:
-            lines, max_ts = self._parse(item)
+            lines, max_ts, blocks = self._parse(item)
         except _RejectError as rej:
             b.rejections[idx] = str(rej.rejection)
             return
+        if self.intervals is not None:
+            add = self.intervals.add
+            for kind, tags, readings in blocks:
+                for r in readings:
+                    add(kind, tags, r["seq"], r["ts"], r["values"])
         b.lines.extend(lines)
         b.owners.extend([idx] * len(lines))
         b.max_ts = max(b.max_ts, max_ts)
 
-    def _parse(self, item: Inbound) -> tuple[list[str], int]:
+    def _parse(self, item: Inbound) -> tuple[list[str], int, list[fastpath.Block]]:
         payload = item.payload
         if len(payload) <= self.max_payload_bytes:
             parts = item.topic.split("/")
@@ -165,18 +184,20 @@ class Pipeline:
                         log.exception("fast path failed; using the model")
                         fast = None
                     if fast is not None:
-                        return fast.lines, fast.max_ts
+                        return fast.lines, fast.max_ts, fast.blocks
         result = validate(item.topic, payload, self.max_payload_bytes)
         if isinstance(result, Rejection):
             raise _RejectError(result)
         try:
             if isinstance(result, TelemetryMessage):
-                return telemetry_lines(result), max(r.ts for r in result.readings)
+                return telemetry_lines(result), max(r.ts for r in result.readings), _blocks([result])
             if isinstance(result, SiteTelemetryMessage):
-                return site_telemetry_lines(result), max(r.ts for b in result.devices for r in b.readings)
+                msgs = result.blocks()
+                newest = max(r.ts for m in msgs for r in m.readings)
+                return site_telemetry_lines(result), newest, _blocks(msgs)
             if isinstance(result, HealthMessage):
-                return agent_health_lines(result), 0
-            return status_lines(result, item.received_ms), 0
+                return agent_health_lines(result), 0, []
+            return status_lines(result, item.received_ms), 0, []
         except LineProtocolError as exc:  # pragma: no cover - validation prevents it
             raise _RejectError(Rejection(Reason.UNWRITABLE, str(exc))) from None
 
@@ -200,10 +221,11 @@ class Pipeline:
         """Seal the batch and commit it on the caller's thread (see :meth:`commit`)."""
         self.commit(self.seal())
 
-    def seal(self) -> Sealed:
+    def seal(self, final: bool = False) -> Sealed:
         """Close the current batch (adding the collector's health point when due) and start a new
         one. The sealed batch goes to :meth:`commit`, possibly on another thread, so parsing the
-        next batch overlaps writing this one."""
+        next batch overlaps writing this one. ``final``: the collector stops, every open interval
+        goes out with it."""
         b = self._batch
         self._batch = _Batch()
         mono = self.monotonic()
@@ -212,6 +234,10 @@ class Pipeline:
             if line:
                 b.lines.append(line)
                 b.owners.append(-1)
+        if self.intervals is not None:
+            lines, b.snapshot = self.intervals.flush() if final else self.intervals.take(mono)
+            b.lines.extend(lines)
+            b.owners.extend([-1] * len(lines))
         return b
 
     def commit(self, b: Sealed, writer: Writer | None = None) -> None:
@@ -235,7 +261,7 @@ class Pipeline:
             for i, reason in refused.items():
                 owner = b.owners[i]
                 if owner < 0:
-                    log.warning("collector health point refused", extra=logs.fields(reason=reason))
+                    log.warning("collector's own point refused", extra=logs.fields(reason=reason[:300]))
                     continue
                 prev = b.rejections.get(owner)
                 msg = f"{Reason.REJECTED_BY_DATABASE.value}: {reason}"
@@ -255,6 +281,8 @@ class Pipeline:
             self.broker.dead_letter(letters)
             for letter in letters[:5]:
                 log.info("dead letter", extra=logs.fields(topic=letter.topic, reason=letter.reason[:300]))
+        if b.snapshot and self.store_intervals is not None:
+            self.store_intervals(b.snapshot)  # state of what is written, before the acks
         if b.items:
             self.broker.ack(b.items)
         written = sum(1 for i, o in enumerate(b.owners) if o >= 0 and i not in refused)
@@ -314,6 +342,13 @@ class Pipeline:
                 else:
                     work += [idx[len(idx) // 2 :], idx[: len(idx) // 2]]
         return refused
+
+
+def _blocks(msgs: list[TelemetryMessage]) -> list[fastpath.Block]:
+    return [
+        (m.kind, device_tags(m), [{"seq": r.seq, "ts": r.ts, "values": r.values} for r in m.readings])
+        for m in msgs
+    ]
 
 
 def _sleep(seconds: float) -> bool:

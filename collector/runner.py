@@ -20,6 +20,8 @@ from epcwatch import logs
 from epcwatch.collector.consumer import BrokerError, Consumer
 from epcwatch.collector.errors import CollectorError, StoppedError
 from epcwatch.collector.health import Stats
+from epcwatch.collector.interval_store import IntervalStore
+from epcwatch.collector.intervals import IntervalBook
 from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline, Sealed
 from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
@@ -72,6 +74,14 @@ def rollup_settings(cfg: CollectorConfig, base: Path | None) -> RollupSettings:
     )
 
 
+def interval_state_path(cfg: CollectorConfig, base: Path | None) -> str:
+    state = cfg.rollup.state
+    if state is None:
+        return ":memory:" if base is None else str(base / "collector-intervals.sqlite")
+    path = Path(state)
+    return str(path if path.is_absolute() or base is None else base / path)
+
+
 class Collector:
     def __init__(self, cfg: CollectorConfig, *, config_dir: Path | None = None) -> None:
         self.cfg = cfg
@@ -87,6 +97,13 @@ class Collector:
         self.stats = Stats()
         self.consumer = Consumer(cfg.mqtt, self.inbox)
         self.writers = [make_writer(cfg.influx) for _ in range(cfg.influx.connections)]
+        self.interval_store: IntervalStore | None = None
+        book = None
+        if cfg.rollup.at_ingest:
+            settings = rollup_settings(cfg, config_dir)
+            self.interval_store = IntervalStore(interval_state_path(cfg, config_dir))
+            book = IntervalBook(settings.tz, settings.rules_for, open_every_s=cfg.rollup.open_every_s)
+            book.restore(*self.interval_store.load())
         self.writer = self.writers[0]
         self.pipeline = Pipeline(
             self.writer,
@@ -100,6 +117,8 @@ class Collector:
             stats=self.stats,
             health_interval_s=cfg.health.interval_s,
             wait=self.stop_event.wait,
+            intervals=book,
+            store_intervals=self.interval_store.save if self.interval_store else None,
         )
 
     def install_signal_handlers(self) -> None:
@@ -114,6 +133,8 @@ class Collector:
         """Consume until stopped."""
         if self.cfg.rollup.enabled:
             threading.Thread(target=self._rollup_loop, name="rollup", daemon=True).start()
+        if self.interval_store is not None:
+            threading.Thread(target=self._repair_loop, name="repair", daemon=True).start()
         self.consumer.start()
         log.info(
             "collector running",
@@ -182,8 +203,8 @@ class Collector:
                         if self.stop_event.is_set() or self._abort.is_set():
                             return
             # stopping: hand over what is in hand; the writers try it once
-            if p.pending and not self._abort.is_set():
-                self._put(handoff, (seq, p.seal()))
+            if (p.pending or p.intervals is not None) and not self._abort.is_set():
+                self._put(handoff, (seq, p.seal(final=True)))
         finally:
             for _ in threads:
                 self._put(handoff, None)
@@ -239,6 +260,29 @@ class Collector:
             finally:
                 with self._order:
                     self._busy -= 1
+
+    def _repair_loop(self, every_s: float = 30.0) -> None:
+        """Recompute from InfluxDB the ranges that late readings asked for (at-ingest intervals)."""
+        store = self.interval_store
+        assert store is not None
+        try:
+            settings = rollup_settings(self.cfg, self.config_dir)
+            db = make_query(self.cfg.influx)
+            writer = make_writer(self.cfg.influx)
+        except (CollectorError, ValueError, OSError) as exc:
+            log.error("interval repairs disabled", extra=logs.fields(error=str(exc)))
+            return
+        while not self.stop_event.wait(every_s):
+            try:
+                for rid, r in store.repairs():
+                    for interval in (Interval.QUARTER, Interval.DAY):
+                        lines = rollup_lines(db, settings, interval, r.t0, r.t1, site=r.site or None)
+                        for i in range(0, len(lines), 5000):
+                            writer.write("\n".join(lines[i : i + 5000]).encode())
+                    store.repaired([rid])
+                    log.info("interval energy repaired", extra=logs.fields(site=r.site, t0=r.t0, t1=r.t1))
+            except (CollectorError, ValueError, OSError) as exc:
+                log.warning("repair failed; next run retries", extra=logs.fields(error=str(exc)[:300]))
 
     def _rollup_loop(self) -> None:
         try:

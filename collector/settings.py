@@ -154,6 +154,14 @@ class Rollup(_Strict):
     max_rate_per_h_by_field: dict[str, float] = {}
     moduli: list[float] = []
     max_gap_s: float = Field(default=3600.0, gt=0)
+    #: compute energy_interval as readings arrive (collector/intervals.py); the periodic run
+    #: above and ``collector rollup`` then serve as repair and backfill
+    at_ingest: bool = True
+    #: SQLite file of the at-ingest state (relative to the config file's folder); default
+    #: collector-intervals.sqlite beside the config, in memory when there is no config file
+    state: str | None = None
+    #: how often the open (current) quarter and day are written with their running sums
+    open_every_s: float = Field(default=60.0, ge=0)
 
 
 class CollectorConfig(_Strict):
