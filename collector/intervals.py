@@ -40,6 +40,8 @@ from epcwatch.collector.rollup import (
     day_bounds,
     step_increase,
 )
+from epcwatch.influx.lineprotocol import format_float, series_key
+from epcwatch.influx.schema import COVERAGE, ENERGY_INTERVAL, INTERVAL
 from epcwatch.measurements import VOCABULARY, FieldType, Kind
 
 COUNTERS: Final = frozenset(
@@ -109,10 +111,14 @@ class IntervalBook:
         #: cells changed since they were last emitted, and since the last snapshot
         self._dirty_cells: set[CellKey] = set()
         self._touched: set[CellKey] = set()
+        self._dirty_last: set[tuple[SeriesKey, str]] = set()
+        self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
         self._changed = Snapshot()
         self._last_open_emit: float | None = None
         self._rules: dict[str, Rules] = {}
         self._day: dict[str, tuple[int, int]] = {}  # site → the local day last seen
+        self._series: dict[tuple[object, ...], SeriesKey] = {}  # (kind, *tags.items()) → key
+        self._prefix: dict[tuple[TagKey, str], str] = {}  # line prefix per series and interval
         self.ignored = 0
         self.late = 0
 
@@ -121,33 +127,50 @@ class IntervalBook:
         self, kind: str, tags: Mapping[str, str | None], seq: int, ts: int, values: Mapping[str, object]
     ) -> None:
         """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book."""
-        counters = [(n, v) for n, v in values.items() if n in COUNTERS and type(v) in (float, int)]
-        if not counters:
+        keys = tuple(values)
+        names = self._names.get(keys)
+        if names is None:
+            names = self._names[keys] = [n for n in keys if n in COUNTERS]
+        if not names:
             return
-        tag_key: TagKey = tuple(sorted((k, v) for k, v in tags.items() if v))
-        series: SeriesKey = (kind, tag_key)
+        src = (kind, *tags.items())
+        series = self._series.get(src)
+        if series is None:
+            series = self._series[src] = (kind, tuple(sorted((k, v) for k, v in tags.items() if v)))
         site = tags.get("site")
-        for name, raw in counters:
-            value = float(raw)  # type: ignore[arg-type]
+        last = self.last
+        steps: list[tuple[str, Last, float]] = []
+        for name in names:
+            raw = values[name]
+            if type(raw) is not float and type(raw) is not int:
+                continue
+            value = float(raw)
             key = (series, name)
-            prev = self.last.get(key)
+            prev = last.get(key)
             if prev is None:
-                self._set_last(key, Last(ts, value, seq))
-                continue
-            if ts <= prev.ts:
-                if ts == prev.ts or seq <= prev.seq:
-                    self.ignored += 1  # a redelivered reading, already counted
-                else:
-                    self.late += 1
-                    self._late(site, ts)
-                continue
-            last = Last(ts, value, seq)
-            self._step(series, name, prev, last, site)
-            self._set_last(key, last)
-
-    def _set_last(self, key: tuple[SeriesKey, str], last: Last) -> None:
-        self.last[key] = last
-        self._changed.last[key] = last
+                last[key] = Last(ts, value, seq)
+                self._dirty_last.add(key)
+            elif ts > prev.ts:
+                steps.append((name, prev, value))
+            elif ts == prev.ts or seq <= prev.seq:
+                self.ignored += 1  # a redelivered reading, already counted
+            else:
+                self.late += 1
+                self._late(site, ts)
+        if not steps:
+            return
+        # the counters of a reading usually share their previous time: spread them together
+        i = 0
+        while i < len(steps):
+            t0 = steps[i][1].ts
+            j = i + 1
+            while j < len(steps) and steps[j][1].ts == t0:
+                j += 1
+            self._spread(series, site, t0, ts, steps[i:j])
+            i = j
+        for name, prev, value in steps:
+            prev.ts, prev.value, prev.seq = ts, value, seq
+            self._dirty_last.add((series, name))
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
@@ -167,33 +190,43 @@ class IntervalBook:
         self._day[site or ""] = out[-1]
         return out
 
-    def _step(self, series: SeriesKey, name: str, prev: Last, b: Last, site: str | None) -> None:
-        """Spread the step ``prev`` → ``b`` over the intervals it overlaps (as the rollup does)."""
-        t0, t1 = prev.ts, b.ts
+    def _spread(
+        self, series: SeriesKey, site: str | None, t0: int, t1: int, group: list[tuple[str, Last, float]]
+    ) -> None:
+        """Spread the steps ``t0`` → ``t1`` of some counters over the intervals they overlap, as the
+        rollup does (the same expression, in the same order for every counter)."""
         dt = t1 - t0
-        rules = self._rules_for(name)
-        inc, _ = step_increase(prev.value, b.value, dt, rules)
-        covers = dt <= rules.max_gap_s * 1000
-        spans: list[tuple[str, int, int]] = []
+        incs = []
+        for name, prev, value in group:
+            rules = self._rules_for(name)
+            inc, _ = step_increase(prev.value, value, dt, rules)
+            incs.append((name, inc, dt <= rules.max_gap_s * 1000))
         s = (t0 // QUARTER_MS) * QUARTER_MS
-        while s < t1:
-            spans.append((_QUARTER, s, s + QUARTER_MS))
-            s += QUARTER_MS
+        if t1 <= s + QUARTER_MS:  # the common case: a step inside one quarter
+            spans: list[tuple[str, int, int]] = [(_QUARTER, s, s + QUARTER_MS)]
+        else:
+            spans = []
+            while s < t1:
+                spans.append((_QUARTER, s, s + QUARTER_MS))
+                s += QUARTER_MS
         spans += [(_DAY, ds, de) for ds, de in self._days(site, t0, t1)]
+        cells = self.cells
         for iv, s, e in spans:
             overlap = min(e, t1) - max(s, t0)
             if overlap <= 0:
                 continue
             key = (series, iv, s)
-            cell = self.cells.get(key)
+            cell = cells.get(key)
             if cell is None:
-                cell = self.cells[key] = Cell(e)
-            acc = cell.sums.get(name)
-            if acc is None:
-                acc = cell.sums[name] = [0.0, 0.0]
-            acc[0] += inc * overlap / dt
-            if covers:
-                acc[1] += overlap
+                cell = cells[key] = Cell(e)
+            sums = cell.sums
+            for name, inc, covers in incs:
+                acc = sums.get(name)
+                if acc is None:
+                    acc = sums[name] = [0.0, 0.0]
+                acc[0] += inc * overlap / dt
+                if covers:
+                    acc[1] += overlap
             self._dirty_cells.add(key)
             self._touched.add(key)
 
@@ -216,7 +249,7 @@ class IntervalBook:
             self._last_open_emit = now_s
         lines: list[str] = []
         keep: set[CellKey] = set()
-        for key in sorted(self._dirty_cells):
+        for key in self._dirty_cells:
             if self.complete(key):
                 cell = self.cells.pop(key)
                 self._changed.cells[key] = None
@@ -225,9 +258,7 @@ class IntervalBook:
             else:
                 keep.add(key)
                 continue
-            line = cell_line(key, cell)
-            if line:
-                lines.append(line)
+            lines.append(self.line(key, cell))
         self._dirty_cells = keep
         for key in self._touched:  # the running sums are stored whether emitted or not
             open_cell = self.cells.get(key)
@@ -235,6 +266,10 @@ class IntervalBook:
                 sums = {k: list(v) for k, v in open_cell.sums.items()}
                 self._changed.cells[key] = Cell(open_cell.end, sums)
         self._touched = set()
+        for k in self._dirty_last:  # copies: the book goes on while the batch is written
+            v = self.last[k]
+            self._changed.last[k] = Last(v.ts, v.value, v.seq)
+        self._dirty_last = set()
         snap, self._changed = self._changed, Snapshot()
         return lines, snap
 
@@ -243,17 +278,36 @@ class IntervalBook:
         self._last_open_emit = None
         return self.take(0.0)
 
+    def line(self, key: CellKey, cell: Cell) -> str:
+        """:func:`cell_line`, with the series part of the line built once per series."""
+        (_, tag_key), iv, start = key
+        prefix = self._prefix.get((tag_key, iv))
+        if prefix is None:
+            prefix = self._prefix[(tag_key, iv)] = series_key(
+                ENERGY_INTERVAL, {**dict(tag_key), INTERVAL: iv}, checked=False
+            )
+        span = cell.end - start
+        coverage = 1.0
+        parts = []
+        for name in sorted(cell.sums):
+            inc, cov = cell.sums[name]
+            parts.append(f"{name}={format_float(inc)}")
+            coverage = min(coverage, 1.0, cov / span)
+        parts.append(f"{COVERAGE}={format_float(coverage)}")
+        return f"{prefix} {','.join(parts)} {start}"
+
     # -- state ----------------------------------------------------------------------------------
     def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
         """Start from stored state; open cells are emitted again at the next :meth:`take`."""
-        self.last = dict(last)
+        self.last = {k: Last(v.ts, v.value, v.seq) for k, v in last.items()}
         self.cells = {k: Cell(c.end, {n: list(v) for n, v in c.sums.items()}) for k, c in cells.items()}
         self._dirty_cells = set(self.cells)
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:
     """The ``energy_interval`` point of a cell, formatted as :func:`rollup_job.interval_lines`
-    formats it (fields sorted, then ``coverage``, the smallest of the fields' coverages)."""
+    formats it (fields sorted, then ``coverage``, the smallest of the fields' coverages); the
+    reference for :meth:`IntervalBook.line`."""
     (_, tag_key), iv, start = key
     span = cell.end - start
     values: dict[str, float | None] = {}
