@@ -236,6 +236,12 @@ def main() -> None:
     ap.add_argument("--sites", type=int, default=200, help="live: sites of 37 devices")
     ap.add_argument("--cycles", type=int, default=15, help="live: poll cycles of 15 s per site")
     ap.add_argument("--wire", type=int, choices=[1, 2], help="live: the agent's mqtt.wire")
+    ap.add_argument(
+        "--intervals",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="interval energy at ingest in the collector (its default)",
+    )
     ap.add_argument("--batch", type=int, default=10_000, help="points per write")
     ap.add_argument("--connections", type=int, default=2, help="collector write connections")
     args = ap.parse_args()
@@ -273,7 +279,7 @@ def main() -> None:
                     "influx": {"url": influx.url, "database": "e2e", "connections": args.connections},
                     "batch": {"max_points": args.batch, "max_wait_s": 0.5},
                     "health": {"interval_s": 5},
-                    "rollup": {"enabled": False},
+                    "rollup": {"enabled": False, "at_ingest": args.intervals},
                 }
             )
             influx_query(influx.url, 'CREATE DATABASE "e2e"', method="POST")
@@ -328,7 +334,7 @@ def main() -> None:
             influx.stop()
 
     n = len(msgs)
-    print(f"shape: {args.shape}: {what}")
+    print(f"shape: {args.shape}: {what}; interval energy at ingest: {'on' if args.intervals else 'off'}")
     print(f"points: {points} ({values / points:.1f} values each, {points / n:.1f} readings per message)")
     print(f"publish into the queued session: {n / pub_s:,.0f} messages/s (not part of the ratio)")
     print(f"raw InfluxDB /write:      {raw_rate:>10,.0f} points/s  ({raw_s:.2f} s)")

@@ -46,6 +46,10 @@ _KINDS: Final = frozenset({"meter", "hvac", "lighting", "sensor"})
 _CATEGORIES: Final = frozenset({"A", "B", "C", "D"})
 _QUALITIES: Final = frozenset({"good", "partial"})
 _MAX_TAG_LEN: Final = 128
+#: checked device headers (site, device, kind, tags) → series key, kind, tags: a device sends the
+#: same header with every reading, so it is checked and formatted once (bounded memo)
+_HEADERS: dict[tuple[object, ...], tuple[str, str, dict[str, str | None]]] = {}
+_MAX_HEADERS: Final = 200_000
 _FLOAT: Final = FieldType.FLOAT
 _INT: Final = FieldType.INT
 _BOOL: Final = FieldType.BOOL
@@ -132,26 +136,37 @@ def _device_lines(
     """Append the lines of one device's readings (``doc`` holds kind, tags and readings);
     returns the newest timestamp, or ``None`` when the slow path must decide."""
     kind = doc.get("kind")
-    if type(kind) is not str or kind not in _KINDS:
-        return None
-    tags: dict[str, str | None] = dict.fromkeys(DEVICE_TAG_KEYS)
     raw_tags = doc.get("tags", {})
-    if type(raw_tags) is not dict or not _TAG_KEYS.issuperset(raw_tags):
+    if type(raw_tags) is not dict:
         return None
-    for key, value in raw_tags.items():
-        if value is None:
-            continue
-        if not _tag_ok(key, value):
+    try:
+        header = (site, device, kind, *raw_tags.items())
+        known = _HEADERS.get(header)
+    except TypeError:  # an unhashable value: not a valid document
+        return None
+    if known is None:
+        if type(kind) is not str or kind not in _KINDS:
             return None
-        tags[key] = value
-    if type(device) is not str or not device_id_ok(device):
-        return None
-    tags["site"] = site
-    tags["device"] = device
+        tags: dict[str, str | None] = dict.fromkeys(DEVICE_TAG_KEYS)
+        if not _TAG_KEYS.issuperset(raw_tags):
+            return None
+        for name, value in raw_tags.items():
+            if value is None:
+                continue
+            if not _tag_ok(name, value):
+                return None
+            tags[name] = value
+        if type(device) is not str or not device_id_ok(device):
+            return None
+        tags["site"] = site
+        tags["device"] = device
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        known = _HEADERS[header] = (series_key(kind, tags), kind, tags)
+    key, kind, tags = known
     readings = doc.get("readings")
     if type(readings) is not list or not 1 <= len(readings) <= MAX_READINGS_PER_MESSAGE:
         return None
-    key = series_key(kind, tags)
     last_seq = -1
     max_ts = 0
     for r in readings:
