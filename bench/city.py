@@ -91,8 +91,9 @@ def generator(
     port: int,
     ca: str,
     secrets: dict[str, str],
-    t_start: float,
-    t_end: float,
+    go: Any,
+    start: Any,
+    seconds: float,
     phase0: int,
     total_sites: int,
     out: Any,
@@ -135,13 +136,16 @@ def generator(
         c.connect_async("127.0.0.1", port, keepalive=60)
         c.loop_start()
         clients.append((i, site, c))
-    deadline = time.time() + 120
+    deadline = time.time() + 900  # 1,300 TLS handshakes take a while on a busy 2-core machine
     while not all(c.is_connected() for _, _, c in clients):
         if time.time() > deadline:
             out.put({"error": f"{sum(not c.is_connected() for _, _, c in clients)} sites did not connect"})
             return
         time.sleep(0.2)
     out.put({"connected": count})
+    go.wait()  # every site of every generator is connected: the load starts for all at once
+    t_start = start.value
+    t_end = t_start + seconds
     seqs = dict.fromkeys(range(first, first + count), 0)
     while time.time() < t_start:
         time.sleep(0.05)
@@ -201,7 +205,7 @@ class Delays(threading.Thread):
     def run(self) -> None:
         q = (
             'SELECT last("energy_import") FROM "meter" '
-            "WHERE time > now() - 2m AND \"device\" = 'm00' GROUP BY \"site\""
+            'WHERE time > now() - 2m AND "device" = \'m00\' GROUP BY "site"'
         )
         while not self.stop.wait(self.every_s):
             try:
@@ -353,9 +357,8 @@ def main() -> None:
                 time.sleep(0.2)
             time.sleep(1.0)  # their SUBACKs
             queue: Any = mp.Queue()
-            lead = 30.0 + args.sites / 100  # connecting 1,300 TLS clients takes a while on 2 cores
-            t_start = time.time() + lead
-            t_end = t_start + args.minutes * 60
+            go = mp.Event()
+            start = mp.Value("d", 0.0)
             per = -(-args.sites // args.generators)
             for g in range(args.generators):
                 first = g * per
@@ -365,14 +368,29 @@ def main() -> None:
                 sec = {site_id(i): secrets[site_id(i)] for i in range(first, first + n)}
                 p = mp.Process(
                     target=generator,
-                    args=(first, n, broker.port, str(pki.ca_cert), sec, t_start, t_end, 0, args.sites, queue),
+                    args=(
+                        first,
+                        n,
+                        broker.port,
+                        str(pki.ca_cert),
+                        sec,
+                        go,
+                        start,
+                        args.minutes * 60,
+                        0,
+                        args.sites,
+                        queue,
+                    ),
                 )
                 p.start()
                 gens.append(p)
             for _ in gens:
-                msg = queue.get(timeout=lead + 60)
+                msg = queue.get(timeout=1000)
                 if "error" in msg:
                     sys.exit(msg["error"])
+            t_start = time.time() + 2.0
+            start.value = t_start
+            go.set()
             print(
                 f"all {args.sites} sites connected; load from "
                 f"{time.strftime('%H:%M:%S', time.gmtime(t_start))} UTC",
