@@ -12,7 +12,11 @@ With T the period's mean outdoor temperature and (x)+ = max(x, 0), energy per da
 optionally plus a shift on non-working days. Change points are found by an exhaustive grid
 search (0.5 °C) refined twice around the best point (0.05 °C, then 0.01 °C for 5P's pairs),
 each candidate solved by least squares; every segment keeps at least 5 % of the periods (and
-at least 3), so a change point never sits on a handful of extreme days.
+at least 3) strictly on its side, so a change point never sits on a handful of extreme days.
+Slope signs are constrained inside the search: a candidate whose heating or cooling slope is
+negative (or a 4P curve that is not convex) is not a candidate. A temperature spread below
+``MIN_TEMP_SPREAD`` (or a rank-deficient design) refuses every model with a slope: least
+squares would otherwise report a meaningless slope with a huge t-statistic.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import numpy as np
 from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
 TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p")
+#: standard deviation of the periods' temperatures below which no slope is fitted (°C)
+MIN_TEMP_SPREAD = 0.5
 
 NONLINEAR = {
     "mean": (),
@@ -89,12 +95,39 @@ def _batched_sse(xs: Array, y: Array) -> tuple[Array, Array]:
 
 
 def search_bounds(temp: Array) -> tuple[float, float]:
-    """Range a change point may take: every segment keeps ≥ 5 % of periods (≥ 3)."""
+    """Range a change point may take: ≥ 5 % of periods (≥ 3) lie strictly on each side."""
     t = np.sort(temp)
     k = max(3, math.ceil(0.05 * len(t)))
-    if len(t) < 2 * k + 1:
+    if len(t) < 2 * k + 2:
         raise ModelError(f"too few periods ({len(t)}) to place a change point")
-    return float(t[k - 1]), float(t[len(t) - k])
+    return float(t[k]), float(t[len(t) - k - 1])
+
+
+def check_identifiable(x: Array, temp: Array, has_slope: bool) -> None:
+    """Refuse a design whose columns are (near) linearly dependent, or a slope on a
+    temperature that hardly varies."""
+    if has_slope and float(np.std(temp)) < MIN_TEMP_SPREAD:
+        raise ModelError(
+            f"outdoor temperature hardly varies (standard deviation {float(np.std(temp)):.2f} °C "
+            f"< {MIN_TEMP_SPREAD} °C): no temperature slope can be estimated"
+        )
+    norms = np.linalg.norm(x, axis=0)
+    if np.any(norms == 0):
+        raise ModelError("the design has an all-zero column: a coefficient cannot be estimated")
+    sv = np.linalg.svd(x / norms, compute_uv=False)
+    if sv[-1] < 1e-8 * sv[0]:
+        raise ModelError("the design is singular (a coefficient cannot be separated from the others)")
+
+
+def _sign_ok(kind: str, beta: Array) -> Array:
+    """Candidates whose slope signs are physical (columns 1 and 2 of the design)."""
+    if kind in ("3pc", "3ph"):
+        return np.asarray(beta[:, 1] >= 0)
+    if kind == "5p":
+        return np.asarray((beta[:, 1] >= 0) & (beta[:, 2] >= 0))
+    if kind == "4p":
+        return np.asarray(beta[:, 1] + beta[:, 2] > 0)
+    return np.ones(len(beta), dtype=bool)
 
 
 def _grid(lo: float, hi: float, step: float) -> Array:
@@ -114,7 +147,11 @@ def fit(kind: str, obs: Observations, day_type: bool = False) -> tuple[FittedMod
         return np.asarray(np.stack(mats), dtype=np.float64)
 
     def best(cands: list[tuple[float, ...]]) -> tuple[tuple[float, ...], float]:
-        sse, _ = _batched_sse(stack(cands), y)
+        sse, beta = _batched_sse(stack(cands), y)
+        ok = _sign_ok(kind, beta)
+        if not ok.any():
+            raise ModelError(f"{kind}: no change point gives physically signed slopes")
+        sse = np.where(ok, sse, np.inf)
         i = int(np.argmin(sse))
         return cands[i], float(sse[i])
 
@@ -136,6 +173,7 @@ def fit(kind: str, obs: Observations, day_type: bool = False) -> tuple[FittedMod
                 chosen, _ = best([(a, b) for a in ga for b in gb if a <= b])
     nonlinear = dict(zip(names_nl, chosen, strict=True))
     x, names = design(kind, obs, nonlinear, day_type)
+    check_identifiable(x, obs.temp, kind != "mean")
     sse, beta = _batched_sse(x[None, ...], y)
     model = FittedModel(
         type=kind,

@@ -62,6 +62,14 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--save-model", help="write the fitted model as JSON here")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        timezone: Annotated[
+            str | None,
+            typer.Option(
+                "--timezone",
+                help="site timezone (IANA, e.g. Asia/Shanghai): timestamps with UTC offsets are converted "
+                "to it; required when offsets change (daylight saving)",
+            ),
+        ] = None,
     ) -> None:
         """Fit a baseline on the baseline period and compute savings over the reporting period."""
         from epcwatch.savings.csvfit import fit_csv
@@ -76,6 +84,7 @@ def register(app: typer.Typer) -> None:
                 temp_unit=temp_unit,
                 day_type=_day_type(day_type),
                 allow_insufficient=allow_insufficient,
+                timezone=timezone,
             )
         except USER_ERRORS as exc:
             raise _fail(exc) from None

@@ -50,13 +50,14 @@ def _fit(
     temp_unit: str = "C",
     day_type: bool | None = None,
     allow_insufficient: bool = False,
+    timezone: str | None = None,
     info: dict[str, object],
 ) -> Outcome:
     if model != "auto" and model not in MODEL_TYPES:
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
     if baseline.start <= reporting.end and reporting.start <= baseline.end:
         raise DataError(f"baseline {baseline} and reporting {reporting} periods overlap")
-    df, freq = read_csv(path, temp_unit)
+    df, freq = read_csv(path, temp_unit, timezone)
     info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
     tcol = "date" if freq == Frequency.DAILY else "timestamp"
     for per, name in ((baseline, "baseline"), (reporting, "reporting")):
@@ -122,6 +123,7 @@ def fit_csv(
     temp_unit: str = "C",
     day_type: bool | None = None,
     allow_insufficient: bool = False,
+    timezone: str | None = None,
 ) -> Outcome:
     """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read."""
     info: dict[str, object] = {"file": str(path)}
@@ -133,6 +135,7 @@ def fit_csv(
         temp_unit=temp_unit,
         day_type=day_type,
         allow_insufficient=allow_insufficient,
+        timezone=timezone,
         info=info,
     )
     outcome.extra["data"] = {**info, "baseline": str(baseline), "reporting": str(reporting)}

@@ -149,6 +149,11 @@ def compute(
     days = [d.date() for d in rd["date"]]
     amount, frac = _adjustments(c, days)
     day_type = {"auto": None, "on": True, "off": False}[c.model.day_type]
+    groups = [
+        (np.array([a.start <= d <= a.end for d in days]), a.uncertainty)
+        for a in c.adjustments
+        if a.uncertainty
+    ]
     outcome = run(
         daily_observations(bd),
         daily_observations(rd),
@@ -160,6 +165,7 @@ def compute(
         adjustments=amount,
         adjustment_fractions=frac,
         normal=_normal_obs(c, contract_path),
+        adjustment_uncertainty=groups,
     )
     s = outcome.series
     daily = pd.DataFrame(
@@ -175,7 +181,7 @@ def compute(
         }
     )
     annual = c.guarantee.annual_kwh if c.guarantee else 0.0
-    daily["guaranteed_cumulative"] = annual * np.arange(1, len(daily) + 1) / 365.0
+    daily["guaranteed_cumulative"] = annual * np.cumsum(np.isfinite(s.savings)) / 365.0
     doc = outcome.to_dict()
     doc["contract"] = json.loads(c.model_dump_json())
     doc["data"] = {
@@ -186,7 +192,10 @@ def compute(
     }
     avoided = outcome.summary.avoided_energy_use
     if c.guarantee is not None:
-        doc["guarantee"] = guarantee(c.guarantee.annual_kwh, rp.days, outcome.summary).to_dict()
+        # pro-rated over the valid reporting days: the days the savings are counted on
+        doc["guarantee"] = guarantee(
+            c.guarantee.annual_kwh, outcome.summary.periods, outcome.summary
+        ).to_dict()
     t = c.tariff
     if t.flat is not None:
         price = t.flat
@@ -206,8 +215,10 @@ def compute(
         reporting_days=rp.days,
         demand_kw=dc.demand_reduction_kw if dc else 0.0,
         demand_price_per_kw_month=dc.price_per_kw_month if dc else 0.0,
+        kwh_uncertainty=outcome.summary.uncertainty,
     ).to_dict()
     f = c.factors
+    unc = outcome.summary.uncertainty
     doc["conversions"] = {
         "tce_basis": f.tce_basis,
         "kgce_per_kwh": f.tce_kgce_per_kwh,
@@ -218,6 +229,9 @@ def compute(
         ),
         "co2_kg_per_kwh": f.co2_kg_per_kwh,
         "co2_tonnes": to_co2_tonnes(avoided, f.co2_kg_per_kwh),
+        # two-sided half-widths at 68/80/90 %, from the savings uncertainty (factors taken as exact)
+        "tce_uncertainty": {k: to_tce(v, f.tce_kgce_per_kwh) for k, v in unc.items()},
+        "co2_tonnes_uncertainty": {k: to_co2_tonnes(v, f.co2_kg_per_kwh) for k, v in unc.items()},
     }
     doc["adjustments"] = [
         {

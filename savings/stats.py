@@ -3,18 +3,27 @@
 With n periods, p model parameters (change points included), y the measured and ŷ the
 modelled energy, ȳ the mean of y:
 
-    CV(RMSE) = 100·√(Σ(y−ŷ)²/(n−p)) / ȳ                     [%]
-    NMBE     = 100·Σ(y−ŷ) / ((n−p)·ȳ)                         [%]
+    CV(RMSE) = 100·√(Σ(y−ŷ)²/(n−p)) / |ȳ|                   [%]
+    NMBE     = 100·Σ(y−ŷ) / ((n−p)·|ȳ|)                       [%]
     R²       = 1 − Σ(y−ŷ)² / Σ(y−ȳ)²
     adj. R²  = 1 − (1−R²)·(n−1)/(n−p)
 
-Fractional savings uncertainty (G14 Annex B, with the autocorrelation correction):
+G14 Annex B's approximation of the fractional savings uncertainty is kept for comparison
+(:func:`savings_uncertainty`):
 
     ΔE/E = t·1.26·CV·√((n/n′)(1 + 2/n′)(1/m)) / F,   n′ = n(1−ρ)/(1+ρ)
 
-ρ the lag-1 autocorrelation of the baseline residuals (taken as 0 when negative), m the number
-of reporting periods, F the savings fraction, t Student's two-sided quantile with n′ − p degrees
-of freedom.
+The savings uncertainty the engine reports is the exact one of ordinary least squares
+(:class:`UncertaintyModel`): the error of the summed reporting-period savings is
+gᵀ(β̂ − β) − Σ εᵣ, with g the summed reporting-period design row. Its variance is
+
+    Var = wᵀ Γ w + 1ᵀ Γᵣ 1,   w = X(XᵀX)⁻¹g
+
+where Γ is the residual autocovariance: AR(1) (γₖ = s²ρᵏ) for daily and monthly data,
+the empirical autocovariance with Bartlett weights up to two weeks for hourly data. The first
+term is the model's parameter error, the second the meter's own scatter over the reporting
+period. The band is t·√Var, two-sided, t Student's with n′ − p degrees of freedom; n′ ≤ p is
+refused (:class:`DegreesOfFreedomError`).
 """
 
 from __future__ import annotations
@@ -26,17 +35,36 @@ from typing import Any
 import numpy as np
 from scipy import stats as sstats
 
-from epcwatch.savings.models import Array, Frequency
+from epcwatch.savings.models import Array, Frequency, ModelError
 
-#: ASHRAE Guideline 14 acceptance limits (CV(RMSE) %, |NMBE| %). G14 states limits for monthly
-#: and hourly data only; daily data are interval data and are held to the hourly limits.
+#: ASHRAE Guideline 14 calibrated-simulation limits (Option D; CV(RMSE) %, |NMBE| %). Monthly
+#: and hourly only; daily data are held to the hourly limits. Reported for reference: they
+#: are not the test for a regression baseline.
 G14_LIMITS: dict[Frequency, tuple[float, float]] = {
     Frequency.MONTHLY: (15.0, 5.0),
     Frequency.DAILY: (30.0, 10.0),
     Frequency.HOURLY: (30.0, 10.0),
 }
+#: G14-2014 whole-building regression path (Options B/C) as summarised in the project's
+#: reference notes: baseline CV(RMSE) ≤ 20 % with under 12 months of reporting data, ≤ 25 %
+#: for 12–60 months, ≤ 30 % beyond; net determination bias 0.005 %. This is the test applied.
+G14_REGRESSION_CV = ((12, 20.0), (60, 25.0), (10**9, 30.0))
+G14_REGRESSION_BIAS = 0.005
+G14_REGRESSION_SOURCE = (
+    "ASHRAE Guideline 14-2014 whole-building regression path (Options B/C): baseline CV(RMSE) "
+    "≤ 20 % (< 12 reporting months), ≤ 25 % (12–60), ≤ 30 % (> 60); net determination bias "
+    "≤ 0.005 %"
+)
+G14_SIMULATION_SOURCE = (
+    "ASHRAE Guideline 14-2014 calibrated simulation (Option D): monthly CV(RMSE) ≤ 15 %, "
+    "NMBE ± 5 %; hourly CV(RMSE) ≤ 30 %, NMBE ± 10 % (shown for reference only)"
+)
 CONFIDENCE_LEVELS = (0.68, 0.80, 0.90)
 FSU_FACTOR = 1.26
+
+
+class DegreesOfFreedomError(ModelError):
+    """Too few effective observations for the parameters: n′ ≤ p (after autocorrelation)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,8 @@ class G14Verdict:
     nmbe_limit: float
     cvrmse_pass: bool
     nmbe_pass: bool
+    path: str = "regression"
+    source: str = G14_REGRESSION_SOURCE
 
     @property
     def passed(self) -> bool:
@@ -78,6 +108,8 @@ class G14Verdict:
             "cvrmse_pass": self.cvrmse_pass,
             "nmbe_pass": self.nmbe_pass,
             "pass": self.passed,
+            "path": self.path,
+            "source": self.source,
         }
 
 
@@ -122,11 +154,13 @@ def fit_stats(y: Array, yhat: Array, p: int) -> FitStats:
     sse = float(resid @ resid)
     ybar = float(y.mean())
     sst = float(((y - ybar) ** 2).sum())
-    r2 = 1.0 - sse / sst if sst > 0 else 0.0
+    # a constant series has SST = 0 up to rounding: R² is then undefined, reported as 0
+    r2 = 1.0 - sse / sst if sst > 1e-12 * max(float(y @ y), 1e-300) else 0.0
     adj = 1.0 - (1.0 - r2) * (n - 1) / (n - p)
     rmse = math.sqrt(sse / (n - p))
-    cv = 100.0 * rmse / ybar if ybar != 0 else math.inf
-    nmbe = 100.0 * float(resid.sum()) / ((n - p) * ybar) if ybar != 0 else math.inf
+    scale = abs(ybar)  # |ȳ|: a net-export site has ȳ < 0 and must not get a negative CV
+    cv = 100.0 * rmse / scale if scale != 0 else math.inf
+    nmbe = 100.0 * float(resid.sum()) / ((n - p) * scale) if scale != 0 else math.inf
     rho = lag1_autocorrelation(resid)
     return FitStats(
         n=n,
@@ -142,7 +176,30 @@ def fit_stats(y: Array, yhat: Array, p: int) -> FitStats:
     )
 
 
-def g14_verdict(stats: FitStats, frequency: Frequency) -> G14Verdict:
+def regression_cv_limit(reporting_months: float) -> float:
+    """G14 regression-path CV(RMSE) limit for a reporting period of this many months
+    (rounded to whole months: a 365-day year is 12 months)."""
+    months_whole = round(reporting_months)
+    for months, lim in G14_REGRESSION_CV:
+        if months_whole < months:
+            return lim
+    return G14_REGRESSION_CV[-1][1]
+
+
+def g14_verdict(stats: FitStats, frequency: Frequency, reporting_months: float = 12.0) -> G14Verdict:
+    """The regression-path verdict (the test for an Option B/C baseline)."""
+    cv_lim = regression_cv_limit(reporting_months)
+    return G14Verdict(
+        frequency=frequency,
+        cvrmse_limit=cv_lim,
+        nmbe_limit=G14_REGRESSION_BIAS,
+        cvrmse_pass=stats.cvrmse <= cv_lim,
+        nmbe_pass=abs(stats.nmbe) <= G14_REGRESSION_BIAS,
+    )
+
+
+def g14_simulation_verdict(stats: FitStats, frequency: Frequency) -> G14Verdict:
+    """The calibrated-simulation limits (Option D), for reference."""
     cv_lim, nmbe_lim = G14_LIMITS[frequency]
     return G14Verdict(
         frequency=frequency,
@@ -150,6 +207,8 @@ def g14_verdict(stats: FitStats, frequency: Frequency) -> G14Verdict:
         nmbe_limit=nmbe_lim,
         cvrmse_pass=stats.cvrmse <= cv_lim,
         nmbe_pass=abs(stats.nmbe) <= nmbe_lim,
+        path="calibrated_simulation",
+        source=G14_SIMULATION_SOURCE,
     )
 
 
@@ -162,6 +221,8 @@ def coefficient_table(x: Array, y: Array, beta: Array, names: list[str], p_total
     """
     n = len(y)
     dof = n - p_total
+    if dof <= 0:
+        raise DegreesOfFreedomError(f"{n} periods cannot support {p_total} parameters")
     resid = y - x @ beta
     s2 = float(resid @ resid) / dof if dof > 0 else math.nan
     cov = np.linalg.pinv(x.T @ x) * s2
@@ -175,8 +236,15 @@ def coefficient_table(x: Array, y: Array, beta: Array, names: list[str], p_total
 
 
 def t_quantile(confidence: float, dof: float) -> float:
-    """Two-sided Student t quantile (e.g. 1.0 at 68 %, 1.645 at 90 % for large dof)."""
-    return float(sstats.t.ppf(0.5 + confidence / 2.0, max(dof, 1.0)))
+    """Two-sided Student t quantile (e.g. 1.0 at 68 %, 1.645 at 90 % for large dof).
+
+    Raises :class:`DegreesOfFreedomError` when ``dof`` ≤ 0 (n′ ≤ p): no interval exists."""
+    if not dof > 0:
+        raise DegreesOfFreedomError(
+            f"no degrees of freedom left (n′ − p = {dof:.1f}): too few independent periods for "
+            "the model's parameters"
+        )
+    return float(sstats.t.ppf(0.5 + confidence / 2.0, dof))
 
 
 def savings_uncertainty(
@@ -184,7 +252,7 @@ def savings_uncertainty(
 ) -> float:
     """Absolute uncertainty of savings over m reporting periods (energy units):
     t·1.26·CV·√((n/n′)(1 + 2/n′)(1/m))·E_baseline. Divide by the savings for ΔE/E."""
-    if m <= 0 or n_eff <= 0:
+    if m <= 0:
         return math.nan
     t = t_quantile(confidence, n_eff - p)
     cv = cvrmse_pct / 100.0
@@ -201,3 +269,119 @@ def fractional_savings_uncertainty(
         cvrmse_pct=cvrmse_pct, n=n, n_eff=n_eff, p=p, m=m, baseline_total=1.0, confidence=confidence
     )
     return u / abs(fraction)
+
+
+#: hourly residuals: empirical autocovariance with Bartlett weights up to two weeks of lags
+HAC_LAGS_HOURLY = 336
+AR1_MAX = 0.99
+
+UNCERTAINTY_METHOD = {
+    "ar1": (
+        "Exact least-squares prediction variance of the summed reporting-period baseline, with "
+        "the baseline residuals treated as an AR(1) series (lag-1 autocorrelation ρ, small-sample "
+        "corrected): it counts the error of the fitted coefficients and the meter's own "
+        "day-to-day scatter over the reporting period, both widened for autocorrelation."
+    ),
+    "hac": (
+        "Exact least-squares prediction variance of the summed reporting-period baseline, with "
+        "the residual autocorrelation measured directly up to two weeks of lags (Bartlett "
+        "weights): it counts the error of the fitted coefficients and the meter's own hour-to-hour "
+        "scatter over the reporting period, both widened for autocorrelation."
+    ),
+}
+UNCERTAINTY_SCOPE = (
+    "Covered: the random error of the baseline model's coefficients and of the meter's scatter "
+    "around the model, with autocorrelation. Not covered: a wrong model form, changes in the "
+    "building not captured by the model or the adjustments (non-routine events), weather outside "
+    "the baseline's temperature range, meter calibration error, and the choice among candidate "
+    "models."
+)
+
+
+@dataclass(frozen=True)
+class UncertaintyModel:
+    """What the savings uncertainty needs from a baseline fit.
+
+    ``x`` the baseline design (n × q, time order), ``xtx_pinv`` (XᵀX)⁺, ``gamma`` the residual
+    autocovariances γ₀…γ_K (kernel weights applied, energy units²), ``method`` ``ar1`` or
+    ``hac``; ``n_effective`` = n·γ₀ / (γ₀ + 2Σγₖ).
+    """
+
+    x: Array
+    xtx_pinv: Array
+    gamma: Array
+    n: int
+    p: int
+    rho: float
+    method: str
+
+    @property
+    def long_run_variance(self) -> float:
+        return float(self.gamma[0] + 2.0 * self.gamma[1:].sum())
+
+    @property
+    def n_effective(self) -> float:
+        lrv = self.long_run_variance
+        return self.n * float(self.gamma[0]) / lrv if lrv > 0 else float(self.n)
+
+    @property
+    def dof(self) -> float:
+        return self.n_effective - self.p
+
+    def var_param_many(self, g: Array) -> Array:
+        """Variance of gⱼᵀ(β̂ − β) for each column gⱼ of ``g`` (q × J)."""
+        w = self.x @ (self.xtx_pinv @ g)  # n × J
+        v = self.gamma[0] * np.einsum("nj,nj->j", w, w)
+        for k in range(1, min(len(self.gamma), len(w))):
+            v = v + 2.0 * self.gamma[k] * np.einsum("nj,nj->j", w[:-k], w[k:])
+        return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
+
+    def var_noise(self, m: float) -> float:
+        """Variance of the sum of m consecutive residuals: Σ_{|k|<m} (m − |k|)·γₖ."""
+        if m <= 0:
+            return 0.0
+        k = np.arange(1, min(len(self.gamma), math.ceil(m)))
+        return float(m * self.gamma[0] + 2.0 * ((m - k) * self.gamma[k]).sum())
+
+    def standard_error(self, g: Array, m: float) -> float:
+        """Standard error of the summed savings over m reporting periods with summed design g."""
+        vp = float(self.var_param_many(np.asarray(g, dtype=np.float64).reshape(-1, 1))[0])
+        return math.sqrt(vp + self.var_noise(m))
+
+    def half_width(self, g: Array, m: float, confidence: float) -> float:
+        """Two-sided interval half-width at ``confidence`` (refuses n′ ≤ p)."""
+        return t_quantile(confidence, self.dof) * self.standard_error(g, m)
+
+
+def uncertainty_model(x: Array, resid: Array, p: int, frequency: Frequency) -> UncertaintyModel:
+    """Build the :class:`UncertaintyModel` of a fit from its design and residuals.
+
+    Raises :class:`DegreesOfFreedomError` when n′ ≤ p."""
+    e = np.asarray(resid, dtype=np.float64)
+    n = len(e)
+    if n <= p:
+        raise DegreesOfFreedomError(f"{n} periods cannot support {p} parameters")
+    s2 = float(e @ e) / (n - p)
+    xtx_pinv = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
+    if frequency == Frequency.HOURLY:
+        d = e - e.mean()
+        lags = min(HAC_LAGS_HOURLY, n - 1)
+        nfft = 1 << math.ceil(math.log2(2 * n))
+        f = np.fft.rfft(d, nfft)
+        acov = np.fft.irfft(f * np.conj(f), nfft)[: lags + 1] / n
+        weights = 1.0 - np.arange(lags + 1) / (lags + 1.0)
+        gamma = acov * weights * (s2 / acov[0] if acov[0] > 0 else 0.0)
+        rho = float(acov[1] / acov[0]) if acov[0] > 0 and lags >= 1 else 0.0
+        um = UncertaintyModel(x, xtx_pinv, np.asarray(gamma), n, p, rho, "hac")
+    else:
+        r = lag1_autocorrelation(e)
+        rho = 0.0 if r <= 0 else min(AR1_MAX, r + (1.0 + 3.0 * r) / n)  # Kendall's bias correction
+        k_max = n - 1 if rho <= 0 else min(n - 1, math.ceil(math.log(1e-8) / math.log(rho)))
+        gamma = s2 * rho ** np.arange(k_max + 1, dtype=np.float64) if rho > 0 else np.array([s2])
+        um = UncertaintyModel(x, xtx_pinv, np.asarray(gamma, dtype=np.float64), n, p, rho, "ar1")
+    if um.n_effective <= p:
+        raise DegreesOfFreedomError(
+            f"only {um.n_effective:.1f} effective periods (n = {n}, autocorrelation {rho:.2f}) "
+            f"for {p} parameters: n′ ≤ p, no savings uncertainty can be stated"
+        )
+    return um
