@@ -70,6 +70,14 @@ def register(app: typer.Typer) -> None:
                 "to it; required when offsets change (daylight saving)",
             ),
         ] = None,
+        calendar: Annotated[
+            str,
+            typer.Option(
+                "--calendar",
+                help="non-working days: weekends, or cn (China's official calendar with holidays "
+                "and make-up working days)",
+            ),
+        ] = "weekends",
     ) -> None:
         """Fit a baseline on the baseline period and compute savings over the reporting period."""
         from epcwatch.savings.csvfit import fit_csv
@@ -85,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 day_type=_day_type(day_type),
                 allow_insufficient=allow_insufficient,
                 timezone=timezone,
+                calendar=calendar.lower(),
             )
         except USER_ERRORS as exc:
             raise _fail(exc) from None

@@ -3,7 +3,8 @@
 Hourly rows are summed to days (a day counts with ≥ 90 % of its hours) and the daily
 change-point / degree-day candidates are fitted, unless the TOWT model is asked for, which is
 fitted on the hours themselves. Daily rows are used as they are, monthly rows as monthly
-periods. Non-working days are Saturdays and Sundays.
+periods. Non-working days are Saturdays and Sundays, or China's official calendar with
+``calendar="cn"`` (public holidays off, make-up weekend days on).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from epcwatch.savings.calendar import CALENDARS, workdays
 from epcwatch.savings.csvdata import in_period, read_csv
 from epcwatch.savings.engine import (
     Outcome,
@@ -51,10 +53,13 @@ def _fit(
     day_type: bool | None = None,
     allow_insufficient: bool = False,
     timezone: str | None = None,
+    calendar: str = "weekends",
     info: dict[str, object],
 ) -> Outcome:
     if model != "auto" and model not in MODEL_TYPES:
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
+    if calendar not in CALENDARS:
+        raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
     if baseline.start <= reporting.end and reporting.start <= baseline.end:
         raise DataError(f"baseline {baseline} and reporting {reporting} periods overlap")
     df, freq = read_csv(path, temp_unit, timezone)
@@ -83,6 +88,9 @@ def _fit(
         return run(b, r, labels, warnings, model=model, day_type=False, allow_insufficient=allow_insufficient)
     daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
     bd, rd = complete_days(daily, baseline), complete_days(daily, reporting)
+    if calendar != "weekends":
+        for frame in (bd, rd):
+            frame["nonworking"] = ~np.array(workdays(frame["date"].dt.date, calendar), dtype=bool)
     warnings = period_warnings(bd, baseline, "baseline") + period_warnings(rd, reporting, "reporting")
     if freq == Frequency.HOURLY and model == "towt":
 
@@ -93,8 +101,8 @@ def _fit(
         bh, rh = hours(baseline), hours(reporting)
         labels = pd.DatetimeIndex(rh["timestamp"])
         return run(
-            hourly_observations(bh),
-            hourly_observations(rh),
+            hourly_observations(bh, calendar),
+            hourly_observations(rh, calendar),
             labels,
             warnings,
             model="towt",
@@ -124,8 +132,12 @@ def fit_csv(
     day_type: bool | None = None,
     allow_insufficient: bool = False,
     timezone: str | None = None,
+    calendar: str = "weekends",
 ) -> Outcome:
-    """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read."""
+    """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read.
+
+    ``calendar`` says which days are non-working: ``weekends`` (Saturdays and Sundays) or
+    ``cn`` (China's official working-day calendar, public holidays and make-up days included)."""
     info: dict[str, object] = {"file": str(path)}
     outcome = _fit(
         path,
@@ -136,6 +148,7 @@ def fit_csv(
         day_type=day_type,
         allow_insufficient=allow_insufficient,
         timezone=timezone,
+        calendar=calendar,
         info=info,
     )
     outcome.extra["data"] = {**info, "baseline": str(baseline), "reporting": str(reporting)}

@@ -28,6 +28,9 @@ P_MAX = 0.10
 
 def _degree_days(obs: Observations, bp: float, heating: bool) -> Array:
     d = obs.day_temps
+    if d.shape[1] == 1:  # one temperature per period (daily data): no averaging needed
+        t = d[:, 0]
+        return np.asarray(np.maximum(bp - t, 0.0) if heating else np.maximum(t - bp, 0.0), dtype=np.float64)
     dd = np.maximum(bp - d, 0.0) if heating else np.maximum(d - bp, 0.0)
     with np.errstate(invalid="ignore"):
         out = np.nanmean(np.where(np.isfinite(d), dd, np.nan), axis=1)
@@ -59,11 +62,12 @@ def _enough(obs: Observations, bp: float, heating: bool) -> bool:
 def _score(xs: Array, y: Array, slope_idx: list[int]) -> tuple[Array, Array]:
     """(SSE/(n−q) for each stacked design, or +inf where a slope fails) and the betas."""
     k, n, q = xs.shape
-    xtx = np.einsum("kni,knj->kij", xs, xs)
-    xty = np.einsum("kni,n->ki", xs, y)
+    xt = np.swapaxes(xs, 1, 2)
+    xtx = xt @ xs
+    xty = (xt @ y)[..., None]
     inv = np.linalg.pinv(xtx)
-    beta = np.einsum("kij,kj->ki", inv, xty)
-    resid = y[None, :] - np.einsum("kni,ki->kn", xs, beta)
+    beta = (inv @ xty)[..., 0]
+    resid = y[None, :] - (xs @ beta[..., None])[..., 0]
     sse = np.einsum("kn,kn->k", resid, resid)
     dof = n - q
     mse = sse / dof

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from epcwatch.savings import sufficiency
-from epcwatch.savings.models import HOURLY_DAYS, FittedModel, Frequency, ModelError, Observations
+from epcwatch.savings.models import (
+    HOURLY_DAYS,
+    FittedModel,
+    Frequency,
+    ModelError,
+    Observations,
+    lagged_temperature,
+)
 from epcwatch.savings.savings import (
     NormalisedSavings,
     SavingsSeries,
@@ -102,15 +109,41 @@ def monthly_observations(df: pd.DataFrame) -> Observations:
     )
 
 
-def hourly_observations(df: pd.DataFrame) -> Observations:
+#: hours of the week a holiday (Sunday) and a make-up working weekend day (Wednesday) take
+HOLIDAY_WEEKDAY, MAKEUP_WEEKDAY = 6, 2
+
+
+def hourly_observations(df: pd.DataFrame, calendar: str = "weekends") -> Observations:
+    """Hourly observations; with a working-day calendar (``cn``), public holidays take a
+    Sunday's hours of the week and make-up working weekend days a Wednesday's. The lagged
+    temperatures are computed on the complete hourly series (gaps interpolated)."""
+    from epcwatch.savings.calendar import workdays
+
     ts = pd.to_datetime(df["timestamp"])
-    how = (ts.dt.day_of_week * 24 + ts.dt.hour).to_numpy(dtype=np.int64)
+    dow = ts.dt.day_of_week.to_numpy(dtype=np.int64)
+    if calendar != "weekends" and len(ts):
+        days = ts.dt.normalize()
+        uniq = pd.DatetimeIndex(days.unique())
+        work = dict(zip(uniq, workdays(uniq.date, calendar), strict=True))
+        w = np.array([work[d] for d in days], dtype=bool)
+        dow = np.where(~w & (dow < 5), HOLIDAY_WEEKDAY, np.where(w & (dow >= 5), MAKEUP_WEEKDAY, dow))
+    how = dow * 24 + ts.dt.hour.to_numpy(dtype=np.int64)
+    temp = df["temperature"].to_numpy(dtype=float)
+    if len(ts):
+        full = pd.Series(temp, index=pd.DatetimeIndex(ts))
+        full = full[~full.index.duplicated()].resample("h").mean().interpolate(limit_direction="both")
+        lag = lagged_temperature(full.to_numpy(dtype=float))
+        pos = full.index.get_indexer(pd.DatetimeIndex(ts).floor("h"))
+        lagged = lag[pos]
+    else:
+        lagged = np.empty((0, 0))
     return Observations(
         energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
+        temp=temp,
         frequency=Frequency.HOURLY,
         days=np.full(len(df), HOURLY_DAYS),
         hour_of_week=how.astype(np.int64),
+        lagged=lagged,
     )
 
 

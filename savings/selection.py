@@ -9,7 +9,9 @@ for their parameters (n′ > p) and the G14 regression-path CV(RMSE) met — the
 improvement). Change points count as parameters. The mean model qualifies unless its
 CV(RMSE) fails G14; when nothing qualifies the best of the rest is returned with its reasons.
 
-Candidates for daily and monthly data: mean, 2P, 3PC, 3PH, 4P, 5P and HDD/CDD; for daily data
+Daily data first choose their temperature: the day's mean or its one-day lag, whichever a 5P
+model fits better. Candidates for daily and monthly data: mean, 2P, 3PC, 3PH, 4P, 5P and
+HDD/CDD; for daily data change-point models also with separate non-working-day slopes, and
 each also with a non-working-day shift when both day types have at least 10 valid days.
 TOWT is hourly-only and chosen explicitly.
 """
@@ -59,7 +61,13 @@ class FitResult:
 
     @property
     def label(self) -> str:
-        return self.model.type + ("+daytype" if self.model.day_type else "")
+        m = self.model
+        return (
+            m.type
+            + ("+daytype" if m.day_type else "")
+            + ("+split" if m.extra.get("split") else "")
+            + ("+lag1d" if m.extra.get("feature") == "lag1d" else "")
+        )
 
     @property
     def aicc(self) -> float:
@@ -88,9 +96,9 @@ class Selection:
     criterion: str = CRITERION
 
 
-def fit_one(kind: str, obs: Observations, day_type: bool) -> FittedModel:
+def fit_one(kind: str, obs: Observations, day_type: bool, extra: dict[str, Any] | None = None) -> FittedModel:
     if kind in changepoint.TYPES:
-        return changepoint.fit(kind, obs, day_type)[0]
+        return changepoint.fit(kind, obs, day_type, extra)[0]
     if kind == "hdd_cdd":
         return degreeday.fit(obs, day_type)[0]
     if kind == "towt":
@@ -112,6 +120,9 @@ def _reasons(model: FittedModel, coefs: dict[str, Coefficient]) -> list[str]:
         for n in positive & set(coefs):
             if coefs[n].value <= 0:
                 out.append(f"{n} has the wrong sign ({coefs[n].value:.4g})")
+            nw = coefs.get(f"nonworking_{n}")
+            if nw is not None and coefs[n].value + nw.value < 0:
+                out.append(f"{n} on non-working days has the wrong sign ({coefs[n].value + nw.value:.4g})")
     return out
 
 
@@ -120,14 +131,16 @@ def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12
     x, names = model.design(obs)
     beta = np.array([model.coefficients[n] for n in names])
     yhat = x @ beta
-    p = towt.effective_params(model, obs) if model.type == "towt" else model.n_params
+    xtx = towt.gram(obs, model.extra, obs.energy)[0] if model.type == "towt" else x.T @ x
+    xtx_pinv = np.asarray(np.linalg.pinv(xtx, hermitian=True), dtype=np.float64)
+    p = towt.solve(xtx, np.zeros(len(xtx)))[1] if model.type == "towt" else model.n_params
     st = fit_stats(obs.energy, yhat, p)
-    coefs = coefficient_table(x, obs.energy, beta, names, p)
+    coefs = coefficient_table(x, obs.energy, beta, names, p, xtx_pinv=xtx_pinv)
     by_name = {c.name: c for c in coefs}
     reasons = [] if model.type == "towt" else _reasons(model, by_name)
     um: UncertaintyModel | None = None
     try:
-        um = uncertainty_model(x, obs.energy - yhat, p, obs.frequency)
+        um = uncertainty_model(x, obs.energy - yhat, p, obs.frequency, xtx_pinv)
     except DegreesOfFreedomError as exc:
         reasons.append(str(exc))
     verdict = g14_verdict(st, obs.frequency, reporting_months)
@@ -159,6 +172,19 @@ def _day_type_possible(obs: Observations) -> bool:
     return nw >= 10 and len(obs) - nw >= 10
 
 
+def _daily_feature(obs: Observations, day_type: bool) -> str:
+    """Same-day or one-day-lagged temperature: whichever a 5P model fits better (equal p)."""
+    best = ("temp", np.inf)
+    for feat in ("temp", "lag1d"):
+        try:
+            _, sse = changepoint.fit("5p", obs, day_type, {"feature": feat})
+        except ModelError:
+            continue
+        if sse < best[1]:
+            best = (feat, sse)
+    return best[0]
+
+
 def select(
     obs: Observations, model: str = "auto", day_type: bool | None = None, reporting_months: float = 12.0
 ) -> Selection:
@@ -177,14 +203,21 @@ def select(
             raise ModelError(f"{model} is fitted on daily or monthly data; use towt for hourly data")
         fr = evaluate(fit_one("towt", obs, False), obs, reporting_months)
         return Selection(chosen=fr, candidates=[fr], criterion="TOWT (hourly)")
-    both = [False, True] if _day_type_possible(obs) else [False]
-    variants = both if day_type is None else [day_type]
+    possible = _day_type_possible(obs)
+    both = [False, True] if possible else [False]
+    variants: list[tuple[bool, bool]] = [(dt, False) for dt in (both if day_type is None else [day_type])]
+    if possible and day_type is not False:
+        variants.append((True, True))
+    feature = _daily_feature(obs, possible) if obs.frequency == Frequency.DAILY else "temp"
     results: list[FitResult] = []
     errors: list[str] = []
     for kind in kinds:
-        for dt in variants:
+        for dt, split in variants:
+            if split and kind not in changepoint.TYPES[1:]:
+                continue
+            extra = {"feature": feature, "split": split} if kind in changepoint.TYPES else None
             try:
-                results.append(evaluate(fit_one(kind, obs, dt), obs, reporting_months))
+                results.append(evaluate(fit_one(kind, obs, dt, extra), obs, reporting_months))
             except ModelError as exc:
                 errors.append(f"{kind}: {exc}")
     if not results:

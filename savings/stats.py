@@ -212,7 +212,9 @@ def g14_simulation_verdict(stats: FitStats, frequency: Frequency) -> G14Verdict:
     )
 
 
-def coefficient_table(x: Array, y: Array, beta: Array, names: list[str], p_total: int) -> list[Coefficient]:
+def coefficient_table(
+    x: Array, y: Array, beta: Array, names: list[str], p_total: int, *, xtx_pinv: Array | None = None
+) -> list[Coefficient]:
     """Standard errors, t-statistics and two-sided p-values of linear coefficients.
 
     σ² = SSE/(n − p_total), where p_total also counts the change points searched, so the
@@ -225,13 +227,18 @@ def coefficient_table(x: Array, y: Array, beta: Array, names: list[str], p_total
         raise DegreesOfFreedomError(f"{n} periods cannot support {p_total} parameters")
     resid = y - x @ beta
     s2 = float(resid @ resid) / dof if dof > 0 else math.nan
-    cov = np.linalg.pinv(x.T @ x) * s2
+    cov = (np.linalg.pinv(x.T @ x) if xtx_pinv is None else xtx_pinv) * s2
+    se_all = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_all = np.where(
+            se_all > 0, beta / np.where(se_all > 0, se_all, 1.0), np.where(beta != 0, np.inf, 0.0)
+        )
+    p_all = 2.0 * sstats.t.sf(np.abs(t_all), dof)
     out = []
     for i, name in enumerate(names):
-        se = math.sqrt(max(float(cov[i, i]), 0.0))
-        t = float(beta[i]) / se if se > 0 else (math.inf if beta[i] != 0 else 0.0)
-        pv = float(2.0 * sstats.t.sf(abs(t), dof)) if dof > 0 and math.isfinite(t) else 0.0
-        out.append(Coefficient(name=name, value=float(beta[i]), std_error=se, t=t, p_value=pv))
+        t = float(t_all[i])
+        pv = float(p_all[i]) if math.isfinite(t) else 0.0
+        out.append(Coefficient(name=name, value=float(beta[i]), std_error=float(se_all[i]), t=t, p_value=pv))
     return out
 
 
@@ -353,7 +360,9 @@ class UncertaintyModel:
         return t_quantile(confidence, self.dof) * self.standard_error(g, m)
 
 
-def uncertainty_model(x: Array, resid: Array, p: int, frequency: Frequency) -> UncertaintyModel:
+def uncertainty_model(
+    x: Array, resid: Array, p: int, frequency: Frequency, xtx_pinv: Array | None = None
+) -> UncertaintyModel:
     """Build the :class:`UncertaintyModel` of a fit from its design and residuals.
 
     Raises :class:`DegreesOfFreedomError` when n′ ≤ p."""
@@ -362,7 +371,8 @@ def uncertainty_model(x: Array, resid: Array, p: int, frequency: Frequency) -> U
     if n <= p:
         raise DegreesOfFreedomError(f"{n} periods cannot support {p} parameters")
     s2 = float(e @ e) / (n - p)
-    xtx_pinv = np.asarray(np.linalg.pinv(x.T @ x), dtype=np.float64)
+    if xtx_pinv is None:
+        xtx_pinv = np.asarray(np.linalg.pinv(x.T @ x, hermitian=True), dtype=np.float64)
     if frequency == Frequency.HOURLY:
         d = e - e.mean()
         lags = min(HAC_LAGS_HOURLY, n - 1)
