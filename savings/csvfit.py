@@ -27,6 +27,7 @@ from epcwatch.savings.engine import (
     run,
 )
 from epcwatch.savings.errors import DataError
+from epcwatch.savings.frozen import FrozenBaseline
 from epcwatch.savings.models import MODEL_TYPES, Frequency, Observations
 from epcwatch.savings.sufficiency import DataWarning
 
@@ -43,6 +44,45 @@ def _monthly(df: pd.DataFrame, period: Period) -> Observations:
     )
 
 
+def period_rows(
+    df: pd.DataFrame, freq: Frequency, per: Period, hourly_model: bool, calendar: str
+) -> pd.DataFrame:
+    """The rows a model is fitted on or predicts, for one period: daily frames (one row per
+    day, ``date``/``energy``/``temperature``/``nonworking``), hourly rows (``timestamp``,
+    ``energy``, ``temperature``) for TOWT, or monthly rows."""
+    if freq == Frequency.MONTHLY:
+        return df[in_period(df["timestamp"], np.datetime64(per.start), np.datetime64(per.end))].reset_index(
+            drop=True
+        )
+    if freq == Frequency.HOURLY and hourly_model:
+        sel = df[in_period(df["timestamp"], np.datetime64(per.start), np.datetime64(per.end))]
+        return sel.reset_index(drop=True)
+    daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
+    d = complete_days(daily, per)
+    if calendar != "weekends":
+        d["nonworking"] = ~np.array(workdays(d["date"].dt.date, calendar), dtype=bool)
+    return d
+
+
+def rows_kind(freq: Frequency, hourly_model: bool) -> str:
+    if freq == Frequency.MONTHLY:
+        return "monthly"
+    return "hourly" if freq == Frequency.HOURLY and hourly_model else "daily"
+
+
+def observations(kind: str, rows: pd.DataFrame, per: Period, calendar: str) -> Observations:
+    if kind == "monthly":
+        return _monthly(rows, per)
+    if kind == "hourly":
+        return hourly_observations(rows, calendar)
+    return daily_observations(rows)
+
+
+def _daily_for_warnings(df: pd.DataFrame, freq: Frequency, per: Period) -> pd.DataFrame:
+    daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
+    return complete_days(daily, per)
+
+
 def _fit(
     path: str | os.PathLike[str],
     baseline: Period,
@@ -55,6 +95,7 @@ def _fit(
     timezone: str | None = None,
     calendar: str = "weekends",
     info: dict[str, object],
+    frozen: FrozenBaseline | None = None,
 ) -> Outcome:
     if model != "auto" and model not in MODEL_TYPES:
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
@@ -65,15 +106,22 @@ def _fit(
     df, freq = read_csv(path, temp_unit, timezone)
     info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
     tcol = "date" if freq == Frequency.DAILY else "timestamp"
-    for per, name in ((baseline, "baseline"), (reporting, "reporting")):
+    periods = ((reporting, "reporting"),) if frozen else ((baseline, "baseline"), (reporting, "reporting"))
+    for per, name in periods:
         if not in_period(df[tcol], np.datetime64(per.start), np.datetime64(per.end)).any():
             first, last = df[tcol].iloc[0].date(), df[tcol].iloc[-1].date()
             raise DataError(f"no rows in the {name} period {per} (the file covers {first} to {last})")
-    if freq == Frequency.MONTHLY:
-        if model == "towt":
-            raise DataError("towt needs hourly rows; this file has monthly rows")
-        b, r = _monthly(df, baseline), _monthly(df, reporting)
-        warnings: list[DataWarning] = []
+    if model == "towt" and freq != Frequency.HOURLY:
+        raise DataError(f"towt needs hourly rows; this file has {freq.value} rows")
+    hourly_model = model == "towt"
+    kind = rows_kind(freq, hourly_model)
+    if frozen is not None and frozen.kind != kind:
+        raise DataError(f"the frozen baseline holds {frozen.kind} rows; this file gives {kind} rows")
+    rr = period_rows(df, freq, reporting, hourly_model, calendar)
+    br = frozen.rows() if frozen is not None else period_rows(df, freq, baseline, hourly_model, calendar)
+    warnings: list[DataWarning] = []
+    if kind == "monthly":
+        b = observations(kind, br, baseline, calendar)
         if len(b) < 12:
             warnings.append(
                 DataWarning(
@@ -83,43 +131,34 @@ def _fit(
                     disqualifying=True,
                 )
             )
-        rep = df[in_period(df["timestamp"], np.datetime64(reporting.start), np.datetime64(reporting.end))]
-        labels = pd.DatetimeIndex(rep["timestamp"])
-        return run(b, r, labels, warnings, model=model, day_type=False, allow_insufficient=allow_insufficient)
-    daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
-    bd, rd = complete_days(daily, baseline), complete_days(daily, reporting)
-    if calendar != "weekends":
-        for frame in (bd, rd):
-            frame["nonworking"] = ~np.array(workdays(frame["date"].dt.date, calendar), dtype=bool)
-    warnings = period_warnings(bd, baseline, "baseline") + period_warnings(rd, reporting, "reporting")
-    if freq == Frequency.HOURLY and model == "towt":
-
-        def hours(per: Period) -> pd.DataFrame:
-            sel = df[in_period(df["timestamp"], np.datetime64(per.start), np.datetime64(per.end))]
-            return sel.reset_index(drop=True)
-
-        bh, rh = hours(baseline), hours(reporting)
-        labels = pd.DatetimeIndex(rh["timestamp"])
-        return run(
-            hourly_observations(bh, calendar),
-            hourly_observations(rh, calendar),
-            labels,
-            warnings,
-            model="towt",
-            allow_insufficient=allow_insufficient,
-        )
-    if model == "towt":
-        raise DataError("towt needs hourly rows; this file has daily rows")
-    labels = pd.DatetimeIndex(rd["date"])
-    return run(
-        daily_observations(bd),
-        daily_observations(rd),
+        labels = pd.DatetimeIndex(rr["timestamp"])
+        day_type = False
+    else:
+        bw = br if kind == "daily" else _daily_for_warnings(br, freq, baseline)
+        rw = rr if kind == "daily" else _daily_for_warnings(df, freq, reporting)
+        warnings = period_warnings(bw, baseline, "baseline") + period_warnings(rw, reporting, "reporting")
+        labels = pd.DatetimeIndex(rr["timestamp" if kind == "hourly" else "date"])
+    outcome = run(
+        observations(kind, br, baseline, calendar),
+        observations(kind, rr, reporting, calendar),
         labels,
         warnings,
         model=model,
         day_type=day_type,
         allow_insufficient=allow_insufficient,
+        frozen=frozen.model if frozen is not None else None,
     )
+    outcome.baseline_rows = (kind, br)
+    if frozen is not None:
+        current = (
+            period_rows(df, freq, baseline, hourly_model, calendar) if _covers(df, tcol, baseline) else None
+        )
+        outcome.extra["frozen_baseline"] = frozen.describe(current)
+    return outcome
+
+
+def _covers(df: pd.DataFrame, tcol: str, per: Period) -> bool:
+    return bool(in_period(df[tcol], np.datetime64(per.start), np.datetime64(per.end)).any())
 
 
 def fit_csv(
@@ -133,6 +172,7 @@ def fit_csv(
     allow_insufficient: bool = False,
     timezone: str | None = None,
     calendar: str = "weekends",
+    frozen: FrozenBaseline | None = None,
 ) -> Outcome:
     """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read.
 
@@ -150,6 +190,63 @@ def fit_csv(
         timezone=timezone,
         calendar=calendar,
         info=info,
+        frozen=frozen,
     )
     outcome.extra["data"] = {**info, "baseline": str(baseline), "reporting": str(reporting)}
+    outcome.extra.setdefault("frozen_baseline", {"loaded": False})
     return outcome
+
+
+def freeze_csv(
+    path: str | os.PathLike[str],
+    baseline: Period,
+    *,
+    created: str,
+    model: str = "auto",
+    temp_unit: str = "C",
+    day_type: bool | None = None,
+    allow_insufficient: bool = False,
+    timezone: str | None = None,
+    calendar: str = "weekends",
+) -> FrozenBaseline:
+    """Fit the baseline of a CSV and freeze it (rows, hashes, version, model); ``created`` is
+    the sign-off time (passed in: the caller owns the clock)."""
+    from epcwatch import __version__
+    from epcwatch.savings import sufficiency
+    from epcwatch.savings.frozen import freeze, sha256_file
+    from epcwatch.savings.selection import select
+
+    if model != "auto" and model not in MODEL_TYPES:
+        raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
+    if calendar not in CALENDARS:
+        raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
+    df, freq = read_csv(path, temp_unit, timezone)
+    tcol = "date" if freq == Frequency.DAILY else "timestamp"
+    if not _covers(df, tcol, baseline):
+        raise DataError(f"no rows in the baseline period {baseline}")
+    if model == "towt" and freq != Frequency.HOURLY:
+        raise DataError(f"towt needs hourly rows; this file has {freq.value} rows")
+    kind = rows_kind(freq, model == "towt")
+    br = period_rows(df, freq, baseline, model == "towt", calendar)
+    if kind != "monthly":
+        bw = br if kind == "daily" else _daily_for_warnings(br, freq, baseline)
+        sufficiency.require(period_warnings(bw, baseline, "baseline"), allow_insufficient)
+    obs = observations(kind, br, baseline, calendar)
+    sel = select(obs, model, False if kind == "monthly" else day_type)
+    fr = sel.chosen
+    return freeze(
+        kind,
+        br,
+        fr.model,
+        baseline=str(baseline),
+        settings={
+            "calendar": calendar,
+            "timezone": timezone,
+            "temperature_unit": temp_unit.upper(),
+            "model": model,
+        },
+        created=created,
+        software_version=__version__,
+        input_sha256=sha256_file(str(path)),
+        statistics={"label": fr.label, **fr.stats.to_dict(), "g14": fr.verdict.to_dict()},
+    )

@@ -206,6 +206,8 @@ class Outcome:
     normalised: NormalisedSavings | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     reporting_obs: Observations | None = None
+    #: the rows the baseline was fitted on (kind, frame), for freezing
+    baseline_rows: tuple[str, pd.DataFrame] | None = None
 
     @property
     def model(self) -> FittedModel:
@@ -308,6 +310,7 @@ def run(
     adjustment_fractions: np.ndarray | None = None,
     normal: Observations | None = None,
     adjustment_uncertainty: list[tuple[np.ndarray, float]] | None = None,
+    frozen: FittedModel | None = None,
 ) -> Outcome:
     """Select and fit the baseline model, then compute savings (and normalised savings).
 
@@ -315,7 +318,11 @@ def run(
     sufficiency.require(warnings, allow_insufficient)
     warnings = list(warnings)
     reporting_months = float(np.nansum(reporting.days)) / 30.4375
-    sel = select(baseline, model, day_type, reporting_months)
+    if frozen is not None:  # a frozen baseline: the stored model on the stored rows, no refit
+        fr0 = evaluate(frozen, baseline.select(baseline.valid() & ~(baseline.energy < 0)), reporting_months)
+        sel = Selection(chosen=fr0, candidates=[fr0], criterion="frozen baseline model (not refitted)")
+    else:
+        sel = select(baseline, model, day_type, reporting_months)
     fr = sel.chosen
     if fr.uncertainty is None:
         raise DegreesOfFreedomError(
