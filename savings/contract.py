@@ -288,6 +288,9 @@ class Contract(_Strict):
     calendar: Calendar = Calendar()
     #: fit even when data sufficiency disqualifies the baseline (stated in the report)
     allow_insufficient_baseline: bool = False
+    #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
+    #: model are used unchanged and any later change in the stored baseline data is reported
+    frozen_baseline: str | None = None
 
     @field_validator("timezone")
     @classmethod

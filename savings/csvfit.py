@@ -10,6 +10,7 @@ periods. Non-working days are Saturdays and Sundays, or China's official calenda
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -147,7 +148,16 @@ def _fit(
         day_type=day_type,
         allow_insufficient=allow_insufficient,
         frozen=frozen.model if frozen is not None else None,
+        baseline_labels=_labels(kind, br),
     )
+    prior = Period(baseline.start - timedelta(days=365), baseline.start - timedelta(days=1))
+    if _covers(df, tcol, prior) and pd.Timestamp(df[tcol].iloc[0]) <= pd.Timestamp(prior.start):
+        from epcwatch.savings.evidence import placebo
+
+        po = observations(kind, period_rows(df, freq, prior, hourly_model, calendar), prior, calendar)
+        outcome.extra["evidence"]["placebo"] = placebo(
+            outcome.model, po, observations(kind, br, baseline, calendar)
+        )
     outcome.baseline_rows = (kind, br)
     if frozen is not None:
         current = (
@@ -155,6 +165,11 @@ def _fit(
         )
         outcome.extra["frozen_baseline"] = frozen.describe(current)
     return outcome
+
+
+def _labels(kind: str, rows: pd.DataFrame) -> pd.DatetimeIndex:
+    col = "date" if kind == "daily" else "timestamp"
+    return pd.DatetimeIndex(pd.to_datetime(rows[col]))
 
 
 def _covers(df: pd.DataFrame, tcol: str, per: Period) -> bool:

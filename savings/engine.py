@@ -311,6 +311,7 @@ def run(
     normal: Observations | None = None,
     adjustment_uncertainty: list[tuple[np.ndarray, float]] | None = None,
     frozen: FittedModel | None = None,
+    baseline_labels: pd.DatetimeIndex | None = None,
 ) -> Outcome:
     """Select and fit the baseline model, then compute savings (and normalised savings).
 
@@ -388,6 +389,19 @@ def run(
                     f"normalised savings not computed: reporting-period model failed ({exc})",
                 )
             )
+    from epcwatch.savings.evidence import evidence
+
+    ev = evidence(fr.model, baseline, baseline_labels, reporting)
+    share = ev["temperature_range"].get("share_outside")
+    if share is not None and share > 0.05:
+        warnings.append(
+            DataWarning(
+                "epcwatch.savings.temperature_outside_baseline",
+                f"{share:.0%} of the reporting periods lie outside the baseline's temperature range: "
+                "the model extrapolates there",
+                ev["temperature_range"],
+            )
+        )
     return Outcome(
         frequency=baseline.frequency,
         selection=sel,
@@ -400,6 +414,7 @@ def run(
         reporting_fit=rep_fit,
         normalised=norm,
         reporting_obs=reporting,
+        extra={"evidence": ev},
     )
 
 

@@ -146,10 +146,11 @@ def render_html(result: RunResult, generated: datetime) -> str:
         for k, v in fr.model.nonlinear.items()
     ]
     s = o.summary
+    dof = fr.uncertainty.dof if fr.uncertainty is not None else st.n_effective - st.p
     unc = [
         {
-            "confidence": f"{round(cl * 100)} %",
-            "t": t_quantile(cl, st.n_effective - st.p),
+            "confidence": f"{round(cl * 100)} % (two-sided)",
+            "t": t_quantile(cl, dof),
             "absolute": s.uncertainty[str(round(cl * 100))],
             "fsu": s.fsu[str(round(cl * 100))],
         }
