@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from epcwatch.collector import lineprotocol
 from epcwatch.collector.runner import Collector
 from epcwatch.collector.settings import CollectorConfig
-from epcwatch.services import Influxd, Mosquitto, free_port, influx_query
+from epcwatch.devservices.services import Influxd, Mosquitto, free_port, influx_query
 from epcwatch.wire import TelemetryMessage
 
 FIELDS = [

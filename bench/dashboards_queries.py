@@ -26,8 +26,8 @@ from epcwatch.dashboards.boards import build_all
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.influxql import Variable, expand
 from epcwatch.dashboards.stats import Period, compute
+from epcwatch.devservices.services import Influxd, free_port, influx_query
 from epcwatch.portfolio import Building, Portfolio, Site
-from epcwatch.services import Influxd, free_port, influx_query
 
 TZ = ZoneInfo("Asia/Shanghai")
 BUILDINGS = 40

@@ -43,9 +43,9 @@ VALUES = {
 
 
 def _image() -> dict[str, dict[int, int | bool]]:
-    from epcwatch.edge.decode import register_image
-    from epcwatch.edge.profile import load_profile
     from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
+    from epcwatch.profiles.codec import register_image
+    from epcwatch.profiles.model import load_profile
 
     image = register_image(load_profile(PROFILE), VALUES)
     tables = {c: n for n, c in FUNCTION_CODES.items()}
@@ -238,8 +238,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measurement window of the agent")
     args = ap.parse_args()
 
+    from epcwatch.devservices.services import Mosquitto, free_port
     from epcwatch.edge.profile_plan import device_plan
-    from epcwatch.services import Mosquitto, free_port
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # the agent: one core

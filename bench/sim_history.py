@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from epcwatch.services import Mosquitto, free_port
-from epcwatch.sim.cli import profile_points
-from epcwatch.sim.history import history_batches, publish
+from epcwatch.devservices.services import Mosquitto, free_port
+from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import demo_complex
 

@@ -10,8 +10,8 @@ import typer
 
 from epcwatch.config import ConfigError
 from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.dashboards.influx import InfluxClient
-from epcwatch.services import DEFAULT_DATABASE
+from epcwatch.dashboards.influx import InfluxClient, InfluxError
+from epcwatch.local import DEFAULT_DATABASE, load_ports
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
 DEFAULT_OUT = Path(__file__).resolve().parent / "json"
@@ -55,11 +55,10 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _influx(url: str | None, database: str, user: str | None, password: str | None) -> InfluxClient:
     from epcwatch import logs
-    from epcwatch.cli import load_services
 
     logs.redact(password)
     if url is None:  # the local InfluxDB of `epcwatch services up`, on whatever port it was given
-        url = load_services()[1].url
+        url = load_ports().influx_url
     return InfluxClient(url, database, user, password)
 
 
@@ -109,7 +108,7 @@ def publish(  # noqa: PLR0917 - typer options
     docs = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in files}
     try:
         outcomes = do_publish(url, docs, folder=folder, token=token, user=user, password=password)
-    except DashboardsError as exc:
+    except (DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     for o in outcomes:
         typer.echo(f"{o.action:9s} {o.uid}  {o.title}")
@@ -131,7 +130,7 @@ def metadata(
         lines = building_info_lines(load_portfolio(portfolio))
         client = _influx(influx_url, database, influx_user, influx_password)
         client.write(lines)
-    except (ConfigError, DashboardsError) as exc:
+    except (ConfigError, DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote building_info for {len(lines)} buildings to {database}")
 
@@ -163,7 +162,7 @@ def stats(  # noqa: PLR0917 - typer options
         p = parse_period(period, at, dt.date.today())
         client = _influx(influx_url, database, influx_user, influx_password)
         rows = compute(pf, p, client.query, Factors(kgce_per_m3_gas=gas_factor))
-    except (ConfigError, DashboardsError) as exc:
+    except (ConfigError, DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"Energy statistics {p.label}")
     cols = (

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(edge_app, name="edge")
     # profile commands (library, planner) and runtime commands (read, run, status) live in
     # their own modules; each adds itself to the root app and to the ``edge`` group
-    for name in ("epcwatch.edge.profiles_cli", "epcwatch.edge.runtime_cli"):
+    for name in ("epcwatch.profiles.cli", "epcwatch.edge.runtime_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -1,6 +1,6 @@
 """Turn a device profile into what the poller runs: the planner's reads and the decoder.
 
-This is the only place the runtime touches the profile library (``epcwatch.edge.profile``,
+This is the only place the runtime touches the profile library (``epcwatch.profiles.model``,
 ``planner``, ``decode``); the poller only knows :class:`~epcwatch.edge.poller.DevicePlan`.
 The plan keeps the profile's poll groups: with ``use_group_intervals`` on a device, its fastest
 groups are read at every poll (``poll_interval_s``) and slower groups on their own interval,
@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from epcwatch.edge.decode import Decoder
-from epcwatch.edge.planner import plan_profile
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
-from epcwatch.edge.profile import Profile, load_profile
 from epcwatch.edge.transport import Registers
+from epcwatch.profiles.codec import Decoder
+from epcwatch.profiles.model import Profile, load_profile
+from epcwatch.profiles.planner import plan_profile
 from epcwatch.wire import Quality, Value
 
 FUNCTION_CODES: Final = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}

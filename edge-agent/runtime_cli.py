@@ -19,7 +19,7 @@ from epcwatch import logs, measurements
 from epcwatch.clock import build_clock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
-from epcwatch.services import pid_alive
+from epcwatch.procs import pid_alive
 
 log = logging.getLogger(__name__)
 

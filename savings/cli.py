@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from epcwatch.config import ConfigError
+from epcwatch.devservices.services import ServiceError
 from epcwatch.logs import fields
 from epcwatch.savings.errors import SavingsError
 from epcwatch.savings.models import ModelError
 from epcwatch.savings.sufficiency import InsufficientDataError
-from epcwatch.services import ServiceError
 
 log = logging.getLogger("epcwatch.savings")
 

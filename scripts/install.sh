@@ -25,6 +25,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# strict editable mode: a link tree mypy can follow (re-run after adding modules)
+# strict editable mode: a link tree of the component folders under their import names, which
+# mypy and every subprocess see like an installed wheel
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=strict
 echo "epcwatch installed: $(.venv/bin/epcwatch --version)"

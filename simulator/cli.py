@@ -326,7 +326,13 @@ def history_cmd(
     """Publish a period's readings computed straight from the model (no Modbus), as telemetry."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from epcwatch.sim.history import PublishError, history_batches, publish
+    from epcwatch.sim.history import (
+        PublishError,
+        history_batches,
+        profile_points,
+        profile_quantizers,
+        publish,
+    )
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
 
@@ -336,9 +342,9 @@ def history_cmd(
     if interval <= 0 or interval % 60:
         raise _fail("--interval must be a positive multiple of 60")
     if mqtt_port is None:
-        from epcwatch.cli import load_services
+        from epcwatch.local import load_ports
 
-        mqtt_port = load_services()[0].port
+        mqtt_port = load_ports().mqtt
     model = ComplexModel(demo_complex(seed))
     chosen = None
     if device:
@@ -376,36 +382,6 @@ def history_cmd(
         except PublishError as exc:
             raise _fail(str(exc), 1) from None
     typer.echo(f"published {readings} readings in {msgs} messages to {mqtt_host}:{mqtt_port}")
-
-
-def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, Any]]:
-    """For each device, its counters' register resolution (see history.register_quantizer)."""
-    from epcwatch.edge.profile import load_profile
-    from epcwatch.measurements import VOCABULARY, Kind
-    from epcwatch.sim.history import register_quantizer
-
-    out: dict[str, dict[str, Any]] = {}
-    for d in devices if devices is not None else model.devices:
-        profile = load_profile(d.profile)
-        out[d.id] = {
-            p.name: register_quantizer(p.type, p.scale)
-            for p in profile.points
-            if VOCABULARY[p.name].kind is Kind.COUNTER and p.scale_factor is None
-        }
-    return out
-
-
-def profile_points(model: Any, devices: Any = None) -> dict[str, set[str]]:
-    """The measurements each device's profile exposes."""
-    from epcwatch.edge.profile import load_profile
-
-    out: dict[str, set[str]] = {}
-    cache: dict[str, set[str]] = {}
-    for d in devices if devices is not None else model.devices:
-        if d.profile not in cache:
-            cache[d.profile] = {p.name for p in load_profile(d.profile).points}
-        out[d.id] = cache[d.profile]
-    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -215,3 +215,31 @@ def publish(
         client.disconnect()
         client.loop_stop()
     return messages, readings
+
+
+def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, Any]]:
+    """For each device, its counters' register resolution (see history.register_quantizer)."""
+    from epcwatch.profiles.model import load_profile
+
+    out: dict[str, dict[str, Any]] = {}
+    for d in devices if devices is not None else model.devices:
+        profile = load_profile(d.profile)
+        out[d.id] = {
+            p.name: register_quantizer(p.type, p.scale)
+            for p in profile.points
+            if VOCABULARY[p.name].kind is Kind.COUNTER and p.scale_factor is None
+        }
+    return out
+
+
+def profile_points(model: Any, devices: Any = None) -> dict[str, set[str]]:
+    """The measurements each device's profile exposes."""
+    from epcwatch.profiles.model import load_profile
+
+    out: dict[str, set[str]] = {}
+    cache: dict[str, set[str]] = {}
+    for d in devices if devices is not None else model.devices:
+        if d.profile not in cache:
+            cache[d.profile] = {p.name for p in load_profile(d.profile).points}
+        out[d.id] = cache[d.profile]
+    return out

@@ -11,8 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
-from epcwatch.services import Influxd, Mosquitto, VictoriaMetrics, free_port
+from epcwatch.devservices.services import Influxd, Mosquitto, VictoriaMetrics, free_port
+from tests.support import Child
+
+# no per-example time limit: these shared 2-core machines are noisy, and a property test checks
+# a law, not a speed (speed is measured in bench/)
+settings.register_profile("epcwatch", deadline=None)
+settings.load_profile("epcwatch")
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +75,18 @@ def private_influxdb(tmp_path: Path) -> Iterator[Influxd]:
 @pytest.fixture
 def database(influxdb: Influxd, request: pytest.FixtureRequest) -> str:
     """A fresh database on the shared InfluxDB, named after the test."""
-    from epcwatch.services import influx_query
+    from epcwatch.devservices.services import influx_query
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60] + f"_{os.getpid()}"
     influx_query(influxdb.url, f'DROP DATABASE "{name}"', method="POST")
     influx_query(influxdb.url, f'CREATE DATABASE "{name}"', method="POST")
     return name
+
+
+@pytest.fixture
+def children(tmp_path: Path) -> Iterator[list[Child]]:
+    """Child processes started by a test; each is stopped (by PID) at teardown."""
+    started: list[Child] = []
+    yield started
+    for c in reversed(started):
+        c.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from .strategies import documents
+from tests.collector.strategies import documents
 
 SITE, DEVICE = "s1", "bad1"
 TOPIC = f"epc/v1/{SITE}/{DEVICE}/telemetry"

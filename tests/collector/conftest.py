@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,19 +19,10 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from epcwatch.services import influx_query
+from epcwatch.devservices.services import influx_query
+from tests.support import EPCWATCH, wait_for
 
-EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    """Poll until ``predicate()`` holds; False on timeout (callers then assert on the counts)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+__all__ = ["EPCWATCH", "wait_for"]
 
 
 def telemetry(site: str, device: str, seq: int, ts: int, readings: int = 1, **tags: str) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.metadata import building_info_lines
-from epcwatch.services import Influxd, influx_query
+from epcwatch.devservices.services import Influxd, influx_query
 
 sys.path.insert(0, str(Path(__file__).parent))
 import dash_simdata as simdata

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from epcwatch.services import free_port
+from epcwatch.devservices.services import free_port
+from tests.support import wait_for
 
 
 class StepClock:
@@ -54,7 +55,7 @@ def step_clock() -> Iterator[StepClock]:
 
 
 
-#: image layout of ``epcwatch.edge.decode.register_image``: table name → {address: value}
+#: image layout of ``epcwatch.profiles.codec.register_image``: table name → {address: value}
 Image = Mapping[str, Mapping[int, int | bool]]
 TABLES = ("coil", "discrete", "holding", "input")
 
@@ -315,15 +316,6 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
-    """Poll ``condition`` until true; the timeout is a safety net against a hang, not a measurement."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def contract_file(tmp_path: Path) -> Callable[[str, dict[str, str]], Path]:
     """Copy a demo contract into tmp_path with textual replacements."""
 
     def make(name: str, replace: dict[str, str] | None = None) -> Path:
-        text = (REPO / "deploy" / "demo" / name).read_text()
+        text = (REPO / "demo" / "data" / name).read_text()
         for a, b in (replace or {}).items():
             assert a in text, a
             text = text.replace(a, b)

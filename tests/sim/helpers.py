@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from epcwatch.edge.profile import Profile
-from epcwatch.services import Influxd, Mosquitto, influx_query
+from epcwatch.devservices.services import Influxd, Mosquitto, influx_query
+from epcwatch.profiles.model import Profile
+from tests.support import Child, spawn, wait_for
 
-from .conftest import Child, spawn
+__all__ = ["wait_for"]
 
 
 def start_collector(
@@ -84,20 +85,6 @@ def count(influxdb: Influxd, database: str, measurement: str, field: str, where:
         f'SELECT count("{field}") FROM "{measurement}"' + (f" WHERE {where}" if where else ""),
     )
     return int(r[0]["count"]) if r else 0
-
-
-def wait_for(pred: Any, timeout: float, what: str, children: list[Child] = ()) -> None:  # type: ignore[assignment]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for c in children:
-            assert c.proc.poll() is None, f"{c.proc.args} exited:\n" + "".join(c.output)
-        if pred():
-            return
-        time.sleep(0.3)
-    outputs = "\n".join(
-        f"--- {' '.join(map(str, c.proc.args[1:4]))}:\n" + "".join(c.output[-30:]) for c in children
-    )
-    raise AssertionError(f"timed out waiting for {what}\n{outputs}")
 
 
 def resolution(profile: Profile, name: str, value: float) -> float:

@@ -1,0 +1,87 @@
+"""The ``epcwatch`` command line. Each component registers its own commands."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from epcwatch import __version__, logs
+
+app = typer.Typer(
+    name="epcwatch",
+    help="Building energy monitoring for energy-performance contracts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    logs.setup(log_level, log_json)
+
+
+@app.command("schema")
+def schema(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="TelemetryMessage, StatusMessage, HealthMessage or DeadLetter; all if omitted"),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the wire contract."""
+    from epcwatch.wire import json_schemas
+
+    schemas = json_schemas()
+    if model is not None:
+        if model not in schemas:
+            typer.secho(
+                f"error: unknown model {model!r}; choose from {', '.join(schemas)}", fg="red", err=True
+            )
+            raise typer.Exit(2)
+        typer.echo(json.dumps(schemas[model], indent=2))
+    else:
+        typer.echo(json.dumps(schemas, indent=2))
+
+
+COMPONENTS = (
+    "epcwatch.devservices.cli",
+    "epcwatch.edge.cli",
+    "epcwatch.collector.cli",
+    "epcwatch.sim.cli",
+    "epcwatch.savings.cli",
+    "epcwatch.dashboards.cli",
+    "epcwatch.broker.cli",
+    "epcwatch.demo.run",
+)
+
+for _mod in COMPONENTS:
+    try:
+        _module = importlib.import_module(_mod)
+    except ModuleNotFoundError as _exc:  # a component not built yet
+        if _exc.name != _mod:
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

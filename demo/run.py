@@ -1,0 +1,659 @@
+"""``epcwatch demo``: the whole system on the simulated civic-centre office district.
+
+Services up (Mosquitto, InfluxDB) -> collector running -> a baseline year and a reporting year
+after the retrofits: fast history straight from the model over MQTT for most of it, then a live
+stretch through the real Modbus pipeline (``sim serve`` -> ``edge run`` -> Mosquitto ->
+``collector run`` -> InfluxDB) on the shared accelerated clock -> interval energy rollups ->
+dashboards -> M&V report, each step as far as the component exists. Child processes are stopped
+by PID at the end; the services stay up for the user to query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from epcwatch.local import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
+
+#: the command-line entry of this installation (the demo runs its components as processes)
+EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
+#: the demo's portfolio and contracts, shipped as package data
+DEMO_FILES = Path(str(resources.files("epcwatch.demo") / "data"))
+
+
+class DemoError(RuntimeError):
+    """A step of the demo that failed; the message says which and where its log is."""
+
+
+@dataclass
+class Child:
+    """A component run as a child process, logging to a file, stopped by its PID."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Child:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise DemoError(
+                f"{self.name} exited with code {self.proc.returncode}; see {self.log}:\n{self.tail()}"
+            )
+
+    def wait_log(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            if text in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise DemoError(f"{self.name} did not log {text!r} within {timeout:.0f} s; see {self.log}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def has_command(*words: str) -> bool:
+    """Whether this installation's CLI has ``epcwatch WORDS…`` (components land independently)."""
+    res = subprocess.run([EPCWATCH, *words, "--help"], capture_output=True, timeout=60)
+    return res.returncode == 0
+
+
+def run_step(name: str, argv: list[str], log: Path, timeout: float = 1800) -> str:
+    """Run a component command to completion; its output goes to ``log`` and is returned."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    log.write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])
+        raise DemoError(f"{name} failed (exit {res.returncode}); see {log}:\n{tail}")
+    return res.stdout
+
+
+@dataclass
+class Plan:
+    """What the demo covers: local days ``first``..``last``; the last ``live_days`` of them go
+    through the Modbus pipeline at ``speed``, the rest is fast history every ``interval_s``."""
+
+    first: dt.date
+    last: dt.date
+    live_days: int
+    speed: float
+    interval_s: int
+    poll_interval_s: float
+    seed: int = 0
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    influx_port: int = DEFAULT_INFLUX_PORT
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def live_first(self) -> dt.date:
+        return self.last - dt.timedelta(days=self.live_days - 1)
+
+    @property
+    def history_last(self) -> dt.date:
+        return self.live_first - dt.timedelta(days=1)
+
+
+def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path) -> str:
+    import yaml
+
+    doc = {
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": mqtt_port,
+            "client_id": "epcwatch-demo-collector",
+            "group": "demo",
+        },
+        "influx": {"writer": "v1", "url": influx_url, "database": "epcwatch"},
+        "batch": {"max_points": 20_000, "max_wait_s": 0.5},
+        "health": {"interval_s": 5},
+        # the demo computes interval energy explicitly once the data is in (collector rollup)
+        "rollup": {"enabled": False, "portfolio": str(portfolio)},
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def portfolio_yaml(seed: int = 0) -> str:
+    """The demo portfolio (as demo/data/portfolio.yaml) from the simulated complex."""
+    import yaml
+
+    from epcwatch.sim.spec import demo_complex
+
+    spec = demo_complex(seed)
+    site = {
+        "id": spec.site,
+        "name": "Civic Centre office district",
+        "timezone": spec.timezone,
+        "buildings": [
+            {
+                "id": b.id,
+                "name": b.name,
+                "floor_area_m2": b.floor_area_m2,
+                "occupants": b.occupants,
+                "floors": b.floors,
+            }
+            for b in spec.buildings
+        ],
+    }
+    return yaml.safe_dump({"sites": [site]}, sort_keys=False)
+
+
+def true_savings(contract: Path, truth_csv: Path) -> float | None:
+    """The simulator's true savings over the contract's reporting period on its metered devices."""
+    import pandas as pd
+    import yaml
+
+    try:
+        doc = yaml.safe_load(contract.read_text())
+        devices = {m["device"] for m in doc["meters"] if "device" in m}
+        start, end = str(doc["reporting"]["start"]), str(doc["reporting"]["end"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    df = pd.read_csv(truth_csv, dtype={"date": str})
+    sel = df[df.device.isin(devices) & (df.date >= start) & (df.date <= end)]
+    return float(sel.savings_kwh.sum()) if len(sel) else None
+
+
+def write_building_info(influx_url: str, portfolio: Path) -> int:
+    """``building_info`` points (docs/data-model.md) from the portfolio, at time 0 (idempotent)."""
+    from epcwatch.dashboards.metadata import building_info_lines
+    from epcwatch.influx import InfluxClient, InfluxError
+    from epcwatch.portfolio import load_portfolio
+
+    lines = building_info_lines(load_portfolio(portfolio))
+    try:
+        InfluxClient(influx_url, "epcwatch", timeout=30).write(lines, precision="s")
+    except InfluxError as exc:
+        raise DemoError(f"InfluxDB refused building_info: {exc}") from None
+    return len(lines)
+
+
+def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
+    """Readings stored in [t0, t1): counted on each kind's always-present field."""
+    from epcwatch.influx import InfluxClient
+    from epcwatch.influx.schema import HVAC, LIGHTING, METER, SENSOR
+
+    db = InfluxClient(influx_url, "epcwatch")
+    total = 0
+    where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
+    for measurement, fld in (
+        (METER, "energy_import"),
+        (HVAC, "active_power"),
+        (LIGHTING, "active_power"),
+        (SENSOR, "outdoor_temp"),
+    ):
+        for series in db.query(f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}'):
+            total += int(series.values[0][1])
+    return total
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[Child]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in children:
+            c.check()
+        if pred():
+            return
+        time.sleep(1.0)
+    raise DemoError(f"timed out waiting for {what}")
+
+
+SITE = "civic-centre"
+#: the demo contract's baseline start and reporting end (demo/data/contract.yaml)
+CONTRACT_YEARS = (dt.date(2024, 1, 1), dt.date(2025, 12, 31))
+TZ_NAME = "Asia/Shanghai"
+
+EXAMPLE_QUERIES = (
+    "SELECT last(active_power) FROM meter WHERE device = 'b1-main'",
+    "SELECT sum(energy_import) FROM energy_interval WHERE interval = '1d' AND category != '' "
+    "AND tenant = '' AND time >= '2025-01-01T00:00:00+08:00' AND time < '2026-01-01T00:00:00+08:00' "
+    "GROUP BY building, category",
+    "SELECT mean(outdoor_temp) FROM sensor WHERE time >= '2025-07-01' AND time < '2025-08-01' "
+    "GROUP BY time(1d) tz('Asia/Shanghai')",
+)
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(TZ_NAME))
+
+
+def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
+    """Run every step of the demo; returns what was done (paths, counts, timings)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from epcwatch.devservices.cli import services_up
+    from epcwatch.devservices.services import ServiceError, free_port
+    from epcwatch.local import default_state_dir
+    from epcwatch.sim.history import (
+        PublishError,
+        history_batches,
+        profile_points,
+        profile_quantizers,
+        publish,
+    )
+    from epcwatch.sim.model import ComplexModel
+    from epcwatch.sim.spec import demo_complex
+    from epcwatch.sim.truth import daily_truth
+
+    console = Console()
+    started = time.monotonic()
+    sd = state_dir or default_state_dir()
+    work = sd / "demo"
+    logs_dir = work / "logs"
+    work.mkdir(parents=True, exist_ok=True)
+    portfolio = DEMO_FILES / "portfolio.yaml"
+    if not portfolio.exists():  # an installation without the repository's deploy/ folder
+        portfolio = work / "portfolio.yaml"
+        portfolio.write_text(portfolio_yaml(plan.seed))
+    contract = DEMO_FILES / "contract.yaml"
+    result: dict[str, object] = {"work": str(work), "state_dir": str(state_dir) if state_dir else ""}
+    children: list[Child] = []
+
+    def lap(name: str, t0: float) -> None:
+        plan.timings[name] = round(time.monotonic() - t0, 1)
+
+    columns = (TextColumn("{task.description:38s}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            # 1. services ------------------------------------------------------------------------
+            t0 = time.monotonic()
+            task = progress.add_task("services: Mosquitto + InfluxDB", total=1)
+            try:
+                mosq, influx = services_up(sd, plan.mqtt_port, plan.influx_port)
+            except ServiceError as exc:
+                raise DemoError(str(exc)) from None
+            if has_command("dashboards", "metadata"):
+                run_step(
+                    "dashboards metadata",
+                    [
+                        EPCWATCH,
+                        "dashboards",
+                        "metadata",
+                        "--portfolio",
+                        str(portfolio),
+                        "--influx-url",
+                        influx.url,
+                    ],
+                    logs_dir / "metadata.log",
+                )
+            else:
+                write_building_info(influx.url, portfolio)
+            result.update(mqtt=mosq.url, influx=influx.url)
+            progress.update(task, completed=1)
+            lap("services", t0)
+
+            # 2. collector -----------------------------------------------------------------------
+            t0 = time.monotonic()
+            task = progress.add_task("collector: MQTT -> InfluxDB", total=1)
+            if not has_command("collector", "run"):
+                raise DemoError(
+                    "this installation has no 'epcwatch collector run'; nothing would store the data"
+                )
+            (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio))
+            collector = Child(
+                "collector",
+                [EPCWATCH, "collector", "run", "--config", str(work / "collector.yaml")],
+                logs_dir / "collector.log",
+            ).start()
+            children.append(collector)
+            collector.wait_log("MQTT connected", 60)
+            time.sleep(1.5)  # its SUBACK: from here on the broker queues for the demo group
+            progress.update(task, completed=1)
+            lap("collector start", t0)
+
+            # 3. fast history --------------------------------------------------------------------
+            t0 = time.monotonic()
+            model = ComplexModel(demo_complex(plan.seed))
+            names = profile_points(model)
+            days = (plan.history_last - plan.first).days + 1
+            task = progress.add_task(f"history {plan.first} .. {plan.history_last}", total=days)
+            per_day = len(model.devices) * (86_400 // plan.interval_s)
+
+            def advance(b: object) -> None:
+                progress.advance(task, getattr(b, "readings", 0) / per_day)
+
+            try:
+                msgs, readings = publish(
+                    history_batches(
+                        model,
+                        plan.first,
+                        plan.history_last,
+                        interval_s=plan.interval_s,
+                        point_names=names,
+                        quantizers=profile_quantizers(model),
+                    ),
+                    "127.0.0.1",
+                    mosq.port,
+                    client_id="epcwatch-demo-history",
+                    on_batch=advance,
+                )
+            except PublishError as exc:
+                raise DemoError(str(exc)) from None
+            progress.update(task, completed=days)
+            result.update(history_messages=msgs, history_readings=readings)
+            lap("history publish", t0)
+
+            t0 = time.monotonic()
+            task = progress.add_task("history stored in InfluxDB", total=readings)
+            h0 = int(_local_midnight(plan.first).timestamp() * 1000)
+            h1 = int(_local_midnight(plan.live_first).timestamp() * 1000)
+
+            def stored() -> bool:
+                n = count_readings(influx.url, h0, h1)
+                progress.update(task, completed=min(n, readings))
+                return n >= readings
+
+            wait_until(stored, 1800, "the collector to store the history", children)
+            lap("history stored", t0)
+
+            # 4. live stretch through Modbus ----------------------------------------------------------
+            t0 = time.monotonic()
+            live_s = plan.live_days * 86_400
+            task = progress.add_task(f"live {plan.live_first} .. {plan.last} (Modbus)", total=live_s)
+            if has_command("edge", "run"):
+                sim_start = _local_midnight(plan.live_first).isoformat()
+                anchor = time.time() + 8.0
+                clock_args = [
+                    "--sim-start",
+                    sim_start,
+                    "--speed",
+                    f"{plan.speed:g}",
+                    "--anchor",
+                    f"{anchor:.3f}",
+                ]
+                modbus_port = free_port()
+                site = work / "site.yaml"
+                (work / "outbox.sqlite").unlink(missing_ok=True)
+                sim = Child(
+                    "simulator",
+                    [
+                        EPCWATCH,
+                        "sim",
+                        "serve",
+                        "--port",
+                        str(modbus_port),
+                        *clock_args,
+                        "--update-s",
+                        "300",
+                        "--site-config",
+                        str(site),
+                        "--mqtt-port",
+                        str(mosq.port),
+                        "--poll-interval",
+                        f"{plan.poll_interval_s:g}",
+                        "--seed",
+                        str(plan.seed),
+                    ],
+                    logs_dir / "simulator.log",
+                ).start()
+                children.append(sim)
+                sim.wait_log("serving", 120)
+                # the agent's first poll is due at once: start it just before the anchor, so it
+                # lands in the last minutes of the history (same model, same counters)
+                while time.time() < anchor - 0.5:
+                    sim.check()
+                    time.sleep(0.1)
+                edge = Child(
+                    "edge agent",
+                    [EPCWATCH, "edge", "run", "--config", str(site), *clock_args],
+                    logs_dir / "edge.log",
+                ).start()
+                children.append(edge)
+                end_wall = anchor + (live_s + 0.5 * plan.poll_interval_s) / plan.speed
+                while time.time() < end_wall:
+                    sim.check()
+                    edge.check()
+                    progress.update(
+                        task, completed=min(live_s, max(0.0, (time.time() - anchor) * plan.speed))
+                    )
+                    time.sleep(0.5)
+                progress.update(task, completed=live_s)
+                # the devices go quiet (the simulator stops), then the agent's outbox drains
+                sim.stop()
+                status_file = work / "status.json"
+
+                def drained() -> bool:
+                    try:
+                        h = json.loads(status_file.read_text())["health"]
+                    except (OSError, ValueError, KeyError):
+                        return False
+                    return bool(h["outbox_depth"] == 0 and h["published"] > 0)
+
+                wait_until(drained, 300, "the edge agent's outbox to drain", [edge])
+                edge.stop()
+                l0 = int(_local_midnight(plan.live_first).timestamp() * 1000)
+                l1 = int(_local_midnight(plan.last + dt.timedelta(days=2)).timestamp() * 1000)
+                last_count = [-1]
+
+                def settled() -> bool:
+                    n = count_readings(influx.url, l0, l1)
+                    done = n == last_count[0] and n > 0
+                    last_count[0] = n
+                    return done
+
+                wait_until(settled, 300, "the live readings to reach InfluxDB", [collector])
+                result.update(live_readings=last_count[0], site_config=str(site))
+            else:
+                result.update(live_readings=0)
+                progress.update(
+                    task, description="live: skipped ('edge run' not installed)", completed=live_s
+                )
+            lap("live stretch", t0)
+            collector.stop()
+
+            # 5. rollups -------------------------------------------------------------------------------
+            t0 = time.monotonic()
+            task = progress.add_task("collector rollup (15m, 1d)", total=1)
+            out = run_step(
+                "collector rollup",
+                [
+                    EPCWATCH,
+                    "collector",
+                    "rollup",
+                    "--config",
+                    str(work / "collector.yaml"),
+                    "--from",
+                    _local_midnight(plan.first).isoformat(),
+                    "--to",
+                    _local_midnight(plan.last + dt.timedelta(days=1)).isoformat(),
+                ],
+                logs_dir / "rollup.log",
+            )
+            result["rollup"] = out.strip().splitlines()[-1] if out.strip() else ""
+            progress.update(task, completed=1)
+            lap("rollup", t0)
+
+            # 6. truth, dashboards, savings ---------------------------------------------------------------
+            t0 = time.monotonic()
+            task = progress.add_task("truth, dashboards, M&V report", total=3)
+            truth = work / "truth.csv"
+            daily_truth(plan.first, plan.last, seed=plan.seed).to_csv(truth, index=False, float_format="%.6f")
+            result["truth"] = str(truth)
+            progress.advance(task)
+            if has_command("dashboards", "build"):
+                dash = work / "dashboards"
+                run_step(
+                    "dashboards build",
+                    [EPCWATCH, "dashboards", "build", "--out", str(dash)],
+                    logs_dir / "dashboards.log",
+                )
+                result["dashboards"] = str(dash)
+            progress.advance(task)
+            covers = plan.first <= CONTRACT_YEARS[0] and plan.last >= CONTRACT_YEARS[1]
+            if not covers:
+                result["report_skipped"] = (
+                    "the simulated days do not cover the contract's baseline and reporting years"
+                )
+            elif has_command("savings", "report") and contract.exists():
+                report = work / "report"
+                out = run_step(
+                    "savings report",
+                    [
+                        EPCWATCH,
+                        "savings",
+                        "report",
+                        "--contract",
+                        str(contract),
+                        "--influx-url",
+                        influx.url,
+                        "--out",
+                        str(report),
+                    ],
+                    logs_dir / "savings.log",
+                )
+                result["report"] = str(report)
+                lines = [ln for ln in out.splitlines() if ln.strip()]
+                result["savings"] = lines[-1].strip() if lines else ""
+                result["true_savings"] = true_savings(contract, truth)
+            progress.advance(task)
+            lap("reports", t0)
+    finally:
+        for c in reversed(children):
+            c.stop()
+    plan.timings["total"] = round(time.monotonic() - started, 1)
+    result["timings"] = plan.timings
+    _summary(console, plan, result)
+    return result
+
+
+def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
+    from rich.console import Console
+
+    assert isinstance(console, Console)
+
+    def p(*args: object, **kw: object) -> None:
+        console.print(*args, soft_wrap=True, **kw)  # type: ignore[arg-type]
+
+    p()
+    p(
+        f"[bold]Demo done in {plan.timings['total'] / 60:.1f} min[/bold] "
+        f"({plan.first} .. {plan.last}; retrofits installed 2025-01-01)"
+    )
+    p(
+        f"  fast history : {r.get('history_readings', 0):,} readings ({plan.first} .. {plan.history_last}, "
+        f"every {plan.interval_s // 60} min) via MQTT -> collector -> InfluxDB"
+    )
+    p(
+        f"  live stretch : {r.get('live_readings', 0):,} readings ({plan.live_first} .. {plan.last}) via "
+        f"Modbus -> edge -> MQTT -> collector -> InfluxDB at {plan.speed:g}x"
+    )
+    p(f"  InfluxDB     : {r.get('influx')}  (database epcwatch, InfluxQL), e.g.")
+    for q in EXAMPLE_QUERIES:
+        p(
+            f'      curl -G {r.get("influx")}/query --data-urlencode db=epcwatch --data-urlencode "q={q}"',
+            markup=False,
+            highlight=False,
+        )
+    p(f"  MQTT         : {r.get('mqtt')}  (topics epc/v1/{SITE}/+/telemetry)")
+    p(f"  true savings : {r.get('truth')}  (actual vs counterfactual kWh per meter per day)")
+    if "dashboards" in r:
+        p(f"  dashboards   : {r['dashboards']}  (Grafana provisioning)")
+    if "report" in r:
+        p(f"  M&V report   : {r['report']}/report.html")
+        if r.get("savings"):
+            p(f"  M&V result   : {r['savings']}")
+        if r.get("true_savings") is not None:
+            p(f"  true savings of the contract's meters (simulator): {r['true_savings']:,.0f} kWh")
+    if "report_skipped" in r:
+        p(f"  M&V report   : skipped: {r['report_skipped']}")
+    p(f"  logs         : {r.get('work')}/logs")
+    p("  timings (s)  : " + ", ".join(f"{k} {v:g}" for k, v in plan.timings.items()))
+    sd = f" --state-dir {r['state_dir']}" if r.get("state_dir") else ""
+    p(f"  services stay up; stop them with: .venv/bin/epcwatch services down{sd}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        *,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--state-dir",
+                help="services and demo files (default: env EPCWATCH_STATE_DIR or ~/.local/state/epcwatch)",
+            ),
+        ] = None,
+        from_: Annotated[
+            str, typer.Option("--from", help="first simulated day (baseline year start)")
+        ] = "2024-01-01",
+        to: Annotated[
+            str, typer.Option("--to", help="last simulated day (reporting year end)")
+        ] = "2025-12-31",
+        live_days: Annotated[int, typer.Option(help="last days run live through Modbus -> edge -> MQTT")] = 2,
+        speed: Annotated[
+            float, typer.Option(help="simulated seconds per wall second in the live stretch")
+        ] = 1440.0,
+        interval: Annotated[int, typer.Option(help="seconds between fast-history readings")] = 900,
+        poll_interval: Annotated[
+            float, typer.Option(help="edge poll interval in the live stretch (sim s)")
+        ] = 900.0,
+        seed: Annotated[int, typer.Option(help="seed of the simulated weather and noise")] = 0,
+        mqtt_port: Annotated[
+            int, typer.Option(help="Mosquitto port when the demo starts it")
+        ] = DEFAULT_MQTT_PORT,
+        influx_port: Annotated[
+            int, typer.Option(help="InfluxDB port when the demo starts it")
+        ] = DEFAULT_INFLUX_PORT,
+    ) -> None:
+        """Run the whole system on the simulated office complex (a baseline and a reporting year)."""
+        try:
+            first, last = dt.date.fromisoformat(from_), dt.date.fromisoformat(to)
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        if last < first or live_days < 1 or (last - first).days + 1 <= live_days:
+            typer.secho("error: need --from before --to and more days than --live-days", fg="red", err=True)
+            raise typer.Exit(2)
+        plan = Plan(first, last, live_days, speed, interval, poll_interval, seed, mqtt_port, influx_port)
+        try:
+            run_demo(plan, state_dir)
+        except DemoError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None

@@ -1,0 +1,1 @@
+"""Test aids: the loss audit, the Modbus wire recorder and fakes. Production code never imports it."""
