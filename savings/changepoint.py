@@ -99,6 +99,11 @@ def design(
     if day_type:
         cols.append(obs.nonworking)
         names.append("nonworking_shift")
+    for v in (extra or {}).get("variables", []):
+        if v not in obs.extra_names:
+            raise ModelError(f"the model needs the independent variable {v!r}, which these data lack")
+        cols.append(obs.extra[:, obs.extra_names.index(v)])
+        names.append(f"variable_{v}")
     x = np.column_stack(cols) * obs.days[:, None]
     return np.asarray(x, dtype=np.float64), names
 
@@ -193,6 +198,8 @@ def fit(
             cols += [sl * nw[None, :] for sl in slopes]
         if day_type:
             cols.append(np.broadcast_to(nw[None, :], (k, len(temp))))
+        for v in extra.get("variables", []):
+            cols.append(np.broadcast_to(obs.extra[:, obs.extra_names.index(v)][None, :], (k, len(temp))))
         return np.asarray(np.stack(cols, axis=2) * days[None, :, None], dtype=np.float64)
 
     def best(cands: list[tuple[float, ...]]) -> tuple[tuple[float, ...], float]:

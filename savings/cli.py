@@ -80,6 +80,14 @@ def register(app: typer.Typer) -> None:
                 "refitted; --baseline is then taken from it",
             ),
         ] = None,
+        variables: Annotated[
+            str,
+            typer.Option(
+                "--variables",
+                help="extra independent variables: CSV column names, comma-separated (daily rows; "
+                "e.g. occupancy,production)",
+            ),
+        ] = "",
         calendar: Annotated[
             str,
             typer.Option(
@@ -119,6 +127,7 @@ def register(app: typer.Typer) -> None:
                 timezone=timezone,
                 calendar=calendar.lower(),
                 frozen=fb,
+                variables=tuple(v.strip().lower() for v in variables.split(",") if v.strip()),
             )
         except USER_ERRORS as exc:
             raise _fail(exc) from None

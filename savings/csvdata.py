@@ -56,7 +56,10 @@ def _timestamps(raw: pd.Series, timezone: str | None = None) -> pd.Series:
 
 
 def read_csv(
-    path: str | os.PathLike[str], temp_unit: str = "C", timezone: str | None = None
+    path: str | os.PathLike[str],
+    temp_unit: str = "C",
+    timezone: str | None = None,
+    variables: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, Frequency]:
     """Load, validate and normalise a CSV; temperatures are returned in °C."""
     try:
@@ -66,7 +69,7 @@ def read_csv(
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read CSV ({exc})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in (*COLUMNS, *variables) if c not in df.columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected header timestamp,energy,temperature"
@@ -74,7 +77,7 @@ def read_csv(
     if df.empty:
         raise DataError(f"{path}: no data rows")
     out = pd.DataFrame({"timestamp": _timestamps(df["timestamp"].astype(str), timezone)})
-    for col in ("energy", "temperature"):
+    for col in ("energy", "temperature", *variables):
         vals = pd.to_numeric(df[col], errors="coerce")
         if vals.notna().sum() == 0:
             raise DataError(f"{path}: column {col} has no numeric values")
@@ -88,6 +91,8 @@ def read_csv(
         raise DataError(f"{path}: need at least two rows")
     step = out["timestamp"].diff().dropna().median()
     hours = float(pd.Timedelta(step).total_seconds()) / 3600.0
+    if variables and hours < 24:
+        raise DataError("independent variables (--variables) are supported on daily rows only")
     if hours <= 1.0:
         if hours < 1.0:  # sub-hourly rows: energy summed, temperature averaged per hour
             expected = max(1, round(1.0 / hours))

@@ -71,12 +71,14 @@ def rows_kind(freq: Frequency, hourly_model: bool) -> str:
     return "hourly" if freq == Frequency.HOURLY and hourly_model else "daily"
 
 
-def observations(kind: str, rows: pd.DataFrame, per: Period, calendar: str) -> Observations:
+def observations(
+    kind: str, rows: pd.DataFrame, per: Period, calendar: str, variables: tuple[str, ...] = ()
+) -> Observations:
     if kind == "monthly":
         return _monthly(rows, per)
     if kind == "hourly":
         return hourly_observations(rows, calendar)
-    return daily_observations(rows)
+    return daily_observations(rows, variables)
 
 
 def _daily_for_warnings(df: pd.DataFrame, freq: Frequency, per: Period) -> pd.DataFrame:
@@ -97,6 +99,7 @@ def _fit(
     calendar: str = "weekends",
     info: dict[str, object],
     frozen: FrozenBaseline | None = None,
+    variables: tuple[str, ...] = (),
 ) -> Outcome:
     if model != "auto" and model not in MODEL_TYPES:
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
@@ -104,7 +107,7 @@ def _fit(
         raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
     if baseline.start <= reporting.end and reporting.start <= baseline.end:
         raise DataError(f"baseline {baseline} and reporting {reporting} periods overlap")
-    df, freq = read_csv(path, temp_unit, timezone)
+    df, freq = read_csv(path, temp_unit, timezone, variables)
     info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
     tcol = "date" if freq == Frequency.DAILY else "timestamp"
     periods = ((reporting, "reporting"),) if frozen else ((baseline, "baseline"), (reporting, "reporting"))
@@ -139,9 +142,11 @@ def _fit(
         rw = rr if kind == "daily" else _daily_for_warnings(df, freq, reporting)
         warnings = period_warnings(bw, baseline, "baseline") + period_warnings(rw, reporting, "reporting")
         labels = pd.DatetimeIndex(rr["timestamp" if kind == "hourly" else "date"])
+    if frozen is not None:
+        variables = tuple(frozen.model.extra.get("variables", ()))
     outcome = run(
-        observations(kind, br, baseline, calendar),
-        observations(kind, rr, reporting, calendar),
+        observations(kind, br, baseline, calendar, variables),
+        observations(kind, rr, reporting, calendar, variables),
         labels,
         warnings,
         model=model,
@@ -154,9 +159,11 @@ def _fit(
     if _covers(df, tcol, prior) and pd.Timestamp(df[tcol].iloc[0]) <= pd.Timestamp(prior.start):
         from epcwatch.savings.evidence import placebo
 
-        po = observations(kind, period_rows(df, freq, prior, hourly_model, calendar), prior, calendar)
+        po = observations(
+            kind, period_rows(df, freq, prior, hourly_model, calendar), prior, calendar, variables
+        )
         outcome.extra["evidence"]["placebo"] = placebo(
-            outcome.model, po, observations(kind, br, baseline, calendar)
+            outcome.model, po, observations(kind, br, baseline, calendar, variables)
         )
     outcome.baseline_rows = (kind, br)
     if frozen is not None:
@@ -188,11 +195,13 @@ def fit_csv(
     timezone: str | None = None,
     calendar: str = "weekends",
     frozen: FrozenBaseline | None = None,
+    variables: tuple[str, ...] = (),
 ) -> Outcome:
     """Fit and compute savings from a CSV; the outcome's ``data`` block records what was read.
 
     ``calendar`` says which days are non-working: ``weekends`` (Saturdays and Sundays) or
-    ``cn`` (China's official working-day calendar, public holidays and make-up days included)."""
+    ``cn`` (China's official working-day calendar, public holidays and make-up days included).
+    ``variables`` names extra CSV columns (daily rows) entering the change-point models linearly."""
     info: dict[str, object] = {"file": str(path)}
     outcome = _fit(
         path,
@@ -206,6 +215,7 @@ def fit_csv(
         calendar=calendar,
         info=info,
         frozen=frozen,
+        variables=tuple(variables),
     )
     outcome.extra["data"] = {**info, "baseline": str(baseline), "reporting": str(reporting)}
     outcome.extra.setdefault("frozen_baseline", {"loaded": False})
@@ -223,6 +233,7 @@ def freeze_csv(
     allow_insufficient: bool = False,
     timezone: str | None = None,
     calendar: str = "weekends",
+    variables: tuple[str, ...] = (),
 ) -> FrozenBaseline:
     """Fit the baseline of a CSV and freeze it (rows, hashes, version, model); ``created`` is
     the sign-off time (passed in: the caller owns the clock)."""
@@ -235,7 +246,7 @@ def freeze_csv(
         raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
     if calendar not in CALENDARS:
         raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
-    df, freq = read_csv(path, temp_unit, timezone)
+    df, freq = read_csv(path, temp_unit, timezone, variables)
     tcol = "date" if freq == Frequency.DAILY else "timestamp"
     if not _covers(df, tcol, baseline):
         raise DataError(f"no rows in the baseline period {baseline}")
@@ -246,7 +257,7 @@ def freeze_csv(
     if kind != "monthly":
         bw = br if kind == "daily" else _daily_for_warnings(br, freq, baseline)
         sufficiency.require(period_warnings(bw, baseline, "baseline"), allow_insufficient)
-    obs = observations(kind, br, baseline, calendar)
+    obs = observations(kind, br, baseline, calendar, variables)
     sel = select(obs, model, False if kind == "monthly" else day_type)
     fr = sel.chosen
     return freeze(

@@ -76,13 +76,23 @@ def weekend(dates: pd.Series) -> np.ndarray:
     return np.asarray(pd.to_datetime(dates).dt.day_of_week >= 5)
 
 
-def daily_observations(df: pd.DataFrame) -> Observations:
+def daily_observations(df: pd.DataFrame, variables: tuple[str, ...] = ()) -> Observations:
+    """Daily observations; ``variables`` names extra independent variables (columns of ``df``,
+    e.g. occupancy or production) that enter the models linearly. A day missing one of them is
+    not valid."""
     nw = df["nonworking"].to_numpy(dtype=float) if "nonworking" in df else weekend(df["date"]).astype(float)
+    temp = df["temperature"].to_numpy(dtype=float)
+    extra = np.empty((len(df), 0))
+    if variables:
+        extra = np.column_stack([df[v].to_numpy(dtype=float) for v in variables])
+        temp = np.where(np.isfinite(extra).all(axis=1), temp, np.nan)
     return Observations(
         energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
+        temp=temp,
         frequency=Frequency.DAILY,
         nonworking=nw,
+        extra=extra,
+        extra_names=tuple(variables),
     )
 
 

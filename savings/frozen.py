@@ -146,7 +146,8 @@ class FrozenBaseline:
 
 def frame_data(kind: str, rows: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     key = KEYS[kind]
-    cols = [key, "energy", "temperature"] + (["nonworking"] if "nonworking" in rows.columns else [])
+    rest = [c for c in rows.columns if c not in (key, "energy", "temperature")]
+    cols = [key, "energy", "temperature", *rest]  # day type and named variables too
     fmt = "%Y-%m-%d" if kind == "daily" else "%Y-%m-%dT%H:%M:%S"
     data = []
     stamps = pd.to_datetime(rows[key]).dt.strftime(fmt).tolist()

@@ -177,7 +177,9 @@ def _daily_feature(obs: Observations, day_type: bool) -> str:
     best = ("temp", np.inf)
     for feat in ("temp", "lag1d"):
         try:
-            _, sse = changepoint.fit("5p", obs, day_type, {"feature": feat})
+            _, sse = changepoint.fit(
+                "5p", obs, day_type, {"feature": feat, "variables": list(obs.extra_names)}
+            )
         except ModelError:
             continue
         if sse < best[1]:
@@ -215,7 +217,13 @@ def select(
         for dt, split in variants:
             if split and kind not in changepoint.TYPES[1:]:
                 continue
-            extra = {"feature": feature, "split": split} if kind in changepoint.TYPES else None
+            if kind not in changepoint.TYPES and obs.extra_names:
+                continue  # degree-day and TOWT models take no extra variables
+            extra = (
+                {"feature": feature, "split": split, "variables": list(obs.extra_names)}
+                if kind in changepoint.TYPES
+                else None
+            )
             try:
                 results.append(evaluate(fit_one(kind, obs, dt, extra), obs, reporting_months))
             except ModelError as exc:

@@ -224,3 +224,28 @@ def test_g14_thresholds_state_their_path():
     fr = evaluate(select(_daily(), "5p").chosen.model, _daily())
     assert fr.verdict.path == "regression" and fr.verdict.cvrmse_limit == 25.0
     assert fr.simulation_verdict is not None and fr.simulation_verdict.path == "calibrated_simulation"
+
+
+def test_named_independent_variables_enter_the_model(tmp_path):
+    from epcwatch.savings import synthetic
+    from epcwatch.savings.csvfit import fit_csv
+    from epcwatch.savings.engine import Period
+
+    frame = synthetic.building(seed=31, frequency="daily", rho=0.3)
+    rng = np.random.default_rng(5)
+    production = rng.uniform(0, 100, len(frame))  # tonnes a day, unrelated to the weather
+    frame["energy"] += 6.0 * production
+    frame["counterfactual"] += 6.0 * production
+    path = tmp_path / "p.csv"
+    out = frame.rename(columns={"date": "timestamp"})[["timestamp", "energy", "temperature"]].copy()
+    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d")
+    out["production"] = production
+    out.to_csv(path, index=False)
+    base, rep = Period.parse("2023-01-01/2023-12-31"), Period.parse("2024-01-01/2024-12-31")
+    with_var = fit_csv(path, base, rep, calendar="cn", variables=("production",))
+    without = fit_csv(path, base, rep, calendar="cn")
+    assert with_var.model.coefficients["variable_production"] == pytest.approx(6.0, rel=0.1)
+    r = frame[frame["date"] >= "2024-01-01"]
+    truth = float((r["counterfactual"] - r["energy"])[r["energy"].notna()].sum())
+    assert abs(with_var.summary.avoided_energy_use - truth) <= with_var.summary.uncertainty["90"]
+    assert with_var.summary.uncertainty["90"] < without.summary.uncertainty["90"]
