@@ -126,10 +126,12 @@ def synthetic_cases(replicates: int, tmp: Path, only: str | None) -> list[Case]:
     return cases
 
 
-def data_cases(directory: Path) -> list[Case]:
+def data_cases(directory: Path, only: str | None = None) -> list[Case]:
     entries = json.loads((directory / "cases.json").read_text())
     by_name: dict[str, Case] = {}
     for e in entries:
+        if only and only not in e["name"]:
+            continue
         path = Path(e["csv"]) if Path(e["csv"]).is_absolute() else directory / e["csv"]
         frame = pd.read_csv(path)
         rep = Replicate(path, e["frequency"], tuple(e["baseline"]), tuple(e["reporting"]))
@@ -266,7 +268,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", type=Path, help="also write the summary here")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-mvpeer-"))
-    cases = data_cases(args.data) if args.data else synthetic_cases(args.replicates, tmp, args.case)
+    cases = (
+        data_cases(args.data, args.case) if args.data else synthetic_cases(args.replicates, tmp, args.case)
+    )
     t0 = time.perf_counter()
     for c in cases:
         for r in c.reps:
@@ -278,6 +282,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_peer = time.perf_counter() - t0
     summary = summarise(cases, k)
     summary["seconds"] = {"epcwatch": t_epc, "opendsm": t_peer}
+    summary["replicates"] = [
+        {
+            "case": c.name,
+            "csv": str(r.csv),
+            "truth": r.truth,
+            "epcwatch": r.epc,
+            "u68": r.u68,
+            "u90": r.u90,
+            "opendsm": r.peer,
+            "note": r.note,
+        }
+        for c in cases
+        for r in c.reps
+    ]
     print_table(summary)
     print(f"time: epcwatch {t_epc:.0f} s for {sum(len(c.reps) for c in cases)} fits; opendsm {t_peer:.0f} s")
     for c in cases:

@@ -19,8 +19,9 @@ gᵀ(β̂ − β) − Σ εᵣ, with g the summed reporting-period design row. I
 
     Var = wᵀ Γ w + 1ᵀ Γᵣ 1,   w = X(XᵀX)⁻¹g
 
-where Γ is the residual autocovariance: AR(1) (γₖ = s²ρᵏ) for daily and monthly data,
-the empirical autocovariance with Bartlett weights up to two weeks for hourly data. The first
+where Γ is the residual autocovariance: AR(1) (γₖ = s²ρᵏ) for daily and monthly data; for
+hourly data the larger of the empirical autocovariance with Bartlett weights up to two weeks and
+an AR(1) of the daily residual sums. The first
 term is the model's parameter error, the second the meter's own scatter over the reporting
 period. The band is t·√Var, two-sided, t Student's with n′ − p degrees of freedom; n′ ≤ p is
 refused (:class:`DegreesOfFreedomError`).
@@ -292,8 +293,9 @@ UNCERTAINTY_METHOD = {
     "hac": (
         "Exact least-squares prediction variance of the summed reporting-period baseline, with "
         "the residual autocorrelation measured directly up to two weeks of lags (Bartlett "
-        "weights): it counts the error of the fitted coefficients and the meter's own hour-to-hour "
-        "scatter over the reporting period, both widened for autocorrelation."
+        "weights) and, where larger, the day-to-day persistence of daily residual sums (AR(1)): "
+        "it counts the error of the fitted coefficients and the meter's own scatter over the "
+        "reporting period, both widened for autocorrelation."
     ),
 }
 UNCERTAINTY_SCOPE = (
@@ -311,7 +313,11 @@ class UncertaintyModel:
 
     ``x`` the baseline design (n × q, time order), ``xtx_pinv`` (XᵀX)⁺, ``gamma`` the residual
     autocovariances γ₀…γ_K (kernel weights applied, energy units²), ``method`` ``ar1`` or
-    ``hac``; ``n_effective`` = n·γ₀ / (γ₀ + 2Σγₖ).
+    ``hac``. For hourly data ``gamma_block`` is the AR(1) autocovariance of the residuals summed
+    over blocks of ``block`` (24) consecutive hours: day-to-day persistence that the two-week
+    Bartlett window would truncate; each variance is the larger of the two estimates.
+    ``n_effective`` is G14's n′ = n(1−ρ)/(1+ρ) with ρ the lag-1 autocorrelation, used for the
+    degrees of freedom and the n′ ≤ p refusal.
     """
 
     x: Array
@@ -321,34 +327,47 @@ class UncertaintyModel:
     p: int
     rho: float
     method: str
-
-    @property
-    def long_run_variance(self) -> float:
-        return float(self.gamma[0] + 2.0 * self.gamma[1:].sum())
+    block: int = 1
+    gamma_block: Array | None = None
 
     @property
     def n_effective(self) -> float:
-        lrv = self.long_run_variance
-        return self.n * float(self.gamma[0]) / lrv if lrv > 0 else float(self.n)
+        return effective_n(self.n, self.rho)
 
     @property
     def dof(self) -> float:
         return self.n_effective - self.p
 
+    @staticmethod
+    def _quad(w: Array, gamma: Array) -> Array:
+        v = gamma[0] * np.einsum("nj,nj->j", w, w)
+        for k in range(1, min(len(gamma), len(w))):
+            v = v + 2.0 * gamma[k] * np.einsum("nj,nj->j", w[:-k], w[k:])
+        return np.asarray(v, dtype=np.float64)
+
+    @staticmethod
+    def _sum_var(m: float, gamma: Array) -> float:
+        if m <= 0:
+            return 0.0
+        k = np.arange(1, min(len(gamma), math.ceil(m)))
+        return float(m * gamma[0] + 2.0 * ((m - k) * gamma[k]).sum())
+
     def var_param_many(self, g: Array) -> Array:
         """Variance of gⱼᵀ(β̂ − β) for each column gⱼ of ``g`` (q × J)."""
         w = self.x @ (self.xtx_pinv @ g)  # n × J
-        v = self.gamma[0] * np.einsum("nj,nj->j", w, w)
-        for k in range(1, min(len(self.gamma), len(w))):
-            v = v + 2.0 * self.gamma[k] * np.einsum("nj,nj->j", w[:-k], w[k:])
+        v = self._quad(w, self.gamma)
+        if self.gamma_block is not None and self.block > 1:
+            nb = len(w) // self.block
+            wb = w[: nb * self.block].reshape(nb, self.block, -1).sum(axis=1)
+            v = np.maximum(v, self._quad(wb, self.gamma_block))
         return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
 
     def var_noise(self, m: float) -> float:
         """Variance of the sum of m consecutive residuals: Σ_{|k|<m} (m − |k|)·γₖ."""
-        if m <= 0:
-            return 0.0
-        k = np.arange(1, min(len(self.gamma), math.ceil(m)))
-        return float(m * self.gamma[0] + 2.0 * ((m - k) * self.gamma[k]).sum())
+        v = self._sum_var(m, self.gamma)
+        if self.gamma_block is not None and self.block > 1:
+            v = max(v, self._sum_var(m / self.block, self.gamma_block))
+        return v
 
     def standard_error(self, g: Array, m: float) -> float:
         """Standard error of the summed savings over m reporting periods with summed design g."""
@@ -358,6 +377,18 @@ class UncertaintyModel:
     def half_width(self, g: Array, m: float, confidence: float) -> float:
         """Two-sided interval half-width at ``confidence`` (refuses n′ ≤ p)."""
         return t_quantile(confidence, self.dof) * self.standard_error(g, m)
+
+
+def _ar1_gamma(e: Array, s2: float) -> Array:
+    """AR(1) autocovariances s²·ρᵏ of a series, ρ its lag-1 autocorrelation with Kendall's
+    small-sample bias correction (0 when negative), down to 1e-8."""
+    n = len(e)
+    r = lag1_autocorrelation(e)
+    rho = 0.0 if r <= 0 else min(AR1_MAX, r + (1.0 + 3.0 * r) / n)
+    if rho <= 0:
+        return np.array([s2])
+    k_max = min(n - 1, math.ceil(math.log(1e-8) / math.log(rho)))
+    return np.asarray(s2 * rho ** np.arange(k_max + 1, dtype=np.float64), dtype=np.float64)
 
 
 def uncertainty_model(
@@ -381,14 +412,17 @@ def uncertainty_model(
         acov = np.fft.irfft(f * np.conj(f), nfft)[: lags + 1] / n
         weights = 1.0 - np.arange(lags + 1) / (lags + 1.0)
         gamma = acov * weights * (s2 / acov[0] if acov[0] > 0 else 0.0)
-        rho = float(acov[1] / acov[0]) if acov[0] > 0 and lags >= 1 else 0.0
-        um = UncertaintyModel(x, xtx_pinv, np.asarray(gamma), n, p, rho, "hac")
+        rho = max(0.0, float(acov[1] / acov[0])) if acov[0] > 0 and lags >= 1 else 0.0
+        nb = n // 24
+        gb = None
+        if nb >= 10:
+            sums = e[: nb * 24].reshape(nb, 24).sum(axis=1)
+            gb = _ar1_gamma(sums, float(sums @ sums) / nb * n / (n - p))
+        um = UncertaintyModel(x, xtx_pinv, np.asarray(gamma), n, p, rho, "hac", 24, gb)
     else:
-        r = lag1_autocorrelation(e)
-        rho = 0.0 if r <= 0 else min(AR1_MAX, r + (1.0 + 3.0 * r) / n)  # Kendall's bias correction
-        k_max = n - 1 if rho <= 0 else min(n - 1, math.ceil(math.log(1e-8) / math.log(rho)))
-        gamma = s2 * rho ** np.arange(k_max + 1, dtype=np.float64) if rho > 0 else np.array([s2])
-        um = UncertaintyModel(x, xtx_pinv, np.asarray(gamma, dtype=np.float64), n, p, rho, "ar1")
+        gamma = _ar1_gamma(e, s2)
+        rho = float(gamma[1] / gamma[0]) if len(gamma) > 1 and gamma[0] > 0 else 0.0
+        um = UncertaintyModel(x, xtx_pinv, gamma, n, p, rho, "ar1")
     if um.n_effective <= p:
         raise DegreesOfFreedomError(
             f"only {um.n_effective:.1f} effective periods (n = {n}, autocorrelation {rho:.2f}) "
