@@ -358,7 +358,8 @@ class UncertaintyModel:
         v = self._quad(w, self.gamma)
         if self.gamma_block is not None and self.block > 1:
             nb = len(w) // self.block
-            wb = w[: nb * self.block].reshape(nb, self.block, -1).sum(axis=1)
+            # Σₜ wₜεₜ ≈ Σ_d w̄_d·D_d with D_d the block sum of the errors: block means of w
+            wb = w[: nb * self.block].reshape(nb, self.block, -1).mean(axis=1)
             v = np.maximum(v, self._quad(wb, self.gamma_block))
         return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
 
