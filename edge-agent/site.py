@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from epcwatch.config import ConfigError, load_yaml_model, read_secret
+from epcwatch.config import ConfigError, load_yaml_model
+from epcwatch.mqtt import MqttConnection, MqttError, MqttTls
 from epcwatch.wire import Category, Id, TagValue
 
 #: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
@@ -113,56 +114,24 @@ class DeviceConfig(_Model):
     enabled: bool = True
 
 
-class TlsConfig(_Model):
-    ca_file: Path | None = Field(default=None, description="CA bundle; system CAs when absent")
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = Field(default=False, description="skip host name verification (testing only)")
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
+#: TLS settings of the uplink (the project's one MQTT model, :mod:`epcwatch.mqtt`)
+TlsConfig = MqttTls
 
 
-class MqttConfig(_Model):
+class MqttConfig(MqttConnection):
+    """The uplink: the shared connection keys (:mod:`epcwatch.mqtt`) plus the edge's own."""
+
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535, description="default 1883, or 8883 with TLS")
-    protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = Field(
-        default=None, max_length=128, description="default epcwatch-edge-{site}; must be stable"
+        default=None, min_length=1, max_length=128, description="default epcwatch-edge-{site}; must be stable"
     )
-    username: str | None = None
-    password_env: str | None = Field(default=None, description="environment variable holding the password")
-    password_file: Path | None = Field(default=None, description="file holding the password")
-    tls: TlsConfig | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
     session_expiry_s: int = Field(
         default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
     )
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
-    reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
-
-    @model_validator(mode="after")
-    def _secret_source(self) -> MqttConfig:
-        if self.password_env is not None and self.password_file is not None:
-            raise ValueError("give password_env or password_file, not both")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        return self
-
-    def effective_port(self) -> int:
-        return self.port if self.port is not None else (8883 if self.tls is not None else 1883)
-
-    def password(self) -> str | None:
-        """Resolve the password from its environment variable or file (never inline in YAML)."""
-        return read_secret(
-            env=self.password_env, file=str(self.password_file) if self.password_file else None
-        )
 
 
 class OutboxConfig(_Model):
@@ -243,16 +212,7 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
     """
     cfg = load_yaml_model(path, SiteConfig)
     base = Path(path).resolve().parent
-    tls = cfg.mqtt.tls
-    if tls is not None:
-        tls = tls.model_copy(
-            update={
-                "ca_file": _resolve(base, tls.ca_file),
-                "cert_file": _resolve(base, tls.cert_file),
-                "key_file": _resolve(base, tls.key_file),
-            }
-        )
-    mqtt = cfg.mqtt.model_copy(update={"tls": tls, "password_file": _resolve(base, cfg.mqtt.password_file)})
+    mqtt = cfg.mqtt.relative_to(base)
     outbox = cfg.outbox.model_copy(update={"path": _resolve(base, cfg.outbox.path)})
     health = cfg.health.model_copy(update={"status_file": _resolve(base, cfg.health.status_file)})
     return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health})
@@ -261,6 +221,6 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
 def resolve_password(cfg: SiteConfig, path: str | os.PathLike[str]) -> str | None:
     """The MQTT password, or a :class:`ConfigError` naming the variable or file (never its content)."""
     try:
-        return cfg.mqtt.password()
-    except ValueError as exc:
-        raise ConfigError(path, [f" mqtt.password: {exc}"]) from None
+        return cfg.mqtt.resolve_password()
+    except MqttError as exc:
+        raise ConfigError(path, [f" {exc}"]) from None

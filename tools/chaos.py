@@ -231,7 +231,7 @@ mqtt:
   host: 127.0.0.1
   port: {self.broker.port}
   username: {site}
-  password_file: {secret}
+  password: {{file: {secret}}}
   tls: {{ca_file: {ca}}}
   reconnect_min_s: 1
   reconnect_max_s: 2

@@ -22,7 +22,7 @@ devices:
 mqtt:
   host: 127.0.0.1
   username: edge
-  password_file: secrets/mqtt.pw
+  password: {file: secrets/mqtt.pw}
   tls: {ca_file: ca.pem}
 outbox: {path: data/outbox.sqlite, max_bytes: 1000000, full_policy: pause}
 """
