@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from epcwatch.errors import EpcwatchError
+
 
 class Kind(StrEnum):
     GAUGE = "gauge"
@@ -142,7 +144,7 @@ def _vocabulary() -> dict[str, Measurement]:
 VOCABULARY: Final[dict[str, Measurement]] = _vocabulary()
 
 
-class UnknownMeasurementError(KeyError):
+class UnknownMeasurementError(EpcwatchError, KeyError):
     """A name that is not in the closed vocabulary."""
 
 

@@ -3,8 +3,10 @@ the boundary so callers only ever catch these."""
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class EdgeError(Exception):
+
+class EdgeError(EpcwatchError):
     """Base of every error the edge agent raises."""
 
 

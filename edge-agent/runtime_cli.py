@@ -19,12 +19,13 @@ from epcwatch import logs, measurements
 from epcwatch.clock import build_clock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
+from epcwatch.errors import EpcwatchError
 from epcwatch.procs import pid_alive
 
 log = logging.getLogger(__name__)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
     return typer.Exit(code)
 
@@ -34,7 +35,7 @@ def _plan(profile: str) -> Any:
 
     try:
         return device_plan(profile)
-    except (ConfigError, ValueError, KeyError, OSError) as exc:
+    except EpcwatchError as exc:
         raise _fail(f"profile {profile!r}: {exc}") from None
 
 
@@ -172,7 +173,7 @@ def run_cmd(
     except ConfigError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
-    except ValueError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc), 2) from None
     logs.redact(password)
     plans = {}

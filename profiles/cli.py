@@ -40,7 +40,7 @@ def _out() -> Console:
 
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, fg="red", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 def _load(ref: str) -> Profile:

@@ -47,6 +47,7 @@ from typing import Final
 
 from epcwatch import measurements
 from epcwatch.measurements import FieldType
+from epcwatch.profiles.errors import ProfilesError
 from epcwatch.profiles.model import FLOAT_TYPES, Function, Point, PointSpec, Profile, order_swaps
 from epcwatch.profiles.planner import Plan, Read
 from epcwatch.wire import MAX_ABS_VALUE, Quality, Value
@@ -59,7 +60,7 @@ _BITS: Final = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 6
 SF_RANGE: Final = range(-6, 10)
 
 
-class DecodeError(ValueError):
+class DecodeError(ProfilesError, ValueError):
     """The registers do not give a usable value (bad code, out of range, short response)."""
 
 
@@ -67,7 +68,7 @@ class NoValue(Exception):  # noqa: N818 - a signal, not a failure
     """The device reported its "no value" sentinel for this point."""
 
 
-class EncodeError(ValueError):
+class EncodeError(ProfilesError, ValueError):
     """A value that the point's registers cannot represent."""
 
 

@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from epcwatch import measurements
 from epcwatch.config import ConfigError, load_yaml_model
 from epcwatch.measurements import FieldType
+from epcwatch.profiles.errors import ProfilesError
 from epcwatch.wire import DeviceKind
 
 Function = Literal["coil", "discrete", "holding", "input"]
@@ -391,7 +392,7 @@ def point_spans(p: PointSpec) -> list[tuple[Function, int, int]]:
     return spans
 
 
-class ProfileError(ConfigError):
+class ProfileError(ConfigError, ProfilesError):
     """A profile that cannot be used; ``str()`` names the file, line and field."""
 
 

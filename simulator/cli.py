@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from epcwatch.clock import AcceleratedClock, build_clock
+from epcwatch.errors import EpcwatchError
 
 sim_app = typer.Typer(
     help="Simulated office complex: serve its devices over Modbus, export its truth, publish history.",
@@ -195,7 +196,7 @@ def serve_cmd(
 
     try:
         clock = build_clock(sim_start, speed, anchor)
-    except ValueError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     spec = demo_complex(seed)
     now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
@@ -380,7 +381,7 @@ def history_cmd(
                 on_batch=step,
             )
         except PublishError as exc:
-            raise _fail(str(exc), 1) from None
+            raise _fail(str(exc)) from None
     typer.echo(f"published {readings} readings in {msgs} messages to {mqtt_host}:{mqtt_port}")
 
 

@@ -107,7 +107,7 @@ def test_edge_read_over_rtu_serial(modbus_peer: Callable[..., Any], pty_pair: tu
 def test_edge_read_of_a_dead_device_fails_cleanly(modbus_peer: Callable[..., Any]) -> None:
     peer = modbus_peer({1: {"holding": {0: 0}}})
     res = _read(["--host", "127.0.0.1", "--port", str(peer.port), "--unit", "9", "--timeout", "0.3"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "no answer" in res.stderr and "Traceback" not in res.output
 
 
@@ -118,7 +118,7 @@ def test_edge_read_needs_exactly_one_bus() -> None:
 
 def test_unknown_profile_is_a_clear_error() -> None:
     res = CliRunner().invoke(app, ["edge", "read", "--profile", "nope-9000", "--host", "127.0.0.1"])
-    assert res.exit_code == 1 and "nope-9000" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 2 and "nope-9000" in res.stderr and "Traceback" not in res.output
 
 
 def test_profile_poll_groups_keep_their_intervals() -> None:

@@ -45,7 +45,7 @@ def test_show_prints_points_with_protocol_and_hex_address(run: CliRunner) -> Non
 
 def test_show_unknown_id_is_a_clear_error(run: CliRunner) -> None:
     res = run.invoke(app, ["profiles", "show", "eastron-sdm63"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "did you mean eastron-sdm630" in res.output
     assert "Traceback" not in res.output
 
@@ -66,7 +66,7 @@ def test_validate_names_file_line_and_field_and_fails(run: CliRunner, tmp_path: 
                    "  - {name: active_power, function: input, address: 0}\n"
                    "  - {name: voltage_l9, function: input, address: 1}\n")
     res = run.invoke(app, ["profiles", "validate", str(good), str(bad)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert f"ok  {good}" in res.output
     assert f"{bad}:7: points[1].name: " in res.output
     assert "1 of 2 profiles invalid" in res.output
@@ -94,5 +94,5 @@ def test_plan_max_gap_changes_the_plan(run: CliRunner) -> None:
 
 def test_plan_unknown_profile(run: CliRunner) -> None:
     res = run.invoke(app, ["edge", "plan", "--profile", "nope"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "no shipped profile" in res.output
