@@ -34,7 +34,7 @@ def _period(text: str, option: str):  # type: ignore[no-untyped-def]
     try:
         return Period.parse(text)
     except ValueError as exc:  # the user's text: a usage error, not a bug
-        raise typer.BadParameter(str(exc), param_hint=option) from None
+        raise _fail(ValueError(f"{option}: {exc}")) from None
 
 
 def _day_type(value: str) -> bool | None:
