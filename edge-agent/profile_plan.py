@@ -16,7 +16,7 @@ from typing import Final
 
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.transport import Registers
-from epcwatch.profiles.codec import Decoder
+from epcwatch.profiles.decode import Decoder
 from epcwatch.profiles.model import Profile, load_profile
 from epcwatch.profiles.planner import plan_profile
 from epcwatch.wire import Quality, Value

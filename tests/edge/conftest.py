@@ -55,7 +55,7 @@ def step_clock() -> Iterator[StepClock]:
 
 
 
-#: image layout of ``epcwatch.profiles.codec.register_image``: table name → {address: value}
+#: image layout of ``epcwatch.profiles.encode.register_image``: table name → {address: value}
 Image = Mapping[str, Mapping[int, int | bool]]
 TABLES = ("coil", "discrete", "holding", "input")
 

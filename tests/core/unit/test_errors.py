@@ -28,7 +28,8 @@ def test_every_component_error_is_a_project_error() -> None:
     from epcwatch.influx import InfluxError
     from epcwatch.measurements import UnknownMeasurementError
     from epcwatch.mqtt import MqttError
-    from epcwatch.profiles.codec import DecodeError, EncodeError
+    from epcwatch.profiles.decode import DecodeError
+    from epcwatch.profiles.encode import EncodeError
     from epcwatch.profiles.errors import ProfilesError
     from epcwatch.profiles.model import ProfileError
     from epcwatch.profiles.planner import PlanError

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from epcwatch.cli import app
 from epcwatch.edge.poller import poll_device
 from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
-from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import list_profiles, load_profile
 from epcwatch.testing.fake_transport import FakeTransport
 
@@ -49,7 +49,7 @@ def _sample_values(profile_id: str) -> dict[str, Any]:
     """A value for every polled point that its encoding can carry: True for booleans, 1 else
     (enumerations and bit fields may refuse 1; those are covered by the profile tests)."""
     from epcwatch.measurements import VOCABULARY, FieldType
-    from epcwatch.profiles.codec import encode_point
+    from epcwatch.profiles.encode import encode_point
 
     out: dict[str, Any] = {}
     for p in load_profile(profile_id).points:

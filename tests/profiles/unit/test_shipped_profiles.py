@@ -20,7 +20,7 @@ import yaml
 from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements, wire
-from epcwatch.profiles.codec import decode
+from epcwatch.profiles.decode import decode
 from epcwatch.profiles.model import PointSpec, Profile, list_profiles, load_profile, shipped_profile_paths
 from epcwatch.profiles.planner import plan_profile
 
