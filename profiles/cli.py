@@ -16,6 +16,14 @@ from rich.table import Table
 
 from epcwatch import measurements
 from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
+from epcwatch.profiles import dlt645
+from epcwatch.profiles.dlt645_profile import (
+    Dlt645Profile,
+    is_dlt645_profile,
+    list_dlt645_profiles,
+    load_dlt645_file,
+    load_dlt645_profile,
+)
 from epcwatch.profiles.model import (
     ForbiddenRange,
     PointSpec,
@@ -81,11 +89,26 @@ def list_cmd() -> None:
     for p in profiles:
         table.add_row(p.id, p.kind, p.vendor, p.model, str(len(p.points)))
     _out().print(table)
+    try:
+        dlt = list_dlt645_profiles()
+    except ProfileError as exc:
+        raise _fail(f"error: a shipped profile is invalid: {exc}") from None
+    table = Table("id", "kind", "vendor", "model", "edition", "points", title=f"{len(dlt)} DL/T 645 profiles")
+    for d in dlt:
+        table.add_row(d.id, d.kind, d.vendor, d.model, d.version, str(len(d.points)))
+    _out().print(table)
 
 
 @profiles_app.command("show")
 def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
-    """Show a profile: its device, quirks, poll groups and every point with its register layout."""
+    """Show a profile: its device, quirks, poll groups and every point with its register layout
+    (DL/T 645: its data identifier and BCD format)."""
+    if is_dlt645_profile(profile):
+        try:
+            _show_dlt645(load_dlt645_profile(profile))
+        except ProfileError as exc:
+            raise _fail(f"error: {exc}") from None
+        return
     p = _load(profile)
     out = _out()
     out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind})")
@@ -110,6 +133,25 @@ def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
     out.print(table)
 
 
+def _show_dlt645(p: Dlt645Profile) -> None:
+    out = _out()
+    out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind}, DL/T 645-{p.version})")
+    out.print(f"source: {p.source}")
+    if p.description:
+        out.print(p.description)
+    out.print("poll groups: " + ", ".join(f"{g} every {pg.interval:g} s" for g, pg in p.poll_groups.items()))
+    table = Table("point", "unit", "DI", "format", "bytes", "scale", "group", "description")
+    for pt in p.points:
+        m = measurements.VOCABULARY[pt.name]
+        fmt = pt.format + (" ±" if pt.signed else "")
+        scale = "" if pt.scale == 1.0 else f"×{pt.scale:g}"
+        table.add_row(
+            pt.name, m.unit, dlt645.di_text(pt.di, p.version), fmt, str(pt.bcd.size), scale, pt.group,
+            pt.description or "",
+        )
+    out.print(table)
+
+
 def _forbidden(r: ForbiddenRange) -> str:
     return f"{r.function} {r.first}..{r.last}"
 
@@ -130,6 +172,10 @@ def validate_cmd(
     bad = 0
     for f in files:
         try:
+            if is_dlt645_profile(f):
+                dprof = load_dlt645_file(f)
+                typer.echo(f"ok  {f}  ({len(dprof.points)} points, {len(dprof.points)} reads, DL/T 645)")
+                continue
             prof = load_profile_file(f)
             plans = plan_profile(prof)
         except ProfileError as exc:
