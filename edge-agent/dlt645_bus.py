@@ -231,15 +231,14 @@ class Dlt645Transport:
         except (dlt645.Dlt645Error, ValueError) as exc:
             raise ValueError(f"invalid DL/T 645 read: {exc}") from None
         reply = await self.exchange(request, timeout)
-        di = dlt645.di_text(address, version)
         try:
             value = dlt645.parse_read_reply(request, reply, version)
         except dlt645.ErrorReplyError as exc:
-            raise Dlt645ErrorReplyError(exc.code, f"meter {meter} DI {di}: {exc}") from None
+            raise Dlt645ErrorReplyError(exc.code, f"meter {meter}: {exc}") from None
         except dlt645.Dlt645Error as exc:
-            raise FrameError(f"meter {meter} DI {di}: {type(exc).__name__}: {exc}") from None
+            raise FrameError(f"meter {meter}: {type(exc).__name__}: {exc}") from None
         if len(value) != count:
-            raise FrameError(f"meter {meter} DI {di}: LengthError: {len(value)} value bytes, not {count}")
+            raise FrameError(f"meter {meter}: LengthError: {len(value)} value bytes, not {count}")
         return list(value)
 
     async def discover(self, timeout: float) -> str:

@@ -159,7 +159,7 @@ def test_dlt645_profile_decodes_its_case(profile_id: str) -> None:
         assert layout == "bcd"
     answers = [bytes.fromhex(case[p.name][0])[::-1] for p in profile.points]
     for p, raw in zip(profile.points, answers, strict=True):
-        assert len(raw) == p.bcd.size, f"{p.name}: the case gives {len(raw)} bytes, {p.format} is {p.bcd.size}"
+        assert len(raw) == p.bcd.size, f"{p.name}: {len(raw)} bytes in the case, {p.format} is {p.bcd.size}"
     values, quality, errors = decode_values(profile.points, answers)
     assert quality == "good" and not errors, errors
     for name, (_, expected, _) in case.items():
