@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from epcwatch.edge.planner import plan_profile
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.transport import Registers
 from epcwatch.profiles import dlt645
 from epcwatch.profiles.codec import Decoder
 from epcwatch.profiles.dlt645_profile import Dlt645Point, Dlt645Profile, decode_values, load_any_profile
 from epcwatch.profiles.model import Profile
+from epcwatch.profiles.planner import plan_profile
 from epcwatch.wire import Quality, Value
 
 GroupDecoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
