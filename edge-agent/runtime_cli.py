@@ -306,7 +306,9 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
         f"published {h['published']} readings"
     )
     table = Table()
-    for col in ("device", "online", "polls ok", "failed", "consecutive", "latency ms", "last error"):
+    cols = ("device", "online", "polls ok", "failed", "consecutive", "bad frames / error replies",
+            "latency ms", "last error")
+    for col in cols:
         table.add_column(col)
     for d in h["devices"]:
         table.add_row(
@@ -315,6 +317,7 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
             str(d["polls_ok"]),
             str(d["polls_failed"]),
             str(d["consecutive_failures"]),
+            f"{d.get('frame_errors', 0)} / {d.get('error_replies', 0)}",
             "" if d.get("last_latency_ms") is None else f"{d['last_latency_ms']:.1f}",
             d.get("last_error") or "",
         )

@@ -292,6 +292,102 @@ def serve_cmd(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@sim_app.command("serve-dlt645")
+def serve_dlt645_cmd(
+    *,
+    port: Annotated[int, typer.Option(help="TCP port of the simulated transparent gateway")] = 8899,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
+    pty: Annotated[
+        bool, typer.Option(help="serve on a socat pseudo-terminal pair (an RS-485 line) instead of TCP")
+    ] = False,
+    baud: Annotated[int, typer.Option(help="serial baud rate (with --pty)")] = 2400,
+    device: Annotated[
+        list[str] | None, typer.Option(help="serve this device (repeatable) [every tenant sub-meter]")
+    ] = None,
+    profile: Annotated[str, typer.Option(help="DL/T 645 profile every served meter speaks")] = (
+        "chint-dtsu666-dlt645"
+    ),
+    first_address: Annotated[int, typer.Option(help="address of the first meter (then +1 each)")] = 1,
+    sim_start: SimStart = None,
+    speed: Speed = 1.0,
+    anchor: Anchor = None,
+    update_s: Annotated[float, typer.Option(help="simulated seconds between value refreshes")] = 60.0,
+    seed: Seed = 0,
+) -> None:
+    """Serve the complex's meters as DL/T 645 meters (a transparent gateway on TCP, or a pty line)."""
+    import dataclasses
+
+    from epcwatch.profiles.dlt645 import address_text
+    from epcwatch.profiles.dlt645_profile import load_dlt645_profile
+    from epcwatch.profiles.model import ProfileError
+    from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues, serve_serial, serve_tcp
+    from epcwatch.sim.ledger import Counters
+    from epcwatch.sim.model import ComplexModel
+    from epcwatch.sim.spec import demo_complex
+
+    try:
+        clock = build_clock(sim_start, speed, anchor)
+        prof = load_dlt645_profile(profile)
+    except (ValueError, ProfileError) as exc:
+        raise _fail(str(exc)) from None
+    spec = demo_complex(seed)
+    now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+    if now.date() < spec.counter_origin or (now.date() - spec.counter_origin).days > 800:
+        spec = dataclasses.replace(spec, counter_origin=now.date() - dt.timedelta(days=1))
+    model = ComplexModel(spec)
+    try:
+        chosen = (
+            [model.device(d) for d in device]
+            if device
+            else [d for d in model.devices if d.role == "tenant"]
+        )
+    except KeyError as exc:
+        raise _fail(f"no device {exc}; see 'epcwatch sim devices'") from None
+    values = ModelValues(model, Counters(model), chosen, clock, update_s)
+    values.at_instant()  # integrate the counters up to now before answering anyone
+    meters = [
+        Dlt645Meter(address_text(first_address + i), prof, values.source(d.id, prof))
+        for i, d in enumerate(chosen)
+    ]
+    slave = Dlt645Slave(meters)
+    tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
+    socat: subprocess.Popen[bytes] | None = None
+    edge_pty: Path | None = None
+    sim_pty: Path | None = None
+    if pty:
+        socat, sim_pty, edge_pty = _pty_pair(tmp)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if sim_pty is not None:
+            close = await serve_serial(slave, str(sim_pty), baud)
+            where = f"DL/T 645 on {edge_pty} ({baud} baud, 8E1)"
+        else:
+            server = await serve_tcp(slave, host, port)
+            close = server.close
+            where = f"DL/T 645 gateway on {host}:{port}"
+        typer.echo(f"serving {len(meters)} meter(s) ({prof.id}), {where}")
+        for m, d in zip(meters, chosen, strict=True):
+            typer.echo(f"  address {m.address}  {d.id}")
+        sys.stdout.flush()
+        try:
+            await stop.wait()
+        finally:
+            close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        if socat is not None:
+            socat.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                socat.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _pty_pair(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """A socat pseudo-terminal pair: the simulator serves one end, the edge opens the other."""
     exe = shutil.which("socat")

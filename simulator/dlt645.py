@@ -203,3 +203,36 @@ async def serve_serial(
             s.close()
 
     return close
+
+
+@dataclass
+class ModelValues:
+    """Values of the simulated complex's devices at the clock's served instant
+    (``floor(now / update_s) · update_s``), computed once per instant for every served device."""
+
+    model: Any  # epcwatch.sim.model.ComplexModel
+    counters: Any  # epcwatch.sim.ledger.Counters
+    devices: list[Any]  # epcwatch.sim.spec.Device
+    clock: Any  # epcwatch.clock.Clock
+    update_s: float = 60.0
+    _instant: float | None = None
+    _values: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def source(self, device_id: str, profile: Dlt645Profile) -> ValueSource:
+        from epcwatch.sim.values import for_profile
+
+        names = {p.name for p in profile.points}
+
+        def get() -> Mapping[str, float | int | bool]:
+            return for_profile(self.at_instant().get(device_id, {}), names)
+
+        return get
+
+    def at_instant(self) -> dict[str, dict[str, float]]:
+        from epcwatch.sim.values import values_at
+
+        t = (self.clock.now() // self.update_s) * self.update_s
+        if t != self._instant:
+            self._values = values_at(self.model, self.counters, t, self.devices)
+            self._instant = t
+        return self._values

@@ -125,7 +125,7 @@ def _shared_line(
     slave.silent.update(dead)
     peer = dlt645_peer(slave, serial_port=device_end, baud=19200)
     bus = Dlt645SerialBus(type="dlt645_serial", id="rs485", port=agent_end, baud=19200, inter_frame_gap_ms=1)
-    devices = [_dev(a, "rs485", timeout_s=0.2, retries=1) for a in (*live, *dead)]
+    devices = [_dev(a, "rs485", timeout_s=0.5, retries=1) for a in (*live, *dead)]
     readings: list[NewReading] = []
     health = HealthBook([d.id for d in devices])
     plan = dataclasses.replace(device_plan(PROFILE), groups=())  # every point at every poll, as the agent
@@ -177,7 +177,7 @@ def test_bad_frames_are_typed_counted_and_never_stall(
     slave.faults[bad] = fault  # type: ignore[assignment]
     peer = dlt645_peer(slave)
     bus = Dlt645TcpBus(type="dlt645_tcp", id="gw", host="127.0.0.1", port=peer.port, inter_frame_gap_ms=0)
-    devices = [_dev(a, "gw", timeout_s=0.3, retries=1) for a in ADDRESSES]
+    devices = [_dev(a, "gw", timeout_s=1.0, retries=1) for a in ADDRESSES]
     health = HealthBook([d.id for d in devices])
     readings: list[NewReading] = []
     plan = dataclasses.replace(device_plan(PROFILE), groups=())  # every point at every poll, as the agent
