@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +234,71 @@ def test_edge_read_cli_over_rs485(dlt645_peer: Callable[..., Any], pty_pair: tup
                                    "--address", "000000000001", "--timeout", "2"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == _values(0)
+
+
+def test_agent_publishes_dlt645_meters_beside_modbus(
+    tmp_path: Path, private_mosquitto: Any, dlt645_peer: Callable[..., Any], modbus_peer: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    """The whole agent from a site.yaml: a DL/T 645 gateway line (one good meter, one with bad
+    checksums) and a Modbus TCP meter, through the same outbox to a real Mosquitto; health counts
+    the bad frames."""
+    from epcwatch.clock import SystemClock
+    from epcwatch.edge.agent import Agent
+    from epcwatch.edge.site import load_site
+    from epcwatch.profiles.codec import register_image
+    from epcwatch.profiles.model import load_profile
+    from epcwatch.wire import HealthMessage, TelemetryMessage
+
+    slave = _slave(ADDRESSES[:2])
+    slave.faults[ADDRESSES[1]] = "checksum"
+    gw = dlt645_peer(slave)
+    sdm120 = load_profile("eastron-sdm120")
+    image = register_image(sdm120, {p.name: 1.0 for p in sdm120.points} | {"active_power": 1234.5})
+    mb = modbus_peer({1: {str(fn): table for fn, table in image.items()}})
+    site = tmp_path / "site.yaml"
+    site.write_text(f"""\
+site: t-site
+buses:
+  - {{type: dlt645_tcp, id: gw645, host: 127.0.0.1, port: {gw.port}, inter_frame_gap_ms: 0}}
+  - {{type: tcp, id: gw, host: 127.0.0.1, port: {mb.port}}}
+devices:
+  - {{id: t-good, bus: gw645, address: "{ADDRESSES[0]}", profile: {PROFILE}, poll_interval_s: 0.5,
+     tags: {{building: b2, tenant: finance}}}}
+  - {{id: t-bad, bus: gw645, address: "{ADDRESSES[1]}", profile: {PROFILE}, poll_interval_s: 0.5,
+     timeout_s: 0.5, backoff_max_s: 1}}
+  - {{id: main, bus: gw, unit: 1, profile: eastron-sdm120, poll_interval_s: 0.5}}
+mqtt: {{host: 127.0.0.1, port: {private_mosquitto.port}, reconnect_min_s: 1, reconnect_max_s: 2}}
+outbox: {{path: {tmp_path / "outbox.sqlite"}}}
+health: {{interval_s: 1}}
+""")
+    cfg = load_site(site)
+    plans = {d.id: device_plan(d.profile) for d in cfg.devices}
+    sub = helpers.Subscriber(private_mosquitto.port, "epc/v1/t-site/#")
+    runner = helpers.AgentThread(Agent(cfg, plans, SystemClock())).start()
+
+    def telemetry() -> list[TelemetryMessage]:
+        msgs = sub.snapshot()
+        return [TelemetryMessage.model_validate_json(p) for t, p, _ in msgs if t.endswith("/telemetry")]
+
+    def bad_counted() -> bool:
+        for t, p, _ in sub.snapshot():
+            if t.endswith("/health"):
+                h = {d.device: d for d in HealthMessage.model_validate_json(p).devices}
+                if h["t-bad"].frame_errors >= 2 and h["t-good"].polls_ok >= 2:
+                    return True
+        return False
+
+    try:
+        helpers.wait_for(lambda: {"t-good", "main"} <= {m.device for m in telemetry()}, what="both protocols")
+        helpers.wait_for(bad_counted, what="bad frames counted in health")
+    finally:
+        runner.stop()
+        sub.close()
+    msgs = telemetry()
+    good = next(m for m in msgs if m.device == "t-good")
+    assert good.tags.profile == PROFILE and good.tags.tenant == "finance" and good.kind == "meter"
+    assert good.readings[0].values == _values(0) and good.readings[0].quality == "good"
+    main = next(m for m in msgs if m.device == "main").readings[0]
+    assert main.values.get("active_power") == 1234.5, main
+    assert not [m for m in msgs if m.device == "t-bad"]
