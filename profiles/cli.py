@@ -205,7 +205,13 @@ def plan_cmd(
         ),
     ] = None,
 ) -> None:
-    """Print the Modbus reads the edge agent would issue for a profile, per poll group."""
+    """Print the reads the edge agent would issue for a profile, per poll group."""
+    if is_dlt645_profile(profile):
+        try:
+            _plan_dlt645(load_dlt645_profile(profile))
+        except ProfileError as exc:
+            raise _fail(f"error: {exc}") from None
+        return
     p = _load(profile)
     try:
         plans = plan_profile(p, max_gap)
@@ -224,6 +230,22 @@ def plan_cmd(
                 str(_FC[r.function]), r.function,
                 f"{r.address}..{last} (0x{r.address:04X}..0x{last:04X})", str(r.count), ", ".join(r.points),
             )
+        out.print(table)
+
+
+def _plan_dlt645(p: Dlt645Profile) -> None:
+    """One read request per data identifier (DL/T 645 has no register ranges to merge)."""
+    out = _out()
+    control = dlt645.READ_DATA[p.version]
+    out.print(f"{p.id}: DL/T 645-{p.version}, control code {control:02X}, one request per data identifier")
+    for group, pg in p.poll_groups.items():
+        pts = [pt for pt in p.points if pt.group == group]
+        if not pts:
+            continue
+        title = f"group {group} (every {pg.interval:g} s): {len(pts)} reads"
+        table = Table("DI", "bytes", "point", title=title)
+        for pt in pts:
+            table.add_row(dlt645.di_text(pt.di, p.version), str(pt.bcd.size), pt.name)
         out.print(table)
 
 

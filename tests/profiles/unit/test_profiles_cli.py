@@ -108,3 +108,11 @@ def test_plan_unknown_profile(run: CliRunner) -> None:
     res = run.invoke(app, ["edge", "plan", "--profile", "nope"])
     assert res.exit_code == 1
     assert "no shipped profile" in res.output
+
+
+def test_edge_plan_of_a_dlt645_profile_lists_its_identifiers(run: CliRunner) -> None:
+    res = run.invoke(app, ["edge", "plan", "--profile", "generic-dlt645-1997"])
+    assert res.exit_code == 0, res.output
+    assert "DL/T 645-1997, control code 01" in res.output
+    line = next(ln for ln in res.output.splitlines() if "B611" in ln)
+    assert "voltage_l1" in line and " 2 " in line
