@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from epcwatch.errors import EpcwatchError
+
 Version = Literal["2007", "1997"]
 
 START: Final = 0x68
@@ -84,8 +86,9 @@ _ADDRESS_RE: Final = re.compile(r"^[0-9A]{12}$")
 # -- errors ----------------------------------------------------------------------------------------
 
 
-class Dlt645Error(ValueError):
-    """Base of every DL/T 645 codec error (a ``ValueError``: bad input data, never a bug)."""
+class Dlt645Error(EpcwatchError, ValueError):
+    """Base of every DL/T 645 codec error: an :class:`EpcwatchError`, and a ``ValueError`` (bad
+    input data, never a bug)."""
 
 
 class FrameFormatError(Dlt645Error):

@@ -164,9 +164,7 @@ async def serve_tcp(slave: Dlt645Slave, host: str, port: int) -> asyncio.Server:
         except OSError:
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            writer.close()  # (not awaited: a cancelled handler must end as cancelled, not in a wait)
 
     return await asyncio.start_server(handle, host, port)
 

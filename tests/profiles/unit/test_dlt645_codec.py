@@ -269,6 +269,10 @@ def test_wildcard_is_not_a_meter_address() -> None:
         dlt645.address_number(dlt645.WILDCARD_ADDRESS)
 
 
-def test_errors_are_value_errors() -> None:
-    for cls in (dlt645.ChecksumError, dlt645.LengthError, dlt645.AddressMismatchError, dlt645.BcdError):
-        assert issubclass(cls, dlt645.Dlt645Error) and issubclass(cls, ValueError)
+def test_errors_are_in_the_error_tree() -> None:
+    from epcwatch.errors import EpcwatchError
+
+    for cls in (dlt645.ChecksumError, dlt645.LengthError, dlt645.AddressMismatchError, dlt645.BcdError,
+                dlt645.ErrorReplyError, dlt645.ReplyMismatchError, dlt645.AddressError):
+        assert issubclass(cls, dlt645.Dlt645Error) and issubclass(cls, EpcwatchError)
+        assert issubclass(cls, ValueError)
