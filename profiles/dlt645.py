@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Literal
 
 from epcwatch.errors import EpcwatchError
@@ -136,6 +137,7 @@ def describe_error(code: int, version: Version = "2007") -> str:
 # -- addresses -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def check_address(address: str) -> str:
     """The address in canonical form (12 characters, digits or ``A``); raises :class:`AddressError`."""
     a = address.strip().upper()
@@ -146,15 +148,14 @@ def check_address(address: str) -> str:
 
 def encode_address(address: str) -> bytes:
     """12 digits as printed on the nameplate -> A0..A5 as sent (least significant byte first)."""
-    a = check_address(address)
-    return bytes(int(a[i : i + 2], 16) for i in range(10, -1, -2))
+    return bytes.fromhex(check_address(address))[::-1]
 
 
 def decode_address(raw: bytes) -> str:
     """A0..A5 as received -> the 12 digits; raises :class:`BcdError` on a non-BCD byte."""
     if len(raw) != 6:
         raise LengthError(f"an address has 6 bytes, not {len(raw)}")
-    out = "".join(f"{b:02X}" for b in reversed(raw))
+    out = raw[::-1].hex().upper()
     if not _ADDRESS_RE.match(out):
         raise BcdError(f"address bytes {raw.hex(' ')} are not BCD")
     return out
@@ -177,6 +178,8 @@ def address_text(number: int) -> str:
 
 def addresses_match(asked: str, answered: str) -> bool:
     """Whether a reply from ``answered`` answers a request to ``asked`` (``A`` digits match any)."""
+    if asked == answered:
+        return True
     return all(q in ("A", r) for q, r in zip(check_address(asked), check_address(answered), strict=True))
 
 
@@ -220,12 +223,16 @@ def checksum(body: bytes) -> int:
     return sum(body) & 0xFF
 
 
+_PLUS_33: Final = bytes((b + OFFSET) & 0xFF for b in range(256))
+_MINUS_33: Final = bytes((b - OFFSET) & 0xFF for b in range(256))
+
+
 def add_offset(data: bytes) -> bytes:
-    return bytes((b + OFFSET) & 0xFF for b in data)
+    return data.translate(_PLUS_33)
 
 
 def remove_offset(data: bytes) -> bytes:
-    return bytes((b - OFFSET) & 0xFF for b in data)
+    return data.translate(_MINUS_33)
 
 
 def encode_frame(frame: Frame, preamble: int = 4) -> bytes:
