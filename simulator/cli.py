@@ -106,8 +106,11 @@ def site_yaml(
     poll_interval_s: float,
     outbox: str,
     rtu_port: str | None = None,
+    dlt645: list[dict[str, Any]] | None = None,
+    dlt645_port: int | None = None,
 ) -> str:
-    """An edge ``site.yaml`` polling exactly what ``sim serve`` serves."""
+    """An edge ``site.yaml`` polling exactly what ``sim serve`` serves (``dlt645``: the meters
+    served on the DL/T 645 gateway at ``dlt645_port``, as ``{device, address, profile}``)."""
     import yaml
 
     from epcwatch.sim.spec import demo_complex
@@ -119,30 +122,48 @@ def site_yaml(
         if rtu_port
         else {"type": "tcp", "id": "sim", "host": host, "port": port, "max_concurrency": 4}
     )
-    devices = []
-    for s in served:
-        d = by_id.get(s["source"])
+    def tags_of(device_id: str) -> dict[str, str]:
+        d = by_id.get(device_id)
         tags: dict[str, str] = {}
         if d is not None:
             for k in ("building", "floor", "category", "tenant"):
                 v = getattr(d, k)
                 if v is not None:
                     tags[k] = v
-        devices.append(
+        return tags
+
+    devices = [
+        {
+            "id": s["device"],
+            "bus": "sim",
+            "unit": s["unit"],
+            "profile": s["profile"],
+            "tags": tags_of(s["source"]),
+            "poll_interval_s": poll_interval_s,
+            "timeout_s": 2.0,
+        }
+        for s in served
+    ]
+    buses = [bus]
+    if dlt645:
+        buses.append({"type": "dlt645_tcp", "id": "sim645", "host": host, "port": dlt645_port,
+                      "inter_frame_gap_ms": 0})
+        devices += [
             {
-                "id": s["device"],
-                "bus": "sim",
-                "unit": s["unit"],
-                "profile": s["profile"],
-                "tags": tags,
+                "id": m["device"],
+                "bus": "sim645",
+                "address": m["address"],
+                "profile": m["profile"],
+                "tags": tags_of(m["device"]),
                 "poll_interval_s": poll_interval_s,
                 "timeout_s": 2.0,
             }
-        )
+            for m in dlt645
+        ]
     doc = {
         "site": site,
         "agent": "sim-edge",
-        "buses": [bus],
+        "buses": buses,
         "devices": devices,
         "mqtt": {"host": mqtt_host, "port": mqtt_port, "protocol": "5", "client_id": f"epcwatch-edge-{site}"},
         "outbox": {"path": outbox},
@@ -183,9 +204,18 @@ def serve_cmd(
     mqtt_host: Annotated[str, typer.Option(help="broker for the written site.yaml")] = "127.0.0.1",
     mqtt_port: Annotated[int, typer.Option(help="broker port for the written site.yaml")] = 11883,
     poll_interval: Annotated[float, typer.Option(help="poll interval (simulated s) in the site.yaml")] = 60.0,
+    dlt645_port: Annotated[
+        int | None,
+        typer.Option(help="serve one building's tenant sub-meters as DL/T 645 meters on this TCP port"),
+    ] = None,
+    dlt645_building: Annotated[str, typer.Option(help="the building of --dlt645-port")] = "b2",
+    dlt645_profile: Annotated[
+        str, typer.Option(help="DL/T 645 profile of those meters")
+    ] = "chint-dtsu666-dlt645",
     seed: Seed = 0,
 ) -> None:
-    """Serve the complex's devices over Modbus with values from the model at the simulated time."""
+    """Serve the complex's devices over Modbus with values from the model at the simulated time
+    (with --dlt645-port, one building's tenant sub-meters over DL/T 645 instead)."""
     import dataclasses
 
     from epcwatch.sim.ledger import Counters
@@ -219,6 +249,14 @@ def serve_cmd(
                     chosen.append(model.device(name))
                 except KeyError:
                     raise _fail(f"no device {name!r}; see 'epcwatch sim devices'") from None
+    dlt_devices: list[Device] = []
+    if dlt645_port is not None:
+        if chosen is not None:
+            raise _fail("--dlt645-port serves a building's tenant meters; it does not combine with --device")
+        dlt_devices = [d for d in model.devices if d.role == "tenant" and d.building == dlt645_building]
+        if not dlt_devices:
+            raise _fail(f"building {dlt645_building!r} has no tenant meters; see 'epcwatch sim devices'")
+        chosen = [d for d in model.devices if d not in dlt_devices]
     served = served_devices(model, chosen, first_unit=unit)
     log_file = served_log.open("a") if served_log else None
     images = SiteImages(
@@ -232,6 +270,28 @@ def serve_cmd(
     )
     images.values(served[0].unit)  # integrate the counters up to now before answering anyone
     context = ImageContext(images)
+    dlt_slave = None
+    dlt_served: list[dict[str, Any]] = []
+    if dlt_devices:
+        from epcwatch.profiles.dlt645 import address_text
+        from epcwatch.profiles.dlt645_profile import load_dlt645_profile
+        from epcwatch.profiles.model import ProfileError
+        from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues
+
+        try:
+            dprof = load_dlt645_profile(dlt645_profile)
+        except ProfileError as exc:
+            raise _fail(str(exc)) from None
+        dvalues = ModelValues(model, images.counters, dlt_devices, clock, images.update_s)
+        meters = [
+            Dlt645Meter(address_text(i + 1), dprof, dvalues.source(d.id, dprof))
+            for i, d in enumerate(dlt_devices)
+        ]
+        dlt_slave = Dlt645Slave(meters)
+        dlt_served = [
+            {"device": d.id, "address": m.address, "profile": dprof.id}
+            for d, m in zip(dlt_devices, meters, strict=True)
+        ]
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
     socat: subprocess.Popen[bytes] | None = None
     edge_port: str | None = None
@@ -261,6 +321,8 @@ def serve_cmd(
                 poll_interval_s=poll_interval,
                 outbox=str(site_config.parent / "outbox.sqlite"),
                 rtu_port=edge_port,
+                dlt645=dlt_served,
+                dlt645_port=dlt645_port,
             )
         )
 
@@ -269,6 +331,10 @@ def serve_cmd(
         typer.echo(f"serving {len(served)} device(s), {where}")
         for s in describe(images):
             typer.echo(f"  unit {s['unit']:3d}  {s['device']:16s} {s['profile']}")
+        if dlt_served:
+            typer.echo(f"and {len(dlt_served)} DL/T 645 meter(s) on a gateway at {host}:{dlt645_port}")
+            for m in dlt_served:
+                typer.echo(f"  address {m['address']}  {m['device']:16s} {m['profile']}")
         if isinstance(clock, AcceleratedClock):
             typer.echo(f"clock: --sim-start {sim_start} --speed {clock.speed:g} --anchor {clock.anchor:.3f}")
         sys.stdout.flush()
@@ -278,7 +344,16 @@ def serve_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_servers(make_servers(), stop, ready)
+        dlt_server = None
+        if dlt_slave is not None:
+            from epcwatch.sim.dlt645 import serve_tcp
+
+            dlt_server = await serve_tcp(dlt_slave, host, int(dlt645_port or 0))
+        try:
+            await run_servers(make_servers(), stop, ready)
+        finally:
+            if dlt_server is not None:
+                dlt_server.close()
 
     try:
         asyncio.run(main())
