@@ -466,6 +466,7 @@ def decode_value(raw: bytes, fmt: BcdFormat) -> float:
 
 
 def encode_value(value: float, fmt: BcdFormat) -> bytes:
-    """The bytes of ``value`` rounded to the format's decimals (half to even)."""
+    """The bytes of ``value`` rounded to the format's decimals (half to even); exact for formats of
+    up to 15 digits, a float's precision (the shipped profiles' values have at most 8)."""
     scaled = round(value * 10**fmt.decimals)
     return encode_bcd_int(int(scaled), fmt)

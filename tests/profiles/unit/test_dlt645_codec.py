@@ -110,7 +110,8 @@ def test_bcd_round_trip(case: tuple[BcdFormat, int]) -> None:
     assert all((b >> 4) <= 9 and (b & 0xF) <= 9 for b in (wire[:-1] if fmt.signed else wire))
     assert dlt645.decode_bcd_int(wire, fmt) == raw
     assert dlt645.decode_value(wire, fmt) == raw / 10**fmt.decimals
-    assert dlt645.encode_value(raw / 10**fmt.decimals, fmt) == wire
+    if fmt.digits <= 15:  # a float holds 15 significant digits exactly
+        assert dlt645.encode_value(raw / 10**fmt.decimals, fmt) == wire
 
 
 @given(formats())
