@@ -19,11 +19,12 @@ from collections.abc import Iterable, Mapping
 from math import isfinite as _isfinite
 from typing import Final
 
+from epcwatch.itemcodes import ItemCodeError, derive_tags
 from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.wire import TelemetryMessage, Value
 
 #: the order tags are written in (sorted by key, as InfluxDB's index prefers)
-DEVICE_TAG_KEYS: Final = ("building", "category", "device", "floor", "profile", "site", "tenant")
+DEVICE_TAG_KEYS: Final = ("building", "category", "device", "floor", "item_code", "profile", "site", "tenant")
 
 _MEASUREMENT_ESC: Final = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESC: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -98,12 +99,19 @@ def series_key(measurement: str, tags: Mapping[str, str | None]) -> str:
 
 
 def device_tags(msg: TelemetryMessage) -> dict[str, str | None]:
+    """The InfluxDB tags of ``msg``'s device; ``category`` is derived from ``item_code`` when
+    absent (``01A10`` → ``A``, see :func:`epcwatch.itemcodes.derive_tags`)."""
     t = msg.tags
+    try:
+        category, item_code = derive_tags(t.category, t.item_code)
+    except ItemCodeError as exc:
+        raise LineProtocolError(str(exc)) from None
     return {
         "building": t.building,
-        "category": t.category,
+        "category": category,
         "device": msg.device,
         "floor": t.floor,
+        "item_code": item_code,
         "profile": t.profile,
         "site": msg.site,
         "tenant": t.tenant,

@@ -208,25 +208,24 @@ def level(n: int) -> list[ItemCode]:
     return [c for c in tables().codes.values() if c.level == n]
 
 
-def derive_tags(category: str | None, item_code: str | None) -> tuple[str | None, str | None, str | None]:
-    """``(category, item_code, item_l1)`` as stored in InfluxDB for a device's tags.
+def derive_tags(category: str | None, item_code: str | None) -> tuple[str | None, str | None]:
+    """``(category, item_code)`` as stored in InfluxDB for a device's tags.
 
-    A category letter alone stands for its level-1 item (``A`` → ``item_l1 = 01A00``); an item
-    code alone gives its category letter where it has one. Raises :class:`ItemCodeError` for an
-    unknown code or a category that contradicts the code.
+    The ``category`` tag is the level-1 electricity item under its pre-national letter (``A`` is
+    ``01A00``, and so on), so data stored before item codes and after them aggregate alike: an
+    item code gives its letter (``01A10`` → ``A``); a letter alone stays as it is. Raises
+    :class:`ItemCodeError` for an unknown code or a category that contradicts the code.
     """
     if item_code is None:
-        if category is None:
-            return None, None, None
-        return category, None, tables().aliases.get(category)
-    l1 = first_level(item_code)
-    alias = lookup(l1).alias
+        return category, None
+    alias = lookup(first_level(item_code)).alias
     if category is not None and category != alias:
+        l1 = first_level(item_code)
         raise ItemCodeError(
             f"category {category!r} contradicts item code {item_code} ({label(l1)}"
             + (f", category {alias})" if alias else ")")
         )
-    return alias, item_code, l1
+    return alias, item_code
 
 
 # -- building identification codes -------------------------------------------------------------

@@ -63,11 +63,12 @@ def test_unknown_codes_are_named() -> None:
 
 def test_derive_tags() -> None:
     d = itemcodes.derive_tags
-    assert d(None, None) == (None, None, None)
-    assert d("A", None) == ("A", None, "01A00")
-    assert d(None, "01C10") == ("C", "01C10", "01C00")
-    assert d("C", "01C10") == ("C", "01C10", "01C00")
-    assert d(None, "02000") == (None, "02000", "02000")
+    assert d(None, None) == (None, None)
+    assert d("A", None) == ("A", None)
+    assert d(None, "01C10") == ("C", "01C10")
+    assert d("C", "01C10") == ("C", "01C10")
+    assert d(None, "01D00") == ("D", "01D00")
+    assert d(None, "02000") == (None, "02000")
     with pytest.raises(ItemCodeError, match="contradicts"):
         d("A", "01B10")
     with pytest.raises(ItemCodeError, match="contradicts"):
