@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from epcwatch.config import ConfigError, load_yaml_model, read_secret
-from epcwatch.wire import Category, Id, TagValue
+from epcwatch.itemcodes import ItemCodeError, derive_tags
+from epcwatch.wire import Category, Id, ItemCodeTag, TagValue
 
 #: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
 RTU_UNITS = range(1, 248)
@@ -91,6 +92,18 @@ class DeviceTagsConfig(_Model):
         default=None, description="A lighting & sockets, B HVAC, C power, D special use"
     )
     tenant: TagValue | None = None
+    item_code: ItemCodeTag | None = Field(
+        default=None, description="national item code (分类分项能耗编码), e.g. 01A10 or 02000 for water"
+    )
+
+    @model_validator(mode="after")
+    def _known_item_code(self) -> DeviceTagsConfig:
+        # the collector would dead-letter every reading of a device with an unknown code
+        try:
+            derive_tags(self.category, self.item_code)
+        except ItemCodeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DeviceConfig(_Model):
