@@ -21,13 +21,13 @@ from typing import Any, Final
 
 import orjson
 
+from epcwatch import itemcodes
 from epcwatch.collector.lineprotocol import (
     DEVICE_TAG_KEYS,
     FIELD_FORMAT,
     series_key,
     tag_value_writable,
 )
-from epcwatch import itemcodes
 from epcwatch.measurements import FieldType
 from epcwatch.wire import (
     INT64_MAX,

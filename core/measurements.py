@@ -88,12 +88,25 @@ def _vocabulary() -> dict[str, Measurement]:
             "energy",
             counter=True,
         ),
-        _m("heat_energy", "kWh", "cumulative heat energy delivered (central heating)", "energy", counter=True),
-        _m("cooling_energy", "kWh", "cumulative cooling energy delivered (central cooling)", "energy", counter=True),
+        _m(
+            "heat_energy", "kWh", "cumulative heat energy delivered (central heating)", "energy", counter=True
+        ),
+        _m(
+            "cooling_energy",
+            "kWh",
+            "cumulative cooling energy delivered (central cooling)",
+            "energy",
+            counter=True,
+        ),
         _m("flow_rate", "m3/h", "volumetric flow rate", "hvac"),
         # -- thermal-energy, water and gas meters -----------------------------------------------
         _m("thermal_power", "W", "heat or cooling power measured by a thermal-energy meter", "thermal"),
-        _m("temperature_difference", "K", "supply minus return temperature at a thermal-energy meter", "thermal"),
+        _m(
+            "temperature_difference",
+            "K",
+            "supply minus return temperature at a thermal-energy meter",
+            "thermal",
+        ),
         _m(
             "thermal_volume",
             "m3",

@@ -102,7 +102,9 @@ def test_unknown_item_code_is_rejected_with_the_known_codes() -> None:
 def test_item_code_contradicting_its_category_is_rejected() -> None:
     r = validate(TOPIC, doc(tags={"item_code": "01B10", "category": "A"}))
     assert isinstance(r, Rejection) and r.reason is Reason.ITEM_CODE
-    assert "category 'A' contradicts item code 01B10 (01B00 空调用电 Air conditioning, category B)" in r.detail
+    assert (
+        "category 'A' contradicts item code 01B10 (01B00 空调用电 Air conditioning, category B)" in r.detail
+    )
 
 
 def test_known_item_codes_pass_and_give_their_category() -> None:
