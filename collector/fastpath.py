@@ -44,6 +44,8 @@ _KINDS: Final = frozenset({"meter", "hvac", "lighting", "sensor"})
 _CATEGORIES: Final = frozenset({"A", "B", "C", "D"})
 #: known item code → the category it stands for (None outside electricity items)
 _ITEM_CATEGORY: Final = {c: itemcodes.category_of(c) for c in itemcodes.known_codes()}
+#: category letter → its level-1 item code (A → 01A00)
+_ALIAS_CODE: Final = {c: itemcodes.resolve(c) for c in _CATEGORIES}
 _QUALITIES: Final = frozenset({"good", "partial"})
 _MAX_TAG_LEN: Final = 128
 _FLOAT: Final = FieldType.FLOAT
@@ -152,6 +154,8 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
         if tags["category"] is not None and tags["category"] != derived:
             return None
         tags["category"] = derived
+    elif tags["category"] is not None:
+        tags["item_code"] = _ALIAS_CODE[tags["category"]]
     tags["site"] = site
     tags["device"] = device
     readings = doc.get("readings")

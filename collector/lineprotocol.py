@@ -99,8 +99,8 @@ def series_key(measurement: str, tags: Mapping[str, str | None]) -> str:
 
 
 def device_tags(msg: TelemetryMessage) -> dict[str, str | None]:
-    """The InfluxDB tags of ``msg``'s device; ``category`` is derived from ``item_code`` when
-    absent (``01A10`` → ``A``, see :func:`epcwatch.itemcodes.derive_tags`)."""
+    """The InfluxDB tags of ``msg``'s device; ``category`` and ``item_code`` complete each other
+    (``01A10`` → ``A``, ``A`` → ``01A00``, see :func:`epcwatch.itemcodes.derive_tags`)."""
     t = msg.tags
     try:
         category, item_code = derive_tags(t.category, t.item_code)

@@ -217,7 +217,8 @@ def derive_tags(category: str | None, item_code: str | None) -> tuple[str | None
     :class:`ItemCodeError` for an unknown code or a category that contradicts the code.
     """
     if item_code is None:
-        return category, None
+        # a letter alone is its level-1 item: the meter measures the whole item
+        return category, tables().aliases.get(category) if category is not None else None
     alias = lookup(first_level(item_code)).alias
     if category is not None and category != alias:
         l1 = first_level(item_code)

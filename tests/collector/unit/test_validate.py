@@ -118,3 +118,11 @@ def test_known_item_codes_pass_and_give_their_category() -> None:
     water = validate(TOPIC, doc(tags={"item_code": "02000"}))
     assert isinstance(water, TelemetryMessage)
     assert telemetry_lines(water)[0].startswith("meter,device=d1,item_code=02000,site=s1 ")
+
+
+def test_category_letter_alone_is_its_level_one_code() -> None:
+    from epcwatch.collector.lineprotocol import telemetry_lines
+
+    msg = validate(TOPIC, doc(tags={"category": "B"}))
+    assert isinstance(msg, TelemetryMessage)
+    assert telemetry_lines(msg)[0].startswith("meter,category=B,device=d1,item_code=01B00,site=s1 ")

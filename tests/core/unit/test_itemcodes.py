@@ -64,7 +64,7 @@ def test_unknown_codes_are_named() -> None:
 def test_derive_tags() -> None:
     d = itemcodes.derive_tags
     assert d(None, None) == (None, None)
-    assert d("A", None) == ("A", None)
+    assert d("A", None) == ("A", "01A00")
     assert d(None, "01C10") == ("C", "01C10")
     assert d("C", "01C10") == ("C", "01C10")
     assert d(None, "01D00") == ("D", "01D00")
