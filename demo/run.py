@@ -176,6 +176,7 @@ def portfolio_yaml(seed: int = 0) -> str:
                 "floor_area_m2": b.floor_area_m2,
                 "occupants": b.occupants,
                 "floors": b.floors,
+                **({"code": b.code} if b.code else {}),
             }
             for b in spec.buildings
         ],

@@ -124,7 +124,7 @@ def site_yaml(
         d = by_id.get(s["source"])
         tags: dict[str, str] = {}
         if d is not None:
-            for k in ("building", "floor", "category", "tenant"):
+            for k in ("building", "floor", "category", "tenant", "item_code"):
                 v = getattr(d, k)
                 if v is not None:
                     tags[k] = v

@@ -14,7 +14,10 @@ Sub-metering, as this model defines it (the identity the tests check):
 
 Tags: category meters carry ``category``; tenant meters carry ``tenant`` (and ``category`` A,
 whose part they are); main meters and controllers carry neither, so summing the category meters
-(``category`` set, ``tenant`` empty) counts every kWh once.
+(``category`` set, ``tenant`` empty) counts every kWh once. A building with ``item_codes`` tags
+its category meters with the national level-1 item codes (``01A00`` …) and its water and gas
+meters (``{b}-water``, ``{b}-gas``, present where the building's water or gas use is set) with
+the energy classes ``02000`` and ``03000``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,14 @@ class Building:
     base_power_kw: float = 18.0  #: pumps and ventilation, around the clock
     special_kw: float = 60.0  #: kitchen peak / server room / data-centre IT load
     ahu_schedule: Schedule = LOOSE_AHU
+    #: tap water per occupant and working day (m³); > 0 gives the building a water meter
+    water_m3_per_person_day: float = 0.0
+    #: canteen gas burners at the lunch peak (m³/h); > 0 gives the building a gas meter
+    canteen_gas_m3h: float = 0.0
+    #: tag the category, water and gas meters with the national item codes
+    item_codes: bool = False
+    #: building identification code (建筑识别编码), e.g. 510104A001
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class Device:
     category: Category | None = None
     tenant: str | None = None
     index: int = 0  #: AHU number, lighting controller number
+    item_code: str | None = None  #: national item code (分类分项能耗编码)
 
 
 #: which shipped profile serves which role (a main meter on CTs, DIN-rail sub-meters, …)
@@ -117,7 +129,15 @@ DEFAULT_PROFILES: Final[dict[str, str]] = {
     "ahu": "generic-ahu",
     "lc": "generic-lighting-controller",
     "weather": "generic-rs485-th",
+    "water": "generic-water-meter",
+    "gas": "generic-gas-meter",
 }
+#: roles of meters that count a volume (m³), not electrical energy
+VOLUME_ROLES: Final[dict[str, str]] = {"water": "water_volume", "gas": "gas_volume"}
+#: level-1 national item code of each category, and the classes of water and gas
+ITEM_CODES: Final[dict[str, str]] = {
+    "A": "01A00", "B": "01B00", "C": "01C00", "D": "01D00", "water": "02000", "gas": "03000",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,7 +164,14 @@ class ComplexSpec:
         for b in self.buildings:
             out.append(Device(f"{b.id}-main", "meter", "main", p["main"], b.id, "B1"))
             for cat, role in CATEGORY_ROLES.items():
-                out.append(Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", category=cat))
+                code = ITEM_CODES[cat] if b.item_codes else None
+                out.append(
+                    Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", category=cat, item_code=code)
+                )
+            for role, wanted in (("water", b.water_m3_per_person_day), ("gas", b.canteen_gas_m3h)):
+                if wanted > 0:
+                    code = ITEM_CODES[role] if b.item_codes else None
+                    out.append(Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", item_code=code))
             for t in b.tenants:
                 out.append(
                     Device(
@@ -171,6 +198,7 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
     """Site ``civic-centre``: baseline 2024, retrofits installed 2025-01-01, reporting 2025."""
     b1 = Building(
         id="b1",
+        code="510104A001",
         name="Administration tower",
         use="office",
         floor_area_m2=24_000.0,
@@ -187,9 +215,14 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
         plant_capacity_kw=2_400.0,
         lifts=8,
         special_kw=70.0,
+        # about 40 L per person and working day (GB 50555 office quota: 30-50 L), a staff canteen
+        water_m3_per_person_day=0.04,
+        canteen_gas_m3h=24.0,
+        item_codes=True,
     )
     b2 = Building(
         id="b2",
+        code="510104A002",
         name="Public service hall",
         use="service_hall",
         floor_area_m2=12_000.0,
@@ -213,6 +246,7 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
     )
     b3 = Building(
         id="b3",
+        code="510104H001",
         name="Archive and data centre",
         use="archive_dc",
         floor_area_m2=8_000.0,

@@ -99,3 +99,17 @@ def test_lookup_never_crashes_and_first_level_is_known(code: str) -> None:
     else:
         with pytest.raises(ItemCodeError):
             itemcodes.lookup(code)
+
+
+def test_portfolio_checks_building_codes(tmp_path) -> None:
+    from epcwatch.config import ConfigError
+    from epcwatch.portfolio import load_portfolio
+
+    p = tmp_path / "portfolio.yaml"
+    body = "sites:\n  - id: s\n    name: S\n    buildings:\n"
+    body += "      - {id: b1, name: B, floor_area_m2: 1, code: %s}\n"
+    p.write_text(body % "510104A001")
+    assert load_portfolio(p).sites[0].buildings[0].code == "510104A001"
+    p.write_text(body % "510104Z001")
+    with pytest.raises(ConfigError, match="unknown building class Z"):
+        load_portfolio(p)
