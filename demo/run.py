@@ -221,13 +221,16 @@ def write_building_info(influx_url: str, portfolio: Path) -> int:
 
 
 def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
-    """Readings stored in [t0, t1): counted on each kind's always-present field."""
+    """Readings stored in [t0, t1): counted on each kind's always-present field (a meter's
+    counter: electricity, water or gas, exactly one per reading)."""
     from epcwatch.devservices.services import influx_query
 
     total = 0
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
     for measurement, fld in (
         ("meter", "energy_import"),
+        ("meter", "water_volume"),
+        ("meter", "gas_volume"),
         ("hvac", "active_power"),
         ("lighting", "active_power"),
         ("sensor", "outdoor_temp"),
@@ -264,6 +267,9 @@ EXAMPLE_QUERIES = (
     "GROUP BY building, category",
     "SELECT mean(outdoor_temp) FROM sensor WHERE time >= '2025-07-01' AND time < '2025-08-01' "
     "GROUP BY time(1d) tz('Asia/Shanghai')",
+    # b1's national item codes: electricity items, water (02000) and gas (03000)
+    "SELECT sum(energy_import), sum(water_volume), sum(gas_volume) FROM energy_interval "
+    "WHERE interval = '1d' AND building = 'b1' AND tenant = '' AND item_code != '' GROUP BY item_code",
 )
 
 
