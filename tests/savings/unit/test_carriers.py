@@ -44,3 +44,15 @@ def test_report_shows_the_reporting_period_per_carrier(world, contract_file, tmp
     assert res.doc["carriers"]["tce"] == pytest.approx(actual * kgce / 1000)
     html = (tmp_path / "out" / "report.html").read_text()
     assert "电力 electricity" in html and "GB/T 2589-2020" in html
+
+
+def test_contract_selects_meters_by_item_code() -> None:
+    from epcwatch.savings.contract import MeterSelector
+    from epcwatch.savings.influx import _selector_clause
+
+    sel = MeterSelector(building="b1", item_code="01B10")
+    assert sel.tags() == {"building": "b1", "item_code": "01B10"}
+    assert _selector_clause([sel]) == '(("building"=\'b1\' AND "item_code"=\'01B10\'))'
+    assert MeterSelector(item_code="01A00").tags() == {"item_code": "01A00"}
+    with pytest.raises(ValueError, match="item_code"):
+        MeterSelector(item_code="lighting")
