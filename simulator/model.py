@@ -466,6 +466,10 @@ def _device_power(d: Device, bl: BuildingLoads) -> F64:
     if role in ("light", "hvac", "power", "special"):
         assert d.category is not None
         return bl.category[d.category]
+    if role == "hvac-plant":  # 01B10: the plant's share of B
+        return bl.plant_power
+    if role == "hvac-terminals":  # 01B20: AHU fans and fan coils, the rest of B
+        return np.asarray(np.sum(bl.ahu_power, axis=0) + bl.terminal_power, dtype=np.float64)
     if role == "chiller":
         return bl.plant_power
     if role == "ahu":

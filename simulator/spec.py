@@ -6,7 +6,10 @@ are ``{building}-{role}``; every device names the shipped profile whose register
 
 Sub-metering, as this model defines it (the identity the tests check):
 
-* ``{b}-main`` = ``{b}-light`` (A) + ``{b}-hvac`` (B) + ``{b}-power`` (C) + ``{b}-special`` (D)
+* ``{b}-main`` = ``{b}-light`` (A) + ``{b}-hvac`` (B) + ``{b}-power`` (C) + ``{b}-special`` (D);
+  in a building with ``hvac_submeters`` B is metered by two level-2 sub-meters instead,
+  ``{b}-hvac-plant`` (01B10 冷热站) + ``{b}-hvac-terminals`` (01B20 空调末端: AHUs and fan coils)
+  (:meth:`ComplexSpec.category_meters` lists a building's category meters either way)
 * ``{b}-light`` (A, lighting & sockets) = sum of the tenant meters ``{b}-t-{tenant}``: each
   department's meter carries its floors' lighting and sockets, and together they cover all of A
 * ``{b}-lc1`` (lighting controller) reports the lighting part of A (its zones' power)
@@ -92,6 +95,8 @@ class Building:
     item_codes: bool = False
     #: building identification code (建筑识别编码), e.g. 510104A001
     code: str | None = None
+    #: meter HVAC (B) as its two national level-2 items: plant 01B10 and terminals 01B20
+    hvac_submeters: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ DEFAULT_PROFILES: Final[dict[str, str]] = {
     "water": "generic-water-meter",
     "gas": "generic-gas-meter",
 }
+#: level-2 HVAC sub-meters (role, item code) of a building with ``hvac_submeters``
+HVAC_SUBMETERS: Final[tuple[tuple[str, str], ...]] = (("hvac-plant", "01B10"), ("hvac-terminals", "01B20"))
 #: roles of meters that count a volume (m³), not electrical energy
 VOLUME_ROLES: Final[dict[str, str]] = {"water": "water_volume", "gas": "gas_volume"}
 #: level-1 national item code of each category, and the classes of water and gas
@@ -164,7 +171,22 @@ class ComplexSpec:
         for b in self.buildings:
             out.append(Device(f"{b.id}-main", "meter", "main", p["main"], b.id, "B1"))
             for cat, role in CATEGORY_ROLES.items():
-                code = ITEM_CODES[cat] if b.item_codes else None
+                if cat == "B" and b.hvac_submeters:
+                    for sub, sub_code in HVAC_SUBMETERS:
+                        out.append(
+                            Device(
+                                f"{b.id}-{sub}",
+                                "meter",
+                                sub,
+                                p[role],
+                                b.id,
+                                "B1",
+                                category=cat,
+                                item_code=sub_code,
+                            )
+                        )
+                    continue
+                code: str | None = ITEM_CODES[cat] if b.item_codes else None
                 out.append(
                     Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", category=cat, item_code=code)
                 )
@@ -186,6 +208,14 @@ class ComplexSpec:
             out.append(Device(f"{b.id}-lc1", "lighting", "lc", p["lc"], b.id))
         out.append(Device("weather", "sensor", "weather", p["weather"]))
         return out
+
+    def category_meters(self, building_id: str) -> list[Device]:
+        """The building's category sub-meters (category set, no tenant): they add up to its main meter."""
+        return [
+            d
+            for d in self.devices()
+            if d.building == building_id and d.category is not None and d.tenant is None
+        ]
 
     def device(self, device_id: str) -> Device:
         for d in self.devices():
@@ -219,6 +249,7 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
         water_m3_per_person_day=0.04,
         canteen_gas_m3h=24.0,
         item_codes=True,
+        hvac_submeters=True,
     )
     b2 = Building(
         id="b2",

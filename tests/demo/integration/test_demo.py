@@ -90,7 +90,7 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
             assert got and got[0][1] == pytest.approx(float(volumes[device][0]), abs=2 * resolution)
         # SHOW TAG VALUES rows are [key, value]
         codes = {str(v[1]) for v in rows('SHOW TAG VALUES FROM "energy_interval" WITH KEY = "item_code"')}
-        assert {"01A00", "01B00", "01C00", "01D00", "02000", "03000"} <= codes
+        assert {"01A00", "01B00", "01B10", "01B20", "01C00", "01D00", "02000", "03000"} <= codes
         assert (state / "demo" / "truth.csv").exists()
         # dashboards provisioning written when the installation has the dashboards component
         if "dashboards" in res.stdout:

@@ -20,7 +20,7 @@ from epcwatch.portfolio import Building, Portfolio, Site
 from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import daily_totals
 from epcwatch.sim.model import ComplexModel
-from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex
+from epcwatch.sim.spec import demo_complex
 from epcwatch.sim.timegrid import local_midnight
 from tests.sim.conftest import Child
 from tests.sim.helpers import count, rollup, rows, start_collector, wait_for
@@ -65,7 +65,8 @@ def test_item_codes_water_gas_and_tce_of_the_demo_building(
         for r in rows(influxdb, database, 'SELECT count(*) FROM "meter" GROUP BY "device", "item_code"')
     }
     assert tags["b1-water"] == "02000" and tags["b1-gas"] == "03000"
-    assert tags["b1-light"] == "01A00" and tags["b1-hvac"] == "01B00"
+    assert tags["b1-light"] == "01A00" and tags["b1-power"] == "01C00"
+    assert tags["b1-hvac-plant"] == "01B10" and tags["b1-hvac-terminals"] == "01B20"
 
     totals = daily_totals(MODEL, d0, d1, counterfactual=False)
     daily = rows(
@@ -97,12 +98,7 @@ def test_item_codes_water_gas_and_tce_of_the_demo_building(
     )
     client = InfluxClient(influxdb.url, database)
     row = next(r for r in compute(portfolio, Period("month", 2025, 1), client.query) if r["building"] == "b1")
-    idx = {d.id: i for i, d in enumerate(MODEL.metered)}
-    kwh = sum(
-        float(totals.actual_kwh[f"b1-{role}"].sum())
-        for role in CATEGORY_ROLES.values()
-        if f"b1-{role}" in idx
-    )
+    kwh = sum(float(totals.actual_kwh[d.id].sum()) for d in MODEL.spec.category_meters("b1"))
     gas_m3 = float(totals.volume_m3["b1-gas"].sum())
     water_m3 = float(totals.volume_m3["b1-water"].sum())
     assert row["electricity_kwh"] == pytest.approx(kwh, rel=1e-6)
@@ -118,3 +114,10 @@ def test_item_codes_water_gas_and_tce_of_the_demo_building(
     level1 = {r["code"]: r["electricity_kwh"] for r in items if r["level"] == 1}
     assert set(level1) == {"01A00", "01B00", "01C00", "01D00"}
     assert sum(level1.values()) == pytest.approx(kwh, rel=1e-6)
+    # level 2: HVAC as plant (01B10) and terminals (01B20), adding up to 01B00
+    level2 = {r["code"]: r["electricity_kwh"] for r in items if r["level"] == 2}
+    plant, terminals = (float(totals.actual_kwh[f"b1-hvac-{x}"].sum()) for x in ("plant", "terminals"))
+    assert level2["01B10"] == pytest.approx(plant, rel=1e-6)
+    assert level2["01B20"] == pytest.approx(terminals, rel=1e-6)
+    assert level1["01B00"] == pytest.approx(plant + terminals, rel=1e-6)
+    assert level2["01A00"] == pytest.approx(level1["01A00"], rel=1e-12)  # a meter of the whole item

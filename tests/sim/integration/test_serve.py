@@ -30,7 +30,7 @@ from epcwatch.profiles.planner import plan_profile
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.serve import ImageContext, SiteImages, served_devices, tcp_server
-from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex
+from epcwatch.sim.spec import demo_complex
 from epcwatch.sim.values import values_at
 from tests.sim.conftest import Child, spawn
 
@@ -149,7 +149,7 @@ def test_every_device_serves_the_model_values_through_its_profile(complex_server
     # sub-metering identity as read over Modbus: main = A + B + C + D within the registers' resolution
     for b in ("b1", "b2", "b3"):
         main = decoded[f"{b}-main"]["active_power"]
-        subs = sum(decoded[f"{b}-{role}"]["active_power"] for role in CATEGORY_ROLES.values())
+        subs = sum(decoded[d.id]["active_power"] for d in fresh.spec.category_meters(b))
         assert abs(main - subs) <= 1e-6 * main + 1.0
 
 
