@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch.config import ConfigError, load_yaml_model, read_secret
 from epcwatch.itemcodes import ItemCodeError, derive_tags
@@ -95,6 +95,14 @@ class DeviceTagsConfig(_Model):
     item_code: ItemCodeTag | None = Field(
         default=None, description="national item code (分类分项能耗编码), e.g. 01A10 or 02000 for water"
     )
+
+    @field_validator("item_code", mode="before")
+    @classmethod
+    def _quoted(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            # YAML reads 02000 as a number (octal 1024): the leading zero is gone
+            raise ValueError('quote item codes made of digits in YAML, e.g. item_code: "02000"')
+        return v
 
     @model_validator(mode="after")
     def _known_item_code(self) -> DeviceTagsConfig:

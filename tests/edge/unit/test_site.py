@@ -68,6 +68,7 @@ def test_password_from_file_and_missing_file_named_not_leaked(tmp_path: Path) ->
         ("category: A", "category: E", ":7: devices[0].tags.category"),
         ("category: A", "item_code: 01A40", "'01A40' is not a national item code"),
         ("category: A", "category: A, item_code: 01B10", "category 'A' contradicts item code 01B10"),
+        ("category: A", "item_code: 02000", 'quote item codes made of digits in YAML'),
         (
             "  host: 127.0.0.1\n  username",
             "  host: 127.0.0.1\n  hostname: x\n  username",
