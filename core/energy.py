@@ -29,6 +29,8 @@ from typing import Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from epcwatch.errors import EpcwatchError
+
 Basis = Literal["calorific", "equal_value"]
 
 #: the unit every carrier's factors refer to is one of these; quantities convert to it first
@@ -44,8 +46,8 @@ CO2_PER_C: Final = 44.0 / 12.0
 KJ_PER_KGCE: Final = 29_307.0
 
 
-class EnergyError(ValueError):
-    """A conversion that cannot be done (unknown carrier or unit, no factor)."""
+class EnergyError(EpcwatchError, ValueError):
+    """A conversion that cannot be done (unknown carrier or unit, no factor, a bad table)."""
 
 
 class UnknownCarrierError(EnergyError):
@@ -166,8 +168,12 @@ def default_factors() -> Factors:
 
 def load_factors(path: str | os.PathLike[str]) -> Factors:
     """A deployment's own factor table (same format as the shipped one)."""
-    with open(path, encoding="utf-8") as f:
-        return _load(f.read(), os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise EnergyError(f"{path}: {exc.strerror or exc}") from None
+    return _load(text, os.fspath(path))
 
 
 def carriers() -> tuple[str, ...]:

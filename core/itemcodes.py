@@ -26,13 +26,15 @@ from typing import Final
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from epcwatch.errors import EpcwatchError
+
 CODE_PATTERN: Final = r"[0-9]{2}[0-9A-Z][0-9]{2}"
 BUILDING_ID_PATTERN: Final = r"[0-9]{6}[A-Z][0-9]{3}"
 _CODE_RE: Final = re.compile(rf"^{CODE_PATTERN}$")
 _BUILDING_RE: Final = re.compile(r"^([0-9]{6})([A-Z])([0-9]{3})$")
 
 
-class ItemCodeError(ValueError):
+class ItemCodeError(EpcwatchError, ValueError):
     """An item code or building id that is not in the national tables."""
 
 
