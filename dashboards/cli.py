@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.dashboards.errors import StatsError
+from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_DATABASE, load_ports
 
