@@ -103,10 +103,17 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def main() -> None:
+    """Run the CLI. A project error (:class:`epcwatch.errors.EpcwatchError`) that a command did
+    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback."""
     if sys.argv[1:] == ["--version"]:  # answered before the components load
         print(__version__)
         return
+    from epcwatch.errors import EpcwatchError
+
     try:
         _load_components()()
     except KeyboardInterrupt:
         sys.exit(130)
+    except EpcwatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from epcwatch.errors import EpcwatchError
+
 # yaml and pydantic load when a file is read, not when ConfigError is imported (command-line
 # start-up imports this module for the error type alone)
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="BaseModel")
 
 
-class ConfigError(Exception):
+class ConfigError(EpcwatchError):
     """A configuration file that cannot be used; ``str()`` is ready to show to an operator."""
 
     def __init__(self, path: str | os.PathLike[str], problems: list[str]) -> None:

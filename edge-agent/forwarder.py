@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 import orjson
 
 from epcwatch import logs, topics
+from epcwatch.backoff import backoff_delay
 from epcwatch.edge.batching import (
     Batch,
     SiteBatch,
@@ -41,7 +42,6 @@ from epcwatch.edge.batching import (
 )
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
-from epcwatch.edge.schedule import backoff_delay
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")
