@@ -394,8 +394,10 @@ def serve_dlt645_cmd(
     seed: Seed = 0,
 ) -> None:
     """Serve the complex's meters as DL/T 645 meters (a transparent gateway on TCP, or a pty line)."""
+    import asyncio
     import dataclasses
 
+    from epcwatch.clock import build_clock
     from epcwatch.profiles.dlt645 import address_text
     from epcwatch.profiles.dlt645_profile import load_dlt645_profile
     from epcwatch.profiles.model import ProfileError
