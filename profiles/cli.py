@@ -12,26 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from epcwatch import measurements
-from epcwatch.profiles import dlt645
-from epcwatch.profiles.dlt645_profile import (
-    Dlt645Profile,
-    is_dlt645_profile,
-    list_dlt645_profiles,
-    load_dlt645_file,
-    load_dlt645_profile,
-)
-from epcwatch.profiles.model import (
-    ForbiddenRange,
-    PointSpec,
-    Profile,
-    ProfileError,
-    library_root,
-    list_profiles,
-    load_profile,
-    load_profile_file,
-)
-from epcwatch.profiles.planner import PlanError, effective_max_gap, plan_profile
+# profile models (pydantic, yaml), the planner and rich load inside the commands that use them,
+# so that ``epcwatch --help`` stays fast
+if TYPE_CHECKING:
+    from epcwatch.profiles.dlt645_profile import Dlt645Profile
+    from epcwatch.profiles.model import ForbiddenRange, PointSpec, Profile
 
 profiles_app = typer.Typer(help="The device profile library: list, show and validate register maps.",
                            no_args_is_help=True)
@@ -63,6 +48,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _load(ref: str) -> Profile:
+    from epcwatch.profiles.model import ProfileError, load_profile
+
     try:
         return load_profile(ref)
     except ProfileError as exc:
@@ -93,6 +80,9 @@ def _layout(p: PointSpec) -> str:
 @profiles_app.command("list")
 def list_cmd() -> None:
     """List the shipped profiles (id, kind, vendor, model, number of points)."""
+    from epcwatch.profiles.dlt645_profile import list_dlt645_profiles
+    from epcwatch.profiles.model import ProfileError, list_profiles
+
     try:
         profiles = list_profiles()
     except ProfileError as exc:
@@ -116,6 +106,11 @@ def list_cmd() -> None:
 def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
     """Show a profile: its device, quirks, poll groups and every point with its register layout
     (DL/T 645: its data identifier and BCD format)."""
+    from epcwatch import measurements
+    from epcwatch.profiles.dlt645_profile import is_dlt645_profile, load_dlt645_profile
+    from epcwatch.profiles.model import ProfileError
+    from epcwatch.profiles.planner import effective_max_gap
+
     if is_dlt645_profile(profile):
         try:
             _show_dlt645(load_dlt645_profile(profile))
@@ -147,6 +142,9 @@ def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
 
 
 def _show_dlt645(p: Dlt645Profile) -> None:
+    from epcwatch import measurements
+    from epcwatch.profiles import dlt645
+
     out = _out()
     out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind}, DL/T 645-{p.version})")
     out.print(f"source: {p.source}")
@@ -177,6 +175,10 @@ def validate_cmd(
     ] = None,
 ) -> None:
     """Validate profile files: schema, vocabulary, quirks and a read plan. Exit 1 if any is invalid."""
+    from epcwatch.profiles.dlt645_profile import is_dlt645_profile, load_dlt645_file
+    from epcwatch.profiles.model import ProfileError, library_root, load_profile_file
+    from epcwatch.profiles.planner import PlanError, plan_profile
+
     files: list[Path] = []
     for path in paths or [library_root()]:
         if path.is_dir():
@@ -218,6 +220,10 @@ def plan_cmd(
     ] = None,
 ) -> None:
     """Print the reads the edge agent would issue for a profile, per poll group."""
+    from epcwatch.profiles.dlt645_profile import is_dlt645_profile, load_dlt645_profile
+    from epcwatch.profiles.model import ProfileError
+    from epcwatch.profiles.planner import PlanError, effective_max_gap, plan_profile
+
     if is_dlt645_profile(profile):
         try:
             _plan_dlt645(load_dlt645_profile(profile))
@@ -247,6 +253,8 @@ def plan_cmd(
 
 def _plan_dlt645(p: Dlt645Profile) -> None:
     """One read request per data identifier (DL/T 645 has no register ranges to merge)."""
+    from epcwatch.profiles import dlt645
+
     out = _out()
     control = dlt645.READ_DATA[p.version]
     out.print(f"{p.id}: DL/T 645-{p.version}, control code {control:02X}, one request per data identifier")

@@ -1,4 +1,4 @@
-"""Command-line start-up stays light: the numeric, plotting, rich-text and TLS libraries
+"""Command-line start-up stays light: the numeric, plotting, rich-text, model and TLS libraries
 load inside the commands that use them, never when the CLI is imported (``--help`` and
 ``--version`` must not pay for them). Speed itself is measured in bench/cli.py."""
 
@@ -10,8 +10,7 @@ import sys
 
 from tests.support import EPCWATCH
 
-#: pydantic and yaml still load with the profile commands' module (profile models); the rest must not
-HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "cryptography", "asyncio")
+HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "pydantic", "yaml", "cryptography", "asyncio")
 
 
 def _loaded_after(code: str) -> list[str]:
