@@ -283,8 +283,15 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="duration of the load (default 10)")
     ap.add_argument("--sites", type=int, default=1300, help="institutions (sites of 30 meters)")
     ap.add_argument("--collectors", type=int, default=2, help="collectors in the shared group")
-    ap.add_argument("--generators", type=int, default=2, help="load-generator processes")
+    ap.add_argument(
+        "--generators",
+        type=int,
+        default=0,
+        help="load-generator processes (default: one per 250 sites; paho's select() takes file "
+        "descriptors below 1024, three per client)",
+    )
     args = ap.parse_args()
+    args.generators = args.generators or -(-args.sites // 250)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sites + 1024)), hard))
     with tempfile.TemporaryDirectory(prefix="epc-city-") as tmp:
