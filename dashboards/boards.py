@@ -32,6 +32,7 @@ from epcwatch.dashboards.model import (
     unit_of,
     year_variable,
 )
+from epcwatch.influx import schema
 
 #: units of the vocabulary's energy and power measurements (kWh → kwatth, W → watt)
 ENERGY_UNIT: Final = unit_of("energy_import")
@@ -193,7 +194,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         layout,
         [
             *site_building_variables(),
-            tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
+            tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
             timezone_variable(o.timezone),
             year_variable(o.first_year, o.last_year, o.year),
         ],
@@ -276,8 +277,8 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
     )
     variables = [
         *site_building_variables(),
-        tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
-        tag_variable("tenant", "Tenant (分户)", "energy_interval", '"site" =~ /^$site$/'),
+        tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
+        tag_variable("tenant", "Tenant (分户)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
         timezone_variable(o.timezone),
     ]
     return _assemble(
@@ -300,7 +301,7 @@ def _savings_q(fields: str, by_time: bool = True) -> str:
 
 
 def _model_q(fields: str) -> str:
-    return f'SELECT {fields} FROM "savings_model" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
+    return f'SELECT {fields} FROM "{schema.SAVINGS_MODEL}" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
 
 
 def epc_savings(o: BuildOptions) -> dict[str, object]:
