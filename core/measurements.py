@@ -68,6 +68,7 @@ def _vocabulary() -> dict[str, Measurement]:
         _m("active_power", "W", "total active power (import positive)", "electrical"),
         *(_m(f"active_power_l{i}", "W", f"phase {i} active power", "electrical") for i in (1, 2, 3)),
         _m("reactive_power", "var", "total reactive power", "electrical"),
+        *(_m(f"reactive_power_l{i}", "var", f"phase {i} reactive power", "electrical") for i in (1, 2, 3)),
         _m("apparent_power", "VA", "total apparent power", "electrical"),
         _m("power_factor", "1", "total power factor", "electrical"),
         *(_m(f"power_factor_l{i}", "1", f"phase {i} power factor", "electrical") for i in (1, 2, 3)),
@@ -78,14 +79,55 @@ def _vocabulary() -> dict[str, Measurement]:
         _m("thd_current_l1", "%", "current total harmonic distortion, phase 1", "electrical"),
         _m("energy_import", "kWh", "active energy imported (delivered to the load)", "energy", counter=True),
         _m("energy_export", "kWh", "active energy exported", "energy", counter=True),
+        # tariff registers of time-of-use meters (DL/T 645 费率 1..4, commonly 尖/峰/平/谷)
+        *(
+            _m(f"energy_import_t{t}", "kWh", f"active energy imported in tariff {t}", "energy", counter=True)
+            for t in (1, 2, 3, 4)
+        ),
+        *(
+            _m(f"energy_export_t{t}", "kWh", f"active energy exported in tariff {t}", "energy", counter=True)
+            for t in (1, 2, 3, 4)
+        ),
         _m("energy_total", "kWh", "total active energy (import + export)", "energy", counter=True),
         _m("reactive_energy_import", "kvarh", "reactive energy imported", "energy", counter=True),
         _m("reactive_energy_export", "kvarh", "reactive energy exported", "energy", counter=True),
         # -- other energy types (分类) ----------------------------------------------------------
         _m("water_volume", "m3", "cumulative water volume", "energy", counter=True),
-        _m("gas_volume", "m3", "cumulative gas volume", "energy", counter=True),
-        _m("heat_energy", "kWh", "cumulative heat energy (district heating/cooling)", "energy", counter=True),
+        _m(
+            "gas_volume",
+            "m3",
+            "cumulative gas volume as billed (at base conditions where the meter corrects for them)",
+            "energy",
+            counter=True,
+        ),
+        _m(
+            "heat_energy", "kWh", "cumulative heat energy delivered (central heating)", "energy", counter=True
+        ),
+        _m(
+            "cooling_energy",
+            "kWh",
+            "cumulative cooling energy delivered (central cooling)",
+            "energy",
+            counter=True,
+        ),
         _m("flow_rate", "m3/h", "volumetric flow rate", "hvac"),
+        # -- thermal-energy, water and gas meters -----------------------------------------------
+        _m("thermal_power", "W", "heat or cooling power measured by a thermal-energy meter", "thermal"),
+        _m(
+            "temperature_difference",
+            "K",
+            "supply minus return temperature at a thermal-energy meter",
+            "thermal",
+        ),
+        _m(
+            "thermal_volume",
+            "m3",
+            "cumulative volume of heat-transfer water through a thermal-energy meter",
+            "thermal",
+            counter=True,
+        ),
+        _m("gas_pressure", "kPa", "gas pressure at the meter (gauge)", "thermal"),
+        _m("gas_temp", "°C", "gas temperature at the meter", "thermal"),
         # -- environment ----------------------------------------------------------------------
         _m("outdoor_temp", "°C", "outdoor air dry-bulb temperature", "environment"),
         _m("outdoor_humidity", "%", "outdoor relative humidity", "environment"),

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch.config import ConfigError, load_yaml_model
+from epcwatch.itemcodes import ItemCodeError, derive_tags
 from epcwatch.mqtt import MqttConnection, MqttError, MqttTls
-from epcwatch.wire import Category, Id, TagValue
+from epcwatch.profiles import dlt645
+from epcwatch.wire import Category, Id, ItemCodeTag, TagValue
 
 #: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
 RTU_UNITS = range(1, 248)
@@ -71,7 +73,44 @@ class RtuOverTcpBus(_Model):
         return self.inter_frame_gap_ms / 1000.0
 
 
-Bus = Annotated[TcpBus | RtuBus | RtuOverTcpBus, Field(discriminator="type")]
+class Dlt645SerialBus(_Model):
+    """DL/T 645 meters on a local RS-485 line: one request at a time, a gap between frames.
+    The standard's default line is 2400 baud, 8 data bits, even parity, 1 stop bit."""
+
+    type: Literal["dlt645_serial"]
+    id: Id
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…")
+    baud: int = Field(default=2400, ge=300, le=921_600)
+    parity: Literal["N", "E", "O"] = "E"
+    stop_bits: Literal[1, 2] = 1
+    byte_size: Literal[7, 8] = 8
+    inter_frame_gap_ms: float = Field(default=20.0, ge=0, le=1000, description="silence between frames")
+    preamble: int = Field(default=4, ge=0, le=4, description="FE bytes sent before each request")
+
+    def gap_s(self) -> float:
+        return self.inter_frame_gap_ms / 1000.0
+
+
+class Dlt645TcpBus(_Model):
+    """DL/T 645 meters behind a transparent serial-to-Ethernet gateway (raw frames over TCP): the
+    RS-485 line behind it is still one request at a time."""
+
+    type: Literal["dlt645_tcp"]
+    id: Id
+    host: str
+    port: int = Field(default=8899, ge=1, le=65535)
+    inter_frame_gap_ms: float = Field(default=20.0, ge=0, le=1000)
+    preamble: int = Field(default=4, ge=0, le=4)
+
+    def gap_s(self) -> float:
+        return self.inter_frame_gap_ms / 1000.0
+
+
+ModbusBus = TcpBus | RtuBus | RtuOverTcpBus
+Dlt645Bus = Dlt645SerialBus | Dlt645TcpBus
+AnyBus = ModbusBus | Dlt645Bus
+Bus = Annotated[AnyBus, Field(discriminator="type")]
+DLT645_BUS_TYPES = (Dlt645SerialBus, Dlt645TcpBus)
 
 
 def rtu_gap_s(
@@ -92,12 +131,35 @@ class DeviceTagsConfig(_Model):
         default=None, description="A lighting & sockets, B HVAC, C power, D special use"
     )
     tenant: TagValue | None = None
+    item_code: ItemCodeTag | None = Field(
+        default=None, description="national item code (分类分项能耗编码), e.g. 01A10 or 02000 for water"
+    )
+
+    @field_validator("item_code", mode="before")
+    @classmethod
+    def _quoted(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            # YAML reads 02000 as a number (octal 1024): the leading zero is gone
+            raise ValueError('quote item codes made of digits in YAML, e.g. item_code: "02000"')
+        return v
+
+    @model_validator(mode="after")
+    def _known_item_code(self) -> DeviceTagsConfig:
+        # the collector would dead-letter every reading of a device with an unknown code
+        try:
+            derive_tags(self.category, self.item_code)
+        except ItemCodeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DeviceConfig(_Model):
     id: Id
     bus: Id
-    unit: int = Field(ge=0, le=255, description="Modbus unit (slave) id")
+    unit: int | None = Field(default=None, ge=0, le=255, description="Modbus unit (slave) id")
+    address: str | None = Field(
+        default=None, description="DL/T 645 meter address: the 12 digits on its nameplate (通信地址)"
+    )
     profile: str = Field(min_length=1, description="profile id (e.g. eastron-sdm630) or path to a YAML")
     tags: DeviceTagsConfig = DeviceTagsConfig()
     poll_interval_s: float = Field(default=60.0, ge=0.1, le=86_400)
@@ -112,6 +174,32 @@ class DeviceConfig(_Model):
         "interval; default: every group at every poll",
     )
     enabled: bool = True
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise ValueError("write the address as a quoted string of 12 digits (leading zeros count)")
+        if isinstance(v, str):
+            try:
+                dlt645.address_number(v)
+            except dlt645.AddressError as exc:
+                raise ValueError(f"{exc}; wildcards are for discovery, not for a configured meter") from None
+            return dlt645.check_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeviceConfig:
+        if (self.unit is None) == (self.address is None):
+            raise ValueError("give unit (Modbus) or address (DL/T 645), not both")
+        return self
+
+    def target(self) -> int:
+        """What the bus addresses: the Modbus unit id, or the DL/T 645 address as a number."""
+        if self.unit is not None:
+            return self.unit
+        assert self.address is not None
+        return dlt645.address_number(self.address)
 
 
 #: TLS settings of the uplink (the project's one MQTT model, :mod:`epcwatch.mqtt`)
@@ -177,12 +265,20 @@ class SiteConfig(_Model):
             bus = buses.get(d.bus)
             if bus is None:
                 raise ValueError(f"device {d.id}: unknown bus {d.bus!r} (buses: {', '.join(bus_ids)})")
-            if not isinstance(bus, TcpBus) and d.unit not in RTU_UNITS:
-                raise ValueError(f"device {d.id}: unit {d.unit} on serial bus {bus.id} must be 1..247")
-            other = seen.get((d.bus, d.unit))
+            if isinstance(bus, DLT645_BUS_TYPES):
+                if d.address is None:
+                    raise ValueError(f"device {d.id}: DL/T 645 bus {bus.id} needs the meter's address")
+                what = f"address {d.address}"
+            else:
+                if d.unit is None:
+                    raise ValueError(f"device {d.id}: Modbus bus {bus.id} needs a unit id")
+                if not isinstance(bus, TcpBus) and d.unit not in RTU_UNITS:
+                    raise ValueError(f"device {d.id}: unit {d.unit} on serial bus {bus.id} must be 1..247")
+                what = f"unit {d.unit}"
+            other = seen.get((d.bus, d.target()))
             if other is not None:
-                raise ValueError(f"devices {other} and {d.id} share unit {d.unit} on bus {d.bus}")
-            seen[(d.bus, d.unit)] = d.id
+                raise ValueError(f"devices {other} and {d.id} share {what} on bus {d.bus}")
+            seen[(d.bus, d.target())] = d.id
         return self
 
     def agent_name(self) -> str:
@@ -191,7 +287,7 @@ class SiteConfig(_Model):
     def client_id(self) -> str:
         return self.mqtt.client_id or f"epcwatch-edge-{self.site}"
 
-    def bus(self, bus_id: str) -> TcpBus | RtuBus | RtuOverTcpBus:
+    def bus(self, bus_id: str) -> AnyBus:
         return next(b for b in self.buses if b.id == bus_id)
 
     def status_file(self) -> Path:

@@ -294,6 +294,9 @@ class Profile(_Frozen):
     """A device model's register map (one YAML file; ``id`` is the file stem)."""
 
     id: Annotated[str, Field(pattern=_ID_RE.pattern, max_length=64)]
+    protocol: Literal["modbus"] = Field(
+        default="modbus", description="DL/T 645 meters are Dlt645Profile (epcwatch.profiles.dlt645_profile)"
+    )
     vendor: str = Field(min_length=1)
     model: str = Field(min_length=1)
     kind: DeviceKind
