@@ -78,7 +78,12 @@ class Agent:
             max_readings=m.max_readings_per_message,
             max_bytes=m.max_message_bytes,
             retry_max_s=m.reconnect_max_s,
+            max_unacked=m.max_unacked,
+            ack_timeout_s=m.ack_timeout_s,
+            ack_timeout_max_s=m.ack_timeout_max_s,
         )
+        #: poll time (ms) of the oldest reading in the outbox, refreshed by the health loop
+        self.oldest_ts: int | None = None
         self.transports: list[ModbusTransport] = []
         self.pollers: list[BusPoller] = []
         self._queue: asyncio.Queue[NewReading] = asyncio.Queue()
@@ -142,6 +147,11 @@ class Agent:
             outbox_depth=self.outbox.depth,
             outbox_bytes=self.outbox.bytes,
             outbox_dropped=self.outbox.dropped + self.outbox.refused,
+            outbox_unacked=self.forwarder.unacked(),
+            outbox_oldest_age_s=(
+                None if self.oldest_ts is None or not self.outbox.depth
+                else max(0.0, self.clock.now() - self.oldest_ts / 1000.0)
+            ),
             published=self.forwarder.published_readings,
             connected=self.publisher.connected,
         )
@@ -149,7 +159,12 @@ class Agent:
             write_status_file(
                 self.cfg.status_file(),
                 msg,
-                {"outbox_in_flight": self.forwarder.in_flight(), "outbox_refused": self.outbox.refused},
+                {
+                    "outbox_in_flight": self.forwarder.in_flight(),
+                    "outbox_refused": self.outbox.refused,
+                    "outbox_acked": self.forwarder.acked_readings,
+                    "outbox_resent_messages": self.forwarder.resent_messages,
+                },
             )
         except OSError as exc:
             log.warning("cannot write status file", extra=logs.fields(error=str(exc)))
@@ -157,13 +172,18 @@ class Agent:
 
     async def _health_loop(self) -> None:
         # wall-clock period: health is about the box, not about simulated time
+        loop = asyncio.get_running_loop()
         while True:
+            try:
+                self.oldest_ts = await loop.run_in_executor(self.executor, self.outbox.oldest_ts)
+            except Exception as exc:
+                log.warning("cannot read the outbox's oldest reading", extra=logs.fields(error=str(exc)))
             self.publisher.publish_health(self.health_message())
             await asyncio.sleep(self.cfg.health.interval_s)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.publisher.start(loop, self.forwarder.on_ack, self.forwarder.wake)
+        self.publisher.start(loop, self.forwarder.on_ack, self.forwarder.wake, self.forwarder.on_e2e_ack)
         log.info(
             "agent started",
             extra=logs.fields(

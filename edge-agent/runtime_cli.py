@@ -243,6 +243,10 @@ def status_cmd(
         raise typer.Exit(1)
 
 
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s"
+
+
 def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -256,8 +260,10 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
     )
     console.print(
         f"outbox: {h['outbox_depth']} readings, {h['outbox_bytes']} bytes, "
-        f"{doc.get('outbox_in_flight', 0)} messages in flight, {h['outbox_dropped']} dropped/refused; "
-        f"published {h['published']} readings"
+        f"{doc.get('outbox_in_flight', 0)} messages in flight, "
+        f"{h.get('outbox_unacked', 0)} readings awaiting acknowledgement, "
+        f"oldest {_age(h.get('outbox_oldest_age_s'))}, "
+        f"{h['outbox_dropped']} dropped/refused; published {h['published']} readings"
     )
     table = Table()
     for col in ("device", "online", "polls ok", "failed", "consecutive", "latency ms", "last error"):

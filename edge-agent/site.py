@@ -142,6 +142,18 @@ class MqttConfig(_Model):
         default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
     )
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
+    max_unacked: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="messages published but not yet acknowledged end to end (bounds what the broker holds)",
+    )
+    ack_timeout_s: float = Field(
+        default=60.0, gt=0, description="publish again what is not acknowledged end to end after this long"
+    )
+    ack_timeout_max_s: float = Field(
+        default=900.0, gt=0, description="the timeout doubles while nothing is acknowledged, up to this"
+    )
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     reconnect_min_s: float = Field(default=1.0, gt=0)
@@ -153,6 +165,8 @@ class MqttConfig(_Model):
             raise ValueError("give password_env or password_file, not both")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("ack_timeout_max_s must be >= ack_timeout_s")
         return self
 
     def effective_port(self) -> int:
