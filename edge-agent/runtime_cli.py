@@ -123,6 +123,11 @@ def read_cmd(
 def _arm_stop_watchdog(timeout: float) -> None:
     """Exit hard if a graceful stop hangs (a wedged network thread, a device that never answers).
 
+    The hang once seen came from ``asyncio.wait_for`` on Python 3.11, which swallows a cancel
+    arriving in the loop iteration where the awaited event fires: the forwarder's loop (and a
+    poller's connect) ran on after SIGTERM. They use ``asyncio.timeout`` now; this stays as the
+    safety net.
+
     Nothing is lost by it: every polled reading was committed to the outbox before it could be
     published, so a hard exit is the same as the SIGKILL the agent is built to survive; it only
     saves systemd's (or an operator's) stop timeout from waiting on us.
