@@ -18,7 +18,7 @@ InfluxDB keeps what an operator needs to find and recognise it.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -108,3 +108,27 @@ def claimed_seqs(topic: str, payload: bytes) -> tuple[str, str, list[tuple[int, 
         else:
             ranges.append((s, s))
     return site, device, ranges
+
+
+#: the columns ``epcwatch collector dead-letters`` shows, in order
+COLUMNS: Final = ("time", "site", "device", "reason", "topic", "bytes", "sha256", "collector", "excerpt")
+
+
+def list_query(*, since_ms: int, site: str | None = None, limit: int = 100) -> str:
+    """InfluxQL for the newest dead letters since ``since_ms`` (optionally of one site)."""
+    where = f"time >= {int(since_ms)}ms"
+    if site is not None:
+        where += " AND \"site\" = '" + topics.check_id(site, "site") + "'"
+    return f'SELECT * FROM "{MEASUREMENT}" WHERE {where} ORDER BY time DESC LIMIT {int(limit)}'
+
+
+def rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of :func:`list_query`'s answer as dicts with the keys of :data:`COLUMNS`."""
+    out = []
+    for s in series:
+        cols = list(s.get("columns") or [])
+        tags = dict(s.get("tags") or {})
+        for values in s.get("values") or []:
+            row = {**tags, **dict(zip(cols, values, strict=True))}
+            out.append({c: row.get(c) for c in COLUMNS})
+    return out

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
+from epcwatch.collector.deadletters import claimed_seqs, dead_letter_line
 from epcwatch.collector.errors import (
     RejectedWriteError,
     StoppedError,
@@ -15,7 +16,6 @@ from epcwatch.collector.errors import (
     TransientWriteError,
 )
 from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline
-from epcwatch.collector.deadletters import claimed_seqs, dead_letter_line
 from epcwatch.wire import Ack, DeadLetter
 
 
@@ -236,7 +236,8 @@ def test_one_end_to_end_ack_per_site_with_coalesced_ranges(rig) -> None:
             "device": "d2",
             "kind": "meter",
             "readings": [
-                {"seq": s, "ts": 1_700_000_000_000 + s, "values": {"active_power": 1.0}} for s in (7, 8, 9, 12)
+                {"seq": s, "ts": 1_700_000_000_000 + s, "values": {"active_power": 1.0}}
+                for s in (7, 8, 9, 12)
             ],
         }
     )
