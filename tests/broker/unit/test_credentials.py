@@ -49,7 +49,7 @@ def test_collector_block_writes_only_acks_and_dead_letters() -> None:
 
 def test_blocks_written_before_acks_are_read_and_upgraded() -> None:
     old = mqtt_acl.HEADER + "\n\n" + "\n".join(
-        mqtt_acl.site_block("s1").legacy_lines() + [""] + mqtt_acl.collector_block("c1").legacy_lines()
+        [*mqtt_acl.site_block("s1").legacy_lines(), "", *mqtt_acl.collector_block("c1").legacy_lines()]
     )
     assert "ack" not in old
     new = mqtt_acl.upsert(old, mqtt_acl.site_block("s2"))
