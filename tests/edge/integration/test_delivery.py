@@ -14,6 +14,7 @@ import pytest
 from epcwatch.clock import SystemClock
 from epcwatch.devservices.services import Influxd, Mosquitto, free_port
 from epcwatch.edge.agent import Agent
+from epcwatch.edge.health import read_status_file
 from epcwatch.edge.poller import DevicePlan, ReadSpec
 from epcwatch.edge.site import SiteConfig
 from epcwatch.edge.transport import Registers
@@ -118,6 +119,14 @@ def test_broker_sigkill_with_collectors_away_loses_nothing(
             what="30 readings accepted by the broker (PUBACK) while no collector stores anything",
         )
         assert agent.forwarder.unacked() >= 30 and agent.outbox.depth >= 30  # kept: not acknowledged
+        # the agent's health shows it: readings awaiting acknowledgement, the oldest one's age
+        helpers.wait_for(
+            lambda: read_status_file(agent.cfg.status_file())["health"]["outbox_unacked"] >= 30,
+            10,
+            what="the status file to show the unacknowledged readings",
+        )
+        health = read_status_file(agent.cfg.status_file())["health"]
+        assert health["outbox_oldest_age_s"] > 0 and health["outbox_depth"] >= health["outbox_unacked"]
         broker.kill()  # SIGKILL: the queue and the collector's session are gone
         resent = agent.forwarder.resent_messages
         broker.start()
