@@ -9,8 +9,9 @@ verifier is docs/provenance.md, and the example vector there is checked by a tes
   same value), and the previous reading's digest. The first reading of a chain links to
   :data:`GENESIS`.
 * A message's **signature** is Ed25519 over :func:`message_bytes`: the site, the device, the first
-  and last seq of the message and the digest of its last reading (the chain head). A valid
-  signature over the head vouches for every reading of the chain up to it.
+  and last seq of the message, the digest its first reading links to, and the digest of every
+  reading of the message, the last of which is the chain head. The collector stores that record,
+  so each reading is checked on its own: an edit or a deletion is found at its seq exactly.
 * A **key id** is the first 16 hex digits of SHA-256 over the raw 32-byte public key.
 """
 
@@ -116,28 +117,48 @@ def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes 
 
 @dataclass(frozen=True, slots=True)
 class SignedRange:
-    """What one message's signature vouches for: a device's readings ``first_seq..last_seq``
-    ending in the chain head ``head`` (the last reading's digest)."""
+    """What one message's signature vouches for: the digests of a device's readings
+    ``first_seq..last_seq`` in seq order, and the digest the first of them links to."""
 
     site: str
     device: str
     first_seq: int
     last_seq: int
-    head: bytes
+    first_prev: bytes
+    digests: tuple[bytes, ...]
+
+    @property
+    def head(self) -> bytes:
+        """The chain head: the digest of the message's last reading."""
+        return self.digests[-1]
 
 
 def message_bytes(m: SignedRange) -> bytes:
-    """What a message's signature signs: the device, the seq range and the chain head."""
-    if len(m.head) != 32:
-        raise ProvenanceError(f"chain head must be 32 bytes, got {len(m.head)}")
+    """What a message's signature signs (docs/provenance.md, "Canonical byte form")."""
+    if m.last_seq < m.first_seq or len(m.digests) != m.last_seq - m.first_seq + 1:
+        raise ProvenanceError(
+            f"{len(m.digests)} digests for seq {m.first_seq}..{m.last_seq}: one per reading expected"
+        )
+    if any(len(d) != 32 for d in (m.first_prev, *m.digests)):
+        raise ProvenanceError("digests must be 32 bytes")
     return b"".join(
         [
             _text(DOMAIN_MESSAGE.decode()),
             _text(m.site),
             _text(m.device),
             struct.pack(">QQ", m.first_seq, m.last_seq),
-            m.head,
+            m.first_prev,
+            *m.digests,
         ]
+    )
+
+
+def signed_range(site: str, device: str, readings: Sequence[ChainReading], prev: bytes) -> SignedRange:
+    """The signed range of consecutive readings (seq ``r[0].seq`` onwards) linked to ``prev``."""
+    if not readings:
+        raise ProvenanceError("a message has at least one reading")
+    return SignedRange(
+        site, device, readings[0].seq, readings[-1].seq, prev, tuple(chain(site, device, readings, prev))
     )
 
 
