@@ -206,6 +206,21 @@ class Agent:
         finally:
             await self._shutdown(tasks)
 
+    async def _drain(self, seconds: float) -> None:
+        """Polling has stopped: for up to ``seconds``, hand over what is left and wait for its
+        end-to-end acknowledgement, so that a clean stop usually leaves an empty outbox (what is
+        left is sent after the next start; nothing is lost either way)."""
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    await self.forwarder.step()
+                    if self.outbox.depth == 0 or not self.publisher.connected:
+                        break
+                    await self.forwarder.wait_woken()
+        except TimeoutError:
+            pass
+        await self.forwarder.flush_deletes()
+
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         for t in tasks:
             if t.get_name() != "outbox-writer":
@@ -227,7 +242,7 @@ class Agent:
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(self.executor, self.outbox.append, pending)
         with contextlib.suppress(Exception):
-            await self.forwarder.flush_deletes()
+            await self._drain(self.cfg.mqtt.stop_drain_s)
         for tr in self.transports:
             with contextlib.suppress(Exception):
                 await tr.close()

@@ -181,6 +181,11 @@ class Forwarder:
             self._acks.extend((device, first, last) for first, last in ranges)
         self._wake.set()
 
+    async def wait_woken(self) -> None:
+        """Until the next PUBACK, acknowledgement or new reading."""
+        await self._wake.wait()
+        self._wake.clear()
+
     def in_flight(self) -> int:
         return len(self._in_flight)
 

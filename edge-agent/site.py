@@ -154,6 +154,11 @@ class MqttConfig(_Model):
     ack_timeout_max_s: float = Field(
         default=900.0, gt=0, description="the timeout doubles while nothing is acknowledged, up to this"
     )
+    stop_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="on a graceful stop, wait this long for the outbox to be acknowledged before exiting",
+    )
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     reconnect_min_s: float = Field(default=1.0, gt=0)
