@@ -24,9 +24,11 @@ import orjson
 
 from epcwatch import topics
 from epcwatch.collector.lineprotocol import point, tag_value_writable
+from epcwatch.influx import schema
+from epcwatch.influx.client import Series
 from epcwatch.wire import INT64_MAX, MAX_READINGS_PER_MESSAGE
 
-MEASUREMENT: Final = "dead_letter"
+MEASUREMENT: Final = schema.DEAD_LETTER
 EXCERPT_BYTES: Final = 200
 MAX_REASON_TEXT: Final = 1000
 
@@ -122,13 +124,6 @@ def list_query(*, since_ms: int, site: str | None = None, limit: int = 100) -> s
     return f'SELECT * FROM "{MEASUREMENT}" WHERE {where} ORDER BY time DESC LIMIT {int(limit)}'
 
 
-def rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows(series: list[Series]) -> list[dict[str, Any]]:
     """The rows of :func:`list_query`'s answer as dicts with the keys of :data:`COLUMNS`."""
-    out = []
-    for s in series:
-        cols = list(s.get("columns") or [])
-        tags = dict(s.get("tags") or {})
-        for values in s.get("values") or []:
-            row = {**tags, **dict(zip(cols, values, strict=True))}
-            out.append({c: row.get(c) for c in COLUMNS})
-    return out
+    return [{c: {**s.tags, **r}.get(c) for c in COLUMNS} for s in series for r in s.rows]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
+from epcwatch.influx import InfluxError
 
-class DashboardsError(Exception):
+__all__ = ["DashboardsError", "InfluxError", "PublishError", "StatsError"]
+
+
+class DashboardsError(EpcwatchError):
     """Base of every error this component raises; ``str()`` is ready to show to an operator."""
-
-
-class InfluxError(DashboardsError):
-    """InfluxDB unreachable, refusing a request or answering with an InfluxQL error."""
 
 
 class PublishError(DashboardsError):

@@ -10,15 +10,11 @@ by PID at the end; the services stay up for the user to query.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +23,8 @@ from typing import Annotated
 
 import typer
 
+from epcwatch.devservices.process import ChildProcess
+from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
 
 #: the command-line entry of this installation (the demo runs its components as processes)
@@ -35,66 +33,8 @@ EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
 DEMO_FILES = Path(str(resources.files("epcwatch.demo") / "data"))
 
 
-class DemoError(RuntimeError):
+class DemoError(EpcwatchError):
     """A step of the demo that failed; the message says which and where its log is."""
-
-
-@dataclass
-class Child:
-    """A component run as a child process, logging to a file, stopped by its PID."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise DemoError(
-                f"{self.name} exited with code {self.proc.returncode}; see {self.log}:\n{self.tail()}"
-            )
-
-    def wait_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            if text in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise DemoError(f"{self.name} did not log {text!r} within {timeout:.0f} s; see {self.log}")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 def has_command(*words: str) -> bool:
@@ -201,46 +141,38 @@ def true_savings(contract: Path, truth_csv: Path) -> float | None:
 
 def write_building_info(influx_url: str, portfolio: Path) -> int:
     """``building_info`` points (docs/data-model.md) from the portfolio, at time 0 (idempotent)."""
+    from epcwatch.dashboards.metadata import building_info_lines
+    from epcwatch.influx import InfluxClient, InfluxError
     from epcwatch.portfolio import load_portfolio
 
-    lines = []
-    for site in load_portfolio(portfolio).sites:
-        for b in site.buildings:
-            lines.append(
-                f"building_info,building={b.id},site={site.id} "
-                f"floor_area_m2={b.floor_area_m2},occupants={b.occupants}i,floors={b.floors}i 0"
-            )
-    req = urllib.request.Request(
-        f"{influx_url}/write?db=epcwatch&precision=s", data="\n".join(lines).encode(), method="POST"
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        if r.status != 204:
-            raise DemoError(f"InfluxDB refused building_info: HTTP {r.status}")
+    lines = building_info_lines(load_portfolio(portfolio))
+    try:
+        InfluxClient(influx_url, "epcwatch", timeout=30).write(lines, precision="s")
+    except InfluxError as exc:
+        raise DemoError(f"InfluxDB refused building_info: {exc}") from None
     return len(lines)
 
 
 def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     """Readings stored in [t0, t1): counted on each kind's always-present field."""
-    from epcwatch.devservices.services import influx_query
+    from epcwatch.influx import InfluxClient
+    from epcwatch.influx.schema import HVAC, LIGHTING, METER, SENSOR
 
+    db = InfluxClient(influx_url, "epcwatch")
     total = 0
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
     for measurement, fld in (
-        ("meter", "energy_import"),
-        ("hvac", "active_power"),
-        ("lighting", "active_power"),
-        ("sensor", "outdoor_temp"),
+        (METER, "energy_import"),
+        (HVAC, "active_power"),
+        (LIGHTING, "active_power"),
+        (SENSOR, "outdoor_temp"),
     ):
-        doc = influx_query(
-            influx_url, f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}', db="epcwatch"
-        )
-        for res in doc.get("results", []):  # type: ignore[attr-defined]
-            for series in res.get("series", []):
-                total += int(series["values"][0][1])
+        for series in db.query(f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}'):
+            total += int(series.values[0][1])
     return total
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[Child]) -> None:
+def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[ChildProcess]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for c in children:
@@ -303,7 +235,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
         portfolio.write_text(portfolio_yaml(plan.seed))
     contract = DEMO_FILES / "contract.yaml"
     result: dict[str, object] = {"work": str(work), "state_dir": str(state_dir) if state_dir else ""}
-    children: list[Child] = []
+    children: list[ChildProcess] = []
 
     def lap(name: str, t0: float) -> None:
         plan.timings[name] = round(time.monotonic() - t0, 1)
@@ -346,7 +278,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     "this installation has no 'epcwatch collector run'; nothing would store the data"
                 )
             (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio))
-            collector = Child(
+            collector = ChildProcess(
                 "collector",
                 [EPCWATCH, "collector", "run", "--config", str(work / "collector.yaml")],
                 logs_dir / "collector.log",
@@ -420,7 +352,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 modbus_port = free_port()
                 site = work / "site.yaml"
                 (work / "outbox.sqlite").unlink(missing_ok=True)
-                sim = Child(
+                sim = ChildProcess(
                     "simulator",
                     [
                         EPCWATCH,
@@ -449,7 +381,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 while time.time() < anchor - 0.5:
                     sim.check()
                     time.sleep(0.1)
-                edge = Child(
+                edge = ChildProcess(
                     "edge agent",
                     [EPCWATCH, "edge", "run", "--config", str(site), *clock_args],
                     logs_dir / "edge.log",
@@ -663,6 +595,6 @@ def register(app: typer.Typer) -> None:
         plan = Plan(first, last, live_days, speed, interval, poll_interval, seed, mqtt_port, influx_port)
         try:
             run_demo(plan, state_dir)
-        except DemoError as exc:
+        except EpcwatchError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(2) from None
