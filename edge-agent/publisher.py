@@ -7,7 +7,8 @@
 * The client comes from the project's one paho factory (:func:`epcwatch.mqtt.make_client`).
   Reconnection is paho's network thread with capped exponential backoff
   (``reconnect_delay_set``); messages handed to paho while the link is down stay in its
-  in-flight window and are re-sent on reconnect — the outbox still holds them until PUBACK.
+  in-flight window and are re-sent on reconnect; the outbox holds every reading until its
+  end-to-end acknowledgement.
 * Acknowledgements (``on_publish``, with the MQTT 5 PUBACK reason code) are passed to the asyncio
   loop thread through ``call_soon_threadsafe``; no outbox state is touched from paho's thread.
 * The end-to-end acknowledgements of the collectors (``epc/v1/{site}/ack``, QoS 1) are
