@@ -673,7 +673,7 @@ def summary(
         "drained": drained,
         "lost_examples": [list(k) for k in report.lost_examples],
         "report_lines": [
-            line
+            line.replace("lost e.g.   ", "missing e.g. ")
             for line in report.lines()
             if not line.startswith(("produced  ", "stored  ", "lost  ", "duplicated  "))
         ],
