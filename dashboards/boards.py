@@ -582,6 +582,38 @@ def device_health(o: BuildOptions) -> dict[str, object]:
                 )
             ],
         ),
+        panel(
+            timeseries.Panel(),
+            "Unacknowledged readings 未确认读数",
+            [
+                Target(
+                    'SELECT max("outbox_unacked") AS "outbox_unacked" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            description=(
+                "Readings published but not yet acknowledged end to end by a collector (stored in "
+                "InfluxDB). They stay in the edge outbox until then; a steady rise means no collector "
+                "stores this site's data."
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Oldest reading in outbox 最旧读数 (s)",
+            [
+                Target(
+                    'SELECT max("outbox_oldest_age_s") AS "outbox_oldest_age_s" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            unit="suffix: s",
+            description=(
+                "Age of the oldest reading the edge still holds: how far behind storage this site is. "
+                "When it nears the outage the outbox cap covers, readings start being dropped (counted)."
+            ),
+        ),
     )
     layout.row(
         "Collectors",

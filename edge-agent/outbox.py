@@ -9,10 +9,11 @@ Guarantees (see docs/edge.md, "Outbox guarantees"):
 * Each device's readings get a monotonic ``seq`` in the same transaction as the insert; the
   next seq is persisted, so it keeps increasing across restarts. A gap in seq on the receiving
   side is exactly the number of readings dropped by the full policy.
-* Rows are deleted only by :meth:`delete`, which the publisher calls after a successful
-  PUBACK, and by the ``drop_oldest`` full policy, which counts every row it removes. Deletes
-  commit without an fsync: after a power cut a few acknowledged readings may be sent again,
-  never lost.
+* Rows are deleted only by :meth:`delete_acked`, which the forwarder calls with the seq ranges
+  a collector acknowledged end to end (the readings are in InfluxDB, or durably dead-lettered),
+  by :meth:`delete`, and by the ``drop_oldest`` full policy, which counts every row it removes.
+  A broker's PUBACK deletes nothing. Deletes commit without an fsync: after a power cut a few
+  acknowledged readings may be sent again, never lost.
 * Row ids grow monotonically (``AUTOINCREMENT``) so ``ORDER BY id`` is insertion order, which
   per device is seq order.
 
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS readings (
     size   INTEGER NOT NULL,
     body   BLOB    NOT NULL
 );
+CREATE INDEX IF NOT EXISTS readings_device_seq ON readings (device, seq);
 CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -243,7 +245,44 @@ class Outbox:
             self._depth -= n
             return n
 
+    def delete_acked(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Delete the readings of ``(device, first seq, last seq)`` ranges (inclusive), acknowledged
+        end to end; returns the ids of the rows that existed (the rest were deleted already)."""
+        if not ranges:
+            return []
+        with self._lock:
+            gone: list[int] = []
+            freed = 0
+            try:
+                self._db.execute("PRAGMA synchronous=NORMAL")  # as in delete(): loss = a resend
+                self._db.execute("BEGIN IMMEDIATE")
+                for device, first, last in ranges:
+                    for rid, size in self._db.execute(
+                        "DELETE FROM readings WHERE device = ? AND seq BETWEEN ? AND ? RETURNING id, size",
+                        (device, first, last),
+                    ).fetchall():
+                        gone.append(int(rid))
+                        freed += int(size)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: delete failed: {exc}") from None
+            finally:
+                self._db.execute(f"PRAGMA synchronous={self._sync}")
+            self._bytes -= freed
+            self._depth -= len(gone)
+            return gone
+
     # -- reads -------------------------------------------------------------------------------
+    def oldest_ts(self) -> int | None:
+        """Poll time (ms) of the oldest reading still in the outbox, ``None`` when it is empty."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT ts FROM readings ORDER BY id LIMIT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self.path}: read failed: {exc}") from None
+            return None if row is None else int(row[0])
+
     def fetch(self, after_id: int = 0, limit: int = 1000) -> list[Row]:
         """Oldest rows with ``id > after_id``, in insertion order."""
         with self._lock:

@@ -217,9 +217,32 @@ class MqttConfig(MqttConnection):
         default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
     )
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
+    max_unacked: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="messages published but not yet acknowledged end to end (bounds what the broker holds)",
+    )
+    ack_timeout_s: float = Field(
+        default=60.0, gt=0, description="publish again what is not acknowledged end to end after this long"
+    )
+    ack_timeout_max_s: float = Field(
+        default=900.0, gt=0, description="the timeout doubles while nothing is acknowledged, up to this"
+    )
+    stop_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="on a graceful stop, wait this long for the outbox to be acknowledged before exiting",
+    )
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ack_timeouts(self) -> MqttConfig:
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("ack_timeout_max_s must be >= ack_timeout_s")
+        return self
 
 
 class OutboxConfig(_Model):

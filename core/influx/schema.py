@@ -24,6 +24,8 @@ BUILDING_INFO: Final = "building_info"
 SAVINGS: Final = "savings"
 #: one point per savings report run: the model and its statistics
 SAVINGS_MODEL: Final = "savings_model"
+#: one point per message the collector could not store (collector/deadletters.py)
+DEAD_LETTER: Final = "dead_letter"
 
 # -- tag keys -------------------------------------------------------------------------------
 SITE: Final = "site"
