@@ -25,7 +25,7 @@ from typing import Protocol
 
 from epcwatch import logs, topics
 from epcwatch.backoff import backoff_delay, jittered
-from epcwatch.collector import fastpath, partial
+from epcwatch.collector import fastpath, partial, proofs
 from epcwatch.collector.errors import (
     RejectedWriteError,
     StoppedError,
@@ -36,6 +36,7 @@ from epcwatch.collector.health import HealthReporter, Stats, agent_health_lines,
 from epcwatch.collector.lineprotocol import LineProtocolError, body, telemetry_lines
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.collector.writers import Writer
+from epcwatch.provenance import Keyring
 from epcwatch.wire import DeadLetter, HealthMessage, TelemetryMessage
 
 log = logging.getLogger("epcwatch.collector")
@@ -109,6 +110,7 @@ class Pipeline:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         wait: Callable[[float], bool] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.writer = writer
         self.broker = broker
@@ -125,6 +127,9 @@ class Pipeline:
         #: sleeps; returns True when the collector is stopping (threading.Event.wait)
         self.wait = wait or _sleep
         self._batch = _Batch()
+        #: signed messages are checked against it on the way in (None: stored unchecked)
+        self.keyring = keyring
+        self._proof_ms: dict[tuple[str, str], int] = {}  # last provenance point time per device
 
     # -- intake -------------------------------------------------------------------------------
     def add(self, item: Inbound) -> None:
@@ -166,12 +171,26 @@ class Pipeline:
             raise _RejectError(result)
         try:
             if isinstance(result, TelemetryMessage):
+                if result.proof is not None:
+                    return self._signed(result, item), max(r.ts for r in result.readings)
                 return telemetry_lines(result), max(r.ts for r in result.readings)
             if isinstance(result, HealthMessage):
                 return agent_health_lines(result), 0
             return status_lines(result, item.received_ms), 0
         except LineProtocolError as exc:  # pragma: no cover - validation prevents it
             raise _RejectError(Rejection(Reason.UNWRITABLE, str(exc))) from None
+
+    def _signed(self, msg: TelemetryMessage, item: Inbound) -> list[str]:
+        try:
+            sr, sig = proofs.check(msg, self.keyring)
+        except proofs.ProofError as exc:
+            raise _RejectError(Rejection(Reason.PROVENANCE, str(exc))) from None
+        # one provenance point per message received, at its receive time, made unique per device
+        # (ms precision): a replayed message becomes a second point the verifier reports
+        dev = (msg.site, msg.device)
+        at = max(item.received_ms, self._proof_ms.get(dev, 0) + 1)
+        self._proof_ms[dev] = at
+        return proofs.signed_lines(msg, sr, sig, at)
 
     # -- flushing -----------------------------------------------------------------------------
     @property
