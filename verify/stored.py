@@ -49,14 +49,12 @@ def _reading(row: dict[str, Any]) -> StoredReading:
     return StoredReading(int(row[schema.SEQ]), int(row["time"]), values, str(quality))
 
 
-def load_site(
-    client: InfluxClient, site: str, start_ms: int, end_ms: int, *, receive_slack_ms: int = 7 * 86_400_000
-) -> dict[str, DeviceData]:
+def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> dict[str, DeviceData]:
     """Per device: the readings of ``[start_ms, end_ms)`` and every record covering any of them.
 
-    Records are points at their receive time, so they are looked for up to ``receive_slack_ms``
-    after the period (a backlog sent after an outage); the readings of records reaching outside
-    the period are loaded too, so that whole signed ranges are checked."""
+    Records are points at their receive time, which may be long after the readings (a backlog
+    sent after an outage, a replay): they are selected by their ``last_ts`` field. The readings of
+    records reaching outside the period are loaded too, so that whole signed ranges are checked."""
     out: dict[str, DeviceData] = defaultdict(DeviceData)
     kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
     where = f"{schema.SITE} = {_q(site)}"
@@ -73,8 +71,8 @@ def load_site(
                 dev.readings.append(_reading(row))
                 seqs[s.tags[schema.DEVICE]].add(int(row[schema.SEQ]))
     for s in client.query(
-        f'SELECT * FROM "{schema.PROVENANCE}" WHERE {where} AND time >= {start_ms}ms '
-        f"AND time < {end_ms + receive_slack_ms}ms GROUP BY {schema.DEVICE}"
+        f'SELECT * FROM "{schema.PROVENANCE}" WHERE {where} AND last_ts >= {start_ms} '
+        f"GROUP BY {schema.DEVICE}"
     ):
         device = s.tags[schema.DEVICE]
         have = seqs.get(device, set())
