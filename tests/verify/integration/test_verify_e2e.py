@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from epcwatch import provenance
+from epcwatch.collector.rollup import Interval
+from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.influx import InfluxClient
 from epcwatch.verify.cli import register
-from tests.collector.conftest import (  # noqa: F401 - collectors is a fixture
+from tests.collector.conftest import (
     DeadLetters,
     Publisher,
     collector_config,
-    collectors,
     counts_per_device,
     wait_for,
 )
@@ -191,3 +192,12 @@ def test_verifier_flags_each_tampering_precisely(mosquitto, influxdb, database, 
     assert by["rev"]["counts"]["verified"] == 4
     assert by["gap"]["missing"] == [{"first_seq": 4, "last_seq": 6}] and by["gap"]["counts"]["verified"] == 7
     assert doc["total"]["verified"] == 12 + 11 + 11 + 12 + 12 + 4 + 7  # type: ignore[index]
+
+    # interval energy keeps the seqs of the counter readings at its edges
+    lines = rollup_lines(
+        InfluxQL(client), RollupSettings({}), Interval.QUARTER, T0, ts(12), measurements=["meter"]
+    )
+    rot = sorted(line for line in lines if ",device=rot," in line)
+    assert len(rot) == 2  # 22:00 and 22:15 UTC quarters; readings at 22:13:20 + n minutes
+    assert "first_seq=0i" in rot[0] and "last_seq=2i" in rot[0]
+    assert "first_seq=1i" in rot[1] and "last_seq=11i" in rot[1]
