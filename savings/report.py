@@ -16,6 +16,7 @@ from epcwatch.savings.selection import CRITERION
 from epcwatch.savings.stats import CONFIDENCE_LEVELS, FSU_FACTOR, t_quantile
 
 if TYPE_CHECKING:
+    from epcwatch.savings.evidence import Evidence
     from epcwatch.savings.runner import RunResult
 
 PARAM_LABELS = {
@@ -61,6 +62,14 @@ def _pct(v: Any, digits: int = 1) -> str:
     return f"{100 * v:.{digits}f} %"
 
 
+def share_text(v: float | None) -> str:
+    """A share as ``100 %``, ``99.7 %`` (one decimal, none when whole); ``–`` when undefined."""
+    if v is None:
+        return "–"
+    text = f"{math.floor(v * 1000 + 1e-9) / 10:.1f}"  # rounded down: 99.96 % is not 100 %
+    return (text[:-2] if text.endswith(".0") else text) + " %"
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("epcwatch.savings", "templates"),
@@ -70,6 +79,7 @@ def _env() -> Environment:
     )
     env.filters["num"] = _num
     env.filters["pct"] = _pct
+    env.filters["sharepct"] = share_text
     env.filters["pval"] = _pval
     return env
 
@@ -115,7 +125,7 @@ def _monthly(daily: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def render_html(result: RunResult, generated: datetime) -> str:
+def render_html(result: RunResult, generated: datetime, evidence: Evidence | None = None) -> str:
     c = result.contract
     o = result.outcome
     fr = o.baseline_fit
@@ -173,5 +183,6 @@ def render_html(result: RunResult, generated: datetime) -> str:
         "generated": generated.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "fsu68_ok": s.fsu.get("68", math.inf) < 0.5,
+        "evidence": evidence,
     }
     return _env().get_template("report.html.j2").render(**ctx)

@@ -20,6 +20,7 @@ from epcwatch.savings.carriers import carrier_totals, contract_table
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, period_warnings, run
 from epcwatch.savings.errors import DataError
+from epcwatch.savings.evidence import Evidence
 from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
 from epcwatch.savings.models import Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
@@ -264,11 +265,17 @@ def run_contract(
     write_back: bool = True,
     contract_path: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    evidence: Evidence | None = None,
 ) -> RunResult:
-    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points."""
+    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points.
+    ``evidence``: the verified share of the energy (docs/provenance.md), stated in the report."""
     from epcwatch.savings.report import render_html
 
     result = compute(c, source, contract_path)
+    if evidence is not None:
+        from epcwatch.savings.evidence import evidence_doc
+
+        result.doc["evidence"] = evidence_doc(evidence)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "json": out_dir / "report.json",
@@ -282,7 +289,8 @@ def run_contract(
     csv.to_csv(files["csv"], index=False, float_format="%.3f")
     files["model"].write_text(json.dumps(result.outcome.model.to_dict(), indent=2))
     now = (clock or SystemClock()).now()
-    files["html"].write_text(render_html(result, datetime.fromtimestamp(now, UTC)), encoding="utf-8")
+    html = render_html(result, datetime.fromtimestamp(now, UTC), evidence)
+    files["html"].write_text(html, encoding="utf-8")
     result.files = files
     if write_back:
         lines = savings_lines(c.id, c.site, c.timezone, result.daily, SAVINGS_FIELDS)
