@@ -1,191 +1,149 @@
-"""How much of a contract's energy rests on verified readings (docs/provenance.md).
+"""Out-of-sample evidence for an M&V report: what a reviewer checks before trusting a baseline.
 
-A device-day's energy (``energy_interval``, ``1d``) keeps the seqs of the counter readings at its
-edges (``first_seq``, ``last_seq``); it is *verified* when every reading ``first_seq..last_seq``
-of that device verifies against the keyring. The report states, for the baseline and the
-reporting period, the kWh and share so verified, and lists by day what kept the rest from it.
-:func:`period_share` is pure; :func:`evidence_from_influx` reads InfluxDB and runs the verifier.
+- **Blocked cross-validation by calendar month**: the chosen model form is refitted twelve
+  times (change points and balance points searched again), each time without one month, and
+  predicts the month it did not see. CV(RMSE) and NMBE of those predictions are out of sample
+  (an OLS fit with an intercept has NMBE ≈ 0 in sample by construction, so only these say
+  anything about bias). TOWT refits its coefficients with the chosen lag, knots and occupancy.
+- **Per-month NMBE** of the same out-of-sample predictions.
+- **Temperature range**: the share of reporting periods colder or warmer than any baseline
+  period (the model extrapolates there).
+- **Placebo test** (where the data hold a year before the baseline): the model form fitted on
+  that earlier year predicts the baseline year, where the true savings are zero.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from typing import Any
 
-if TYPE_CHECKING:
-    from epcwatch.influx import InfluxClient
-    from epcwatch.provenance import Keyring
-    from epcwatch.savings.contract import Contract
+import numpy as np
+import pandas as pd
+
+from epcwatch.savings import changepoint, degreeday, towt
+from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceDay:
-    device: str
-    day: date
-    kwh: float
-    first_seq: int | None = None
-    last_seq: int | None = None
+def refit(model: FittedModel, train: Observations) -> FittedModel:
+    """The same model form fitted on other data (non-linear parameters searched again)."""
+    if model.type in changepoint.TYPES:
+        return changepoint.fit(model.type, train, model.day_type, model.extra)[0]
+    if model.type == "hdd_cdd":
+        return degreeday.fit(train, model.day_type)[0]
+    if model.type == "towt":
+        beta, _ = towt.solve(*towt.gram(train, model.extra, train.energy))
+        _, names = towt.design(train.select(np.zeros(len(train), dtype=bool)), model.extra)
+        coefs = {n: float(b) for n, b in zip(names, beta, strict=True)}
+        return FittedModel(type="towt", frequency=model.frequency, coefficients=coefs, extra=model.extra)
+    raise ModelError(f"cannot refit {model.type}")
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceAudit:
-    """One device's verification result: verified seqs, and why each failing seq failed."""
-
-    verified: frozenset[int]
-    failed: Mapping[int, str] = field(default_factory=dict)  # seq -> altered / missing / reason
-
-
-@dataclass(frozen=True, slots=True)
-class DayIssue:
-    day: date
-    device: str
-    kwh: float
-    why: str
-
-
-@dataclass(frozen=True)
-class PeriodShare:
-    name: str
-    kwh: float
-    kwh_verified: float
-    issues: list[DayIssue]
-
-    @property
-    def share(self) -> float | None:
-        return self.kwh_verified / self.kwh if self.kwh > 0 else None
-
-
-@dataclass(frozen=True)
-class Evidence:
-    baseline: PeriodShare
-    reporting: PeriodShare
-    min_share: float | None = None
-
-    @property
-    def verifiable(self) -> bool:
-        """False when the contract sets a minimum verified share the reporting period misses."""
-        s = self.reporting.share
-        return self.min_share is None or (s is not None and s >= self.min_share)
-
-
-def _why(d: DeviceDay, audit: DeviceAudit | None) -> str | None:
-    """``None`` when the device-day is verified, else what kept it from being verified."""
-    if d.first_seq is None or d.last_seq is None:
-        return "unsigned readings"
-    if audit is None:
-        return "no verification result"
-    bad = [s for s in range(d.first_seq, d.last_seq + 1) if s not in audit.verified]
-    if not bad:
-        return None
-    reasons = sorted({audit.failed.get(s, "unsigned") for s in bad})
-    shown = ", ".join(str(s) for s in bad[:5]) + (" …" if len(bad) > 5 else "")
-    return f"{'; '.join(reasons)} (seq {shown})"
-
-
-def period_share(name: str, days: Iterable[DeviceDay], audits: Mapping[str, DeviceAudit]) -> PeriodShare:
-    total = verified = 0.0
-    issues = []
-    for d in sorted(days, key=lambda x: (x.day, x.device)):
-        if math.isnan(d.kwh):
+def blocked_cv(model: FittedModel, obs: Observations, labels: pd.DatetimeIndex) -> dict[str, Any]:
+    """Leave-one-calendar-month-out predictions of ``obs`` (valid rows, time order)."""
+    months = np.asarray(pd.DatetimeIndex(labels).to_period("M").astype(str))
+    pred = np.full(len(obs), np.nan)
+    skipped = []
+    for m in np.unique(months):
+        test = months == m
+        train = ~test
+        if train.sum() < 0.5 * len(obs) or test.sum() == 0:
             continue
-        total += d.kwh
-        why = _why(d, audits.get(d.device))
-        if why is None:
-            verified += d.kwh
-        else:
-            issues.append(DayIssue(d.day, d.device, d.kwh, why))
-    return PeriodShare(name, total, verified, issues)
-
-
-# -- I/O ------------------------------------------------------------------------------------------
-
-
-def _device_days(client: InfluxClient, c: Contract, start: date, end: date) -> list[DeviceDay]:
-    from epcwatch.influx.influxql import ident, literal
-    from epcwatch.influx.schema import ENERGY_INTERVAL
-
-    tz = ZoneInfo(c.timezone)
-    lo = int(datetime(start.year, start.month, start.day, tzinfo=tz).timestamp() * 1000)
-    e = end + timedelta(days=1)
-    hi = int(datetime(e.year, e.month, e.day, tzinfo=tz).timestamp() * 1000)
-    fld = c.meters[0].field
-    sel = " OR ".join(
-        "(" + " AND ".join(f"{ident(k)}={literal(v)}" for k, v in sorted(m.tags().items())) + ")"
-        for m in c.meters
-    )
-    q = (
-        f"SELECT {ident(fld)}, first_seq, last_seq FROM {ident(ENERGY_INTERVAL)} "
-        f"WHERE site={literal(c.site)} AND ({sel}) AND interval='1d' "
-        f"AND time >= {lo}ms AND time < {hi}ms GROUP BY device"
-    )
-    out = []
-    for s in client.query(q):
-        for row in s.rows:
-            v = row.get(fld)
-            if v is None:
-                continue
-            day = datetime.fromtimestamp(int(row["time"]) / 1000, tz).date()
-            fs, ls = row.get("first_seq"), row.get("last_seq")
-            out.append(
-                DeviceDay(
-                    s.tags["device"],
-                    day,
-                    float(v),
-                    None if fs is None else int(fs),
-                    None if ls is None else int(ls),
-                )
+        try:
+            fm = refit(model, obs.select(train))
+            pred[test] = fm.predict(obs.select(test))
+        except ModelError as exc:
+            skipped.append({"month": str(m), "reason": str(exc)})
+    ok = np.isfinite(pred)
+    y = obs.energy
+    e = (y - pred)[ok]
+    ybar = abs(float(y[ok].mean())) if ok.any() else math.nan
+    per_month = []
+    for m in np.unique(months):
+        sel = ok & (months == m)
+        if sel.any():
+            tot = float(y[sel].sum())
+            per_month.append(
+                {
+                    "month": str(m),
+                    "nmbe": 100.0 * float((y[sel] - pred[sel]).sum()) / abs(tot) if tot else None,
+                    "periods": int(sel.sum()),
+                }
             )
+    return {
+        "method": "leave one calendar month out; the model form refitted on the rest",
+        "folds": len(per_month),
+        "cvrmse": 100.0 * math.sqrt(float(e @ e) / len(e)) / ybar if len(e) and ybar else None,
+        "nmbe": 100.0 * float(e.sum()) / (len(e) * ybar) if len(e) and ybar else None,
+        "per_month_nmbe": per_month,
+        "skipped": skipped,
+    }
+
+
+def temperature_range(baseline_temp: Array, reporting_temp: Array) -> dict[str, Any]:
+    b = baseline_temp[np.isfinite(baseline_temp)]
+    r = reporting_temp[np.isfinite(reporting_temp)]
+    if not len(b) or not len(r):
+        return {"share_outside": None}
+    lo, hi = float(b.min()), float(b.max())
+    return {
+        "baseline_min": lo,
+        "baseline_max": hi,
+        "share_outside": float(np.mean((r < lo) | (r > hi))),
+        "below": int(np.sum(r < lo)),
+        "above": int(np.sum(r > hi)),
+    }
+
+
+def evidence(
+    model: FittedModel,
+    baseline: Observations,
+    baseline_labels: pd.DatetimeIndex | None,
+    reporting: Observations,
+) -> dict[str, Any]:
+    """Blocked CV, per-month NMBE and the temperature-range check (placebo added by callers)."""
+    valid = baseline.valid() & ~(baseline.energy < 0)
+    out: dict[str, Any] = {}
+    if baseline_labels is not None and len(baseline_labels) == len(baseline):
+        out["blocked_cv"] = blocked_cv(
+            model, baseline.select(valid), pd.DatetimeIndex(baseline_labels)[valid]
+        )
+    else:
+        out["blocked_cv"] = None
+    rv = reporting.valid()
+    out["temperature_range"] = temperature_range(baseline.temp[valid], reporting.temp[rv])
+    out["placebo"] = {"available": False, "reason": "the data hold no full year before the baseline"}
     return out
 
 
-def evidence_from_influx(client: InfluxClient, c: Contract, keyring: Keyring) -> Evidence:
-    """Verify the contract site's readings over both periods and weigh each day's energy."""
-    from epcwatch.verify.audit import audit_device
-    from epcwatch.verify.stored import load_site
+def placebo(model: FittedModel, prior: Observations, baseline: Observations) -> dict[str, Any]:
+    """Fit the model form on the year before the baseline, predict the baseline year (no
+    retrofit in between: the true savings are zero); ``within_90`` if 0 lies in the 90 % band."""
+    from epcwatch.savings.savings import summed_design
+    from epcwatch.savings.selection import evaluate
 
-    tz = ZoneInfo(c.timezone)
-    shares = []
-    for name, period in (("baseline", c.baseline), ("reporting", c.reporting)):
-        days = _device_days(client, c, period.start, period.end)
-        s0 = int(
-            datetime(period.start.year, period.start.month, period.start.day, tzinfo=tz).timestamp() * 1000
-        )
-        e = period.end + timedelta(days=2)  # the reading after the last day's end
-        s1 = int(datetime(e.year, e.month, e.day, tzinfo=tz).timestamp() * 1000)
-        audits: dict[str, DeviceAudit] = {}
-        devices = {d.device for d in days}
-        for device, data in load_site(client, c.site, s0 - 86_400_000, s1).items():
-            if device not in devices:
-                continue
-            rep = audit_device(c.site, device, data.readings, data.records, keyring)
-            failed: dict[int, str] = {s: "altered after storage" for s in rep.altered}
-            failed.update({s: "missing" for a, b in rep.missing for s in range(a, b + 1)})
-            failed.update(rep.invalid)
-            audits[device] = DeviceAudit(frozenset(rep.verified), failed)
-        shares.append(period_share(name, days, audits))
-    return Evidence(shares[0], shares[1], c.min_verified_share)
-
-
-def evidence_doc(ev: Evidence) -> dict[str, Any]:
-    """The evidence section of report.json."""
-
-    def one(p: PeriodShare) -> dict[str, Any]:
-        return {
-            "kwh": p.kwh,
-            "kwh_verified": p.kwh_verified,
-            "share": p.share,
-            "issues": [
-                {"day": i.day.isoformat(), "device": i.device, "kwh": i.kwh, "why": i.why} for i in p.issues
-            ],
-        }
-
+    pv = prior.valid() & ~(prior.energy < 0)
+    bv = baseline.valid() & ~(baseline.energy < 0)
+    if pv.sum() < 0.9 * len(prior):
+        return {"available": False, "reason": "the year before the baseline has under 90 % valid periods"}
+    train = prior.select(pv)
+    try:
+        fm = refit(model, train)
+        fr = evaluate(fm, train)
+    except ModelError as exc:
+        return {"available": False, "reason": f"the model form cannot be fitted on the earlier year ({exc})"}
+    test = baseline.select(bv)
+    pred = fm.predict(test)
+    sav = float((pred - test.energy).sum())
+    u90 = math.nan
+    if fr.uncertainty is not None:
+        g = summed_design(fm, test, np.ones(len(test), dtype=bool))
+        u90 = fr.uncertainty.half_width(g, len(test), 0.90)
+    total = float(test.energy.sum())
     return {
-        "baseline": one(ev.baseline),
-        "reporting": one(ev.reporting),
-        "min_verified_share": ev.min_share,
-        "verifiable": ev.verifiable,
+        "available": True,
+        "method": "the model form fitted on the year before the baseline predicts the baseline year",
+        "savings": sav,
+        "fraction": sav / total if total else None,
+        "uncertainty_90": u90,
+        "within_90": bool(abs(sav) <= u90) if math.isfinite(u90) else None,
     }
