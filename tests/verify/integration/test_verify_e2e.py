@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -19,7 +20,11 @@ from epcwatch import provenance
 from epcwatch.collector.rollup import Interval
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.influx import InfluxClient
+from epcwatch.provenance import Keyring
+from epcwatch.savings.contract import MeterSelector
+from epcwatch.savings.verified import verified_share_from_influx
 from epcwatch.verify.cli import register
+from epcwatch.verify.keyring import load_keyring
 from tests.collector.conftest import (
     DeadLetters,
     Publisher,
@@ -201,3 +206,27 @@ def test_verifier_flags_each_tampering_precisely(mosquitto, influxdb, database, 
     assert len(rot) == 2  # 22:00 and 22:15 UTC quarters; readings at 22:13:20 + n minutes
     assert "first_seq=0i" in rot[0] and "last_seq=2i" in rot[0]
     assert "first_seq=1i" in rot[1] and "last_seq=11i" in rot[1]
+
+    # the M&V report's share of energy on verified readings: a day of device rot (all verified)
+    # and of device edit (its seq 4 altered), from the daily rollup
+    client.write(
+        rollup_lines(InfluxQL(client), RollupSettings({}), Interval.DAY, T0, ts(12), measurements=["meter"])
+    )
+    day = dt.datetime.fromtimestamp(T0 / 1000, dt.UTC).date()
+    contract = SimpleNamespace(
+        site="s1",
+        timezone="UTC",
+        meters=[MeterSelector(device="rot"), MeterSelector(device="edit")],
+        baseline=SimpleNamespace(start=day - dt.timedelta(days=3), end=day - dt.timedelta(days=2)),
+        reporting=SimpleNamespace(start=day, end=day),
+        min_verified_share=0.9,
+    )
+    ring_now: Keyring = load_keyring(ring)
+    share = verified_share_from_influx(client, contract, ring_now)  # type: ignore[arg-type]
+    rot_kwh = 11 * 0.25  # seq 0..11, 0.25 kWh a minute
+    assert share.reporting.kwh_verified == pytest.approx(rot_kwh)
+    assert [(i.day, i.device, i.why) for i in share.reporting.issues] == [
+        (day, "edit", "altered after storage (seq 4)")
+    ]
+    assert share.baseline.kwh == 0 and share.baseline.share is None
+    assert not share.verifiable  # edit's tampered day weighs more than 10 %
