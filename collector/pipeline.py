@@ -130,6 +130,10 @@ class Pipeline:
         #: signed messages are checked against it on the way in (None: stored unchecked)
         self.keyring = keyring
         self._proof_ms: dict[tuple[str, str], int] = {}  # last provenance point time per device
+        #: per device, the newest signed range seen: its last seq and chain head
+        self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}
+        #: (site, device, first missing seq, last missing seq) of every chain gap seen
+        self.chain_gaps: list[tuple[str, str, int, int]] = []
 
     # -- intake -------------------------------------------------------------------------------
     def add(self, item: Inbound) -> None:
@@ -188,6 +192,27 @@ class Pipeline:
         # one provenance point per message received, at its receive time, made unique per device
         # (ms precision): a replayed message becomes a second point the verifier reports
         dev = (msg.site, msg.device)
+        seen = self._heads.get(dev)
+        if seen is not None:
+            last, head = seen
+            if sr.first_seq == last + 1 and sr.first_prev != head:
+                raise _RejectError(
+                    Rejection(
+                        Reason.PROVENANCE, f"broken link: seq {sr.first_seq} does not follow seq {last}"
+                    )
+                )
+            if sr.first_seq > last + 1:
+                # readings lost before they were sent (e.g. the edge's outbox full): stored data
+                # shows the gap to the verifier too; here it is logged as it happens
+                self.chain_gaps.append((msg.site, msg.device, last + 1, sr.first_seq - 1))
+                log.warning(
+                    "chain gap",
+                    extra=logs.fields(
+                        site=msg.site, device=msg.device, first=last + 1, last=sr.first_seq - 1
+                    ),
+                )
+        if seen is None or sr.last_seq > seen[0]:
+            self._heads[dev] = (sr.last_seq, sr.head)
         at = max(item.received_ms, self._proof_ms.get(dev, 0) + 1)
         self._proof_ms[dev] = at
         return proofs.signed_lines(msg, sr, sig, at)

@@ -146,3 +146,20 @@ def test_unsigned_messages_still_flow_without_provenance() -> None:
     p.flush()
     assert b.acked == [1] and b.letters == [] and len(w.stored) == 1
     assert not any(line.startswith("provenance") for line in w.stored)
+
+
+def _head(seqs: range) -> bytes:
+    chain = [ChainReading(s, T0 + s * 1000, {"energy_import": 100.0 + s}) for s in seqs]
+    return provenance.signed_range("s1", "d1", chain, provenance.GENESIS).head
+
+
+def test_a_broken_link_is_dead_lettered_and_a_gap_recorded() -> None:
+    p, _, b = rig(Keyring([TrustedKey("s1", PUB)]))
+    add(p, 1, signed(range(0, 3)))
+    add(p, 2, signed(range(3, 5), prev=bytes(range(32))))  # follows seq 2 but links elsewhere
+    add(p, 3, signed(range(6, 8), prev=_head(range(0, 6))))  # seq 3..5 never arrived
+    add(p, 4, signed(range(0, 3)))  # a re-delivery: not a link to check
+    p.flush()
+    assert [letter.reason for letter in b.letters] == ["provenance: broken link: seq 3 does not follow seq 2"]
+    assert p.chain_gaps == [("s1", "d1", 3, 5)]
+    assert b.acked == [1, 2, 3, 4]
