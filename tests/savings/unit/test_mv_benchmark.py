@@ -9,6 +9,7 @@ almost always does (at most 22 of 24), and the savings must be close to the trut
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from epcwatch.savings import synthetic
 from epcwatch.savings.csvfit import fit_csv
@@ -20,6 +21,10 @@ CASES = [
     {"rho": 0.5, "lag_hours": 24},
     {"rho": 0.9, "heating": 0.0, "lag_hours": 12, "climate_mean": 21},
 ]
+
+
+#: about 15 s of CPU: the full check runs it, `scripts/check --fast` does not
+pytestmark = pytest.mark.slow
 
 
 def test_daily_savings_accuracy_and_band_coverage(tmp_path):
