@@ -68,6 +68,7 @@ COMPONENTS = (
     "epcwatch.dashboards.cli",
     "epcwatch.broker.cli",
     "epcwatch.demo.run",
+    "epcwatch.verify.cli",
 )
 
 for _mod in COMPONENTS:

@@ -125,6 +125,19 @@ class Reading(_Frozen):
         return values
 
 
+B64_32 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+B64_64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class Proof(_Frozen):
+    """The edge's signature over a message's readings (docs/provenance.md). The readings' digests
+    are not sent: the receiver recomputes them from the readings and ``first_prev``."""
+
+    kid: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] = Field(description="key id")
+    first_prev: B64_32 = Field(description="digest the first reading links to, base64 (32 bytes)")
+    sig: B64_64 = Field(description="Ed25519 signature over the signed range, base64 (64 bytes)")
+
+
 class TelemetryMessage(_Frozen):
     """One or more readings of one device (``epc/v1/{site}/{device}/telemetry``)."""
 
@@ -134,12 +147,17 @@ class TelemetryMessage(_Frozen):
     kind: DeviceKind
     tags: DeviceTags = DeviceTags()
     readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    proof: Proof | None = Field(
+        default=None, description="signature of a signing site (added in v1, optional; docs/provenance.md)"
+    )
 
     @model_validator(mode="after")
     def _seq_increasing(self) -> TelemetryMessage:
         seqs = [r.seq for r in self.readings]
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             raise ValueError("readings must be in strictly increasing seq order")
+        if self.proof is not None and seqs[-1] - seqs[0] != len(seqs) - 1:
+            raise ValueError("a signed message holds consecutive seqs")
         return self
 
 

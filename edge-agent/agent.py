@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from epcwatch import logs
+from epcwatch.broker.signing import load_site_key
 from epcwatch.clock import Clock
 from epcwatch.edge.dlt645_bus import Dlt645Transport
 from epcwatch.edge.errors import SiteConfigError
@@ -39,6 +40,7 @@ def transport_for_bus(bus: AnyBus) -> ModbusTransport:
     if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
         return Dlt645Transport.for_bus(bus)
     return PymodbusTransport.for_bus(bus)
+
 
 #: largest group of readings committed in one outbox transaction
 WRITE_GROUP = 2000
@@ -82,7 +84,9 @@ class Agent:
             max_bytes=cfg.outbox.max_bytes,
             full_policy=cfg.outbox.full_policy,
             synchronous=cfg.outbox.synchronous,
+            site=cfg.site if cfg.signing is not None else None,
         )
+        signing_key = load_site_key(cfg.signing.key_file) if cfg.signing is not None else None
         self.publisher = Publisher(cfg, clock, password)
         info = {
             d.id: DeviceInfo(
@@ -105,6 +109,7 @@ class Agent:
             max_unacked=m.max_unacked,
             ack_timeout_s=m.ack_timeout_s,
             ack_timeout_max_s=m.ack_timeout_max_s,
+            signing_key=signing_key,
         )
         #: poll time (ms) of the oldest reading in the outbox, refreshed by the health loop
         self.oldest_ts: int | None = None

@@ -26,12 +26,16 @@ flight, and after a capped backoff sends again, in outbox order, *everything* no
 acknowledged, also what followed the refused message: so from the refusal on, the collector
 receives each device's readings in seq order again.
 
+A signing site's messages carry a ``proof`` (docs/provenance.md): the Ed25519 signature of the
+batch's signed range, built from the chain links the outbox fixed at append time.
+
 All outbox calls run on one dedicated thread (``executor``), never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -40,8 +44,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from epcwatch import logs, topics
+from epcwatch import logs, provenance, topics
 from epcwatch.backoff import backoff_delay
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
@@ -103,6 +108,7 @@ class Forwarder:
         ack_timeout_s: float = 60.0,
         ack_timeout_max_s: float = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.site = site
         self.outbox = outbox
@@ -117,6 +123,8 @@ class Forwarder:
         self.ack_timeout_s = ack_timeout_s
         self.ack_timeout_max_s = max(ack_timeout_max_s, ack_timeout_s)
         self.monotonic = monotonic
+        self.signing_key = signing_key
+        self._kid = provenance.key_id(signing_key.public_key()) if signing_key is not None else ""
         self._prefix = {
             d: envelope_prefix(site, d, info.kind, orjson.dumps(info.tags.model_dump(exclude_none=True)))
             for d, info in devices.items()
@@ -304,6 +312,24 @@ class Forwarder:
             self._cursor = r.id
         return sent
 
+    def proof(self, b: Batch) -> bytes:
+        """The ``proof`` object of a batch (JSON), or b"" when the site does not sign or a row
+        has no chain link (stored before signing was turned on)."""
+        if self.signing_key is None or any(r.chain is None for r in b.rows):
+            return b""
+        links = [r.chain for r in b.rows if r.chain is not None]
+        sr = provenance.SignedRange(
+            self.site, b.device, b.rows[0].seq, b.rows[-1].seq, links[0][:32], tuple(c[32:] for c in links)
+        )
+        sig = provenance.sign(self.signing_key, sr)
+        return orjson.dumps(
+            {
+                "kid": self._kid,
+                "first_prev": base64.b64encode(sr.first_prev).decode(),
+                "sig": base64.b64encode(sig).decode(),
+            }
+        )
+
     def _dispatch(self, b: Batch) -> None:
         prefix = self._prefix.get(b.device)
         if prefix is None:  # a device removed from the config since its readings were stored
@@ -311,7 +337,7 @@ class Forwarder:
             self._prefix[b.device] = prefix
             self._topic[b.device] = topics.telemetry(self.site, b.device)
             log.warning("device not in config, forwarding as kind meter", extra=logs.fields(device=b.device))
-        payload = message_body(prefix, b.rows)
+        payload = message_body(prefix, b.rows, self.proof(b))
         mid = self.publisher.publish(self._topic[b.device], payload, qos=1)
         ids = b.ids
         self._key += 1

@@ -257,6 +257,13 @@ class OutboxConfig(_Model):
     )
 
 
+class SigningConfig(_Model):
+    key_file: Path = Field(
+        description="the site's Ed25519 key (PEM, mode 0600; `epcwatch security site-key`): "
+        "readings are chained and each message signed (docs/provenance.md)"
+    )
+
+
 class HealthConfig(_Model):
     interval_s: float = Field(default=30.0, ge=1, le=3600, description="wall-clock seconds between reports")
     status_file: Path | None = Field(default=None, description="default: status.json beside the outbox")
@@ -271,6 +278,7 @@ class SiteConfig(_Model):
     mqtt: MqttConfig
     outbox: OutboxConfig = OutboxConfig()
     health: HealthConfig = HealthConfig()
+    signing: SigningConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
@@ -334,7 +342,12 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
     mqtt = cfg.mqtt.relative_to(base)
     outbox = cfg.outbox.model_copy(update={"path": _resolve(base, cfg.outbox.path)})
     health = cfg.health.model_copy(update={"status_file": _resolve(base, cfg.health.status_file)})
-    return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health})
+    signing = (
+        None
+        if cfg.signing is None
+        else cfg.signing.model_copy(update={"key_file": _resolve(base, cfg.signing.key_file)})
+    )
+    return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health, "signing": signing})
 
 
 def resolve_password(cfg: SiteConfig, path: str | os.PathLike[str]) -> str | None:

@@ -148,3 +148,30 @@ def test_ack_topic_and_invalid_acks() -> None:
     ):
         with pytest.raises(ValueError):
             Ack.model_validate_json(bad)
+
+
+def _signed_doc(seqs: list[int], **proof: str) -> dict[str, object]:
+    p = {"kid": "56475aa75463474c", "first_prev": "A" * 43 + "=", "sig": "B" * 86 + "==", **proof}
+    return {
+        "site": "s1",
+        "device": "d1",
+        "kind": "meter",
+        "readings": [{"seq": s, "ts": MIN_TS_MS + s, "values": {"energy_import": 1.0}} for s in seqs],
+        "proof": p,
+    }
+
+
+def test_proof_is_optional_and_needs_consecutive_seqs() -> None:
+    msg = TelemetryMessage.model_validate_json(json.dumps(_signed_doc([3, 4, 5])))
+    assert msg.proof is not None and msg.proof.kid == "56475aa75463474c"
+    doc = _signed_doc([3, 5])
+    with pytest.raises(ValidationError, match="consecutive"):
+        TelemetryMessage.model_validate_json(json.dumps(doc))
+    del doc["proof"]  # unsigned messages may skip seqs (readings dropped at the edge)
+    assert TelemetryMessage.model_validate_json(json.dumps(doc)).proof is None
+
+
+@pytest.mark.parametrize("bad", [{"kid": "XYZ"}, {"first_prev": "A" * 42 + "=="}, {"sig": "B" * 43 + "="}])
+def test_proof_fields_have_their_sizes(bad: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        TelemetryMessage.model_validate_json(json.dumps(_signed_doc([1], **bad)))
