@@ -49,7 +49,7 @@ def _root(
 def schema(
     model: Annotated[
         str | None,
-        typer.Argument(help="TelemetryMessage, StatusMessage, HealthMessage or DeadLetter; all if omitted"),
+        typer.Argument(help="a wire model (TelemetryMessage, HealthMessage, Ack …); all if omitted"),
     ] = None,
 ) -> None:
     """Print the JSON Schema of the wire contract."""
@@ -76,6 +76,7 @@ COMPONENTS = (
     "epcwatch.dashboards.cli",
     "epcwatch.broker.cli",
     "epcwatch.demo.run",
+    "epcwatch.verify.cli",
 )
 
 _registered = False

@@ -72,8 +72,12 @@ class FastResult:
     lines: list[str]
     #: the newest reading's timestamp (ms), for the lag statistic
     max_ts: int
+    #: the readings' seqs as inclusive ranges (for the end-to-end acknowledgement)
+    seq_ranges: list[tuple[int, int]]
     #: the checked readings, for interval energy at ingest
     blocks: list[Block]
+    #: every device's seqs as inclusive ranges (schema 2 carries several devices)
+    device_ranges: list[tuple[str, list[tuple[int, int]]]]
 
 
 def device_id_ok(device: str) -> bool:
@@ -138,8 +142,13 @@ def _values_text(values: object) -> str | None:
     return ",".join(parts)
 
 
-def _device_lines(
-    site: str, device: object, doc: dict[str, Any], lines: list[str], blocks: list[Block]
+def _device_lines(  # noqa: PLR0917
+    site: str,
+    device: object,
+    doc: dict[str, Any],
+    lines: list[str],
+    blocks: list[Block],
+    dev_ranges: list[tuple[str, list[tuple[int, int]]]],
 ) -> int | None:
     """Append the lines of one device's readings (``doc`` holds kind, tags and readings);
     returns the newest timestamp, or ``None`` when the slow path must decide."""
@@ -186,6 +195,8 @@ def _device_lines(
         return None
     last_seq = -1
     max_ts = 0
+    ranges: list[tuple[int, int]] = []
+    run_first = -1
     for r in readings:
         if type(r) is not dict or not _READING_KEYS.issuperset(r):
             return None
@@ -195,6 +206,10 @@ def _device_lines(
             return None
         if not (last_seq < seq <= INT64_MAX) or not (MIN_TS_MS <= ts < MAX_TS_MS):
             return None
+        if seq != last_seq + 1 or run_first < 0:
+            if run_first >= 0:
+                ranges.append((run_first, last_seq))
+            run_first = seq
         last_seq = seq
         quality = r.get("quality", "good")
         if type(quality) is not str or quality not in _QUALITIES:
@@ -204,6 +219,8 @@ def _device_lines(
             return None
         lines.append(f"{key} {fields} {ts}")
         max_ts = max(max_ts, ts)
+    ranges.append((run_first, last_seq))
+    dev_ranges.append((device, ranges))  # type: ignore[arg-type]  # device checked: a str
     blocks.append((kind, tags, readings))
     return max_ts
 
@@ -224,8 +241,11 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
         return None
     lines: list[str] = []
     blocks: list[Block] = []
-    max_ts = _device_lines(site, device, doc, lines, blocks)
-    return None if max_ts is None else FastResult(lines, max_ts, blocks)
+    dev_ranges: list[tuple[str, list[tuple[int, int]]]] = []
+    max_ts = _device_lines(site, device, doc, lines, blocks, dev_ranges)
+    if max_ts is None:
+        return None
+    return FastResult(lines, max_ts, dev_ranges[0][1], blocks, dev_ranges)
 
 
 def site_telemetry(site: str, payload: bytes) -> FastResult | None:
@@ -246,6 +266,7 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
         return None
     lines: list[str] = []
     out_blocks: list[Block] = []
+    dev_ranges: list[tuple[str, list[tuple[int, int]]]] = []
     max_ts = 0
     seen = set()
     for block in blocks:
@@ -255,10 +276,10 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
         if type(device) is not str or device in seen:
             return None
         seen.add(device)
-        ts = _device_lines(site, device, block, lines, out_blocks)
+        ts = _device_lines(site, device, block, lines, out_blocks, dev_ranges)
         if ts is None:
             return None
         max_ts = max(max_ts, ts)
     if len(lines) > MAX_READINGS_PER_MESSAGE:
         return None
-    return FastResult(lines, max_ts, out_blocks)
+    return FastResult(lines, max_ts, [], out_blocks, dev_ranges)

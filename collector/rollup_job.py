@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.lineprotocol import point
-from epcwatch.collector.rollup import Interval, Rules, align_range, interval_energy
+from epcwatch.collector.rollup import Interval, Rules, align_range, edge_samples, interval_energy
 from epcwatch.influx import InfluxClient, InfluxError, Series
 from epcwatch.influx.influxql import ident as _ident
-from epcwatch.influx.schema import COVERAGE, DEVICE_KINDS, ENERGY_INTERVAL, INTERVAL
+from epcwatch.influx.schema import COVERAGE, DEVICE_KINDS, ENERGY_INTERVAL, INTERVAL, SEQ
 from epcwatch.measurements import VOCABULARY, Kind
 from epcwatch.topics import check_id
 
@@ -115,12 +115,19 @@ def rollup_lines(
     # query a day more on each side so every site's widened range is covered
     q0, q1 = t0 - DAY_MS - 1, t1 + DAY_MS + 1
     for measurement in measurements:
+        fields = counter_fields(db, measurement)
+        # the seqs of signed readings (docs/provenance.md): an interval keeps the first and last
+        # seq of the counter readings at its edges, so a verifier can check it against them
+        seqs = {
+            k: {t: int(v) for t, v in rows}
+            for k, rows in (_samples(db, measurement, SEQ, q0, q1, site) if fields else {}).items()
+        }
         samples: dict[str, dict[SeriesKey, list[tuple[int, float]]]] = {}
-        for fname in counter_fields(db, measurement):
+        for fname in fields:
             if progress:
                 progress(f"{measurement}.{fname}")
             samples[fname] = _samples(db, measurement, fname, q0, q1, site)
-        lines += interval_lines(samples, settings, interval, t0, t1)
+        lines += interval_lines(samples, settings, interval, t0, t1, seqs=seqs)
     return lines
 
 
@@ -130,25 +137,39 @@ def interval_lines(
     interval: Interval,
     t0: int,
     t1: int,
+    *,
+    seqs: dict[SeriesKey, dict[int, int]] | None = None,
 ) -> list[str]:
     """``energy_interval`` lines of one device measurement from its counters' samples (field →
-    series → time-ordered samples), for the whole intervals inside ``[t0, t1)`` (pure)."""
+    series → time-ordered samples), for the whole intervals inside ``[t0, t1)`` (pure); with
+    ``seqs`` (series → time → seq of signed readings) each interval keeps the first and last seq
+    of the readings at its edges."""
     lines: list[str] = []
     # (series, interval start) -> fields
     cells: dict[tuple[SeriesKey, int], dict[str, float]] = {}
     coverage: dict[tuple[SeriesKey, int], float] = {}
+    links: dict[tuple[SeriesKey, int], tuple[int, int]] = {}
     for fname in sorted(samples):
         for key, series in samples[fname].items():
             tz = settings.tz(dict(key).get("site"))
             a, b = align_range(interval, t0, t1, tz)
+            series_seqs = (seqs or {}).get(key, {})
+            times = [t for t, _ in series if t in series_seqs]
             for iv in interval_energy(series, interval, tz, settings.rules_for(fname), start=a, end=b):
                 cell = (key, iv.start)
                 cells.setdefault(cell, {})[fname] = iv.increase
                 coverage[cell] = min(coverage.get(cell, 1.0), iv.coverage)
+                edges = edge_samples(times, iv.start, iv.end)
+                if edges is not None:
+                    lo, hi = series_seqs[edges[0]], series_seqs[edges[1]]
+                    old = links.get(cell, (lo, hi))
+                    links[cell] = (min(old[0], lo), max(old[1], hi))
     for (key, start), values in sorted(cells.items()):
         tags: dict[str, str | None] = dict(key)
         tags[INTERVAL] = interval.value
-        line = point(ENERGY_INTERVAL, tags, {**values, COVERAGE: coverage[(key, start)]}, start)
+        link = links.get((key, start))
+        extra = {} if link is None else {"first_seq": link[0], "last_seq": link[1]}
+        line = point(ENERGY_INTERVAL, tags, {**values, COVERAGE: coverage[(key, start)], **extra}, start)
         if line:
             lines.append(line)
     return lines

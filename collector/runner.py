@@ -28,6 +28,7 @@ from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
 from epcwatch.collector.writers import V1Writer, V2Writer, Writer
 from epcwatch.influx import InfluxClient
+from epcwatch.verify.keyring import load_keyring
 
 log = logging.getLogger("epcwatch.collector")
 
@@ -117,6 +118,7 @@ class Collector:
             wait=self.stop_event.wait,
             intervals=book,
             store_intervals=self.interval_store.save if self.interval_store else None,
+            keyring=load_keyring(Path(cfg.keyring)) if cfg.keyring else None,
         )
 
     def install_signal_handlers(self) -> None:

@@ -210,7 +210,7 @@ def register(app: typer.Typer) -> None:
         )
 
     @savings_app.command("report")
-    def report(
+    def report(  # noqa: PLR0917 - typer options
         contract: Annotated[Path, typer.Option("--contract", help="contract YAML file")],
         influx_url: Annotated[
             str, typer.Option("--influx-url", help="InfluxDB base URL")
@@ -222,6 +222,10 @@ def register(app: typer.Typer) -> None:
         write_back: Annotated[
             bool, typer.Option("--write/--no-write", help="write the daily savings measurement to InfluxDB")
         ] = True,
+        keyring: Annotated[
+            Path | None,
+            typer.Option("--keyring", help="keyring YAML: state the share of energy on verified readings"),
+        ] = None,
     ) -> None:
         """Read a contract's meters and weather from InfluxDB, compute savings, write the M&V report."""
         from epcwatch.savings.contract import load_contract
@@ -231,7 +235,17 @@ def register(app: typer.Typer) -> None:
         try:
             c = load_contract(contract)
             source = InfluxSource(influx_url, database)
-            result = run_contract(c, source, out, write_back=write_back, contract_path=contract)
+            verified = None
+            if keyring is not None:
+                from epcwatch.influx import InfluxClient
+                from epcwatch.savings.verified import verified_share_from_influx
+                from epcwatch.verify.keyring import load_keyring
+
+                client = InfluxClient(influx_url, database)
+                verified = verified_share_from_influx(client, c, load_keyring(keyring))
+            result = run_contract(
+                c, source, out, write_back=write_back, contract_path=contract, verified=verified
+            )
         except USER_ERRORS as exc:
             raise _fail(exc) from None
         for name, path in result.files.items():
@@ -241,6 +255,13 @@ def register(app: typer.Typer) -> None:
             f"avoided energy use {s.avoided_energy_use:,.0f} kWh ({s.fractional:.1%}) "
             f"± {s.uncertainty['90']:,.0f} kWh at 90 %; model {result.outcome.baseline_fit.label}"
         )
+        if verified is not None:
+            from epcwatch.savings.report import share_text
+
+            typer.echo(
+                f"{share_text(verified.reporting.share)} of reporting-period kWh verified"
+                + ("" if verified.verifiable else " (not verifiable: below the contract's minimum)")
+            )
 
 
 def _print_summary(doc: dict[str, object]) -> None:

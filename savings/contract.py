@@ -291,6 +291,9 @@ class Contract(_Strict):
     calendar: Calendar = Calendar()
     #: fit even when data sufficiency disqualifies the baseline (stated in the report)
     allow_insufficient_baseline: bool = False
+    #: below this share (0-1) of reporting-period energy resting on verified readings, the
+    #: report is marked "not verifiable" (docs/provenance.md; checked with `--keyring`)
+    min_verified_share: float | None = Field(default=None, ge=0, le=1)
     #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
     #: model are used unchanged and any later change in the stored baseline data is reported
     frozen_baseline: str | None = None

@@ -18,6 +18,7 @@ from epcwatch.savings.stats import CONFIDENCE_LEVELS, FSU_FACTOR, t_quantile
 
 if TYPE_CHECKING:
     from epcwatch.savings.runner import RunResult
+    from epcwatch.savings.verified import VerifiedShare
 
 PARAM_LABELS = {
     "intercept": ("Base load (working day)", "kWh/day"),
@@ -62,6 +63,14 @@ def _pct(v: Any, digits: int = 1) -> str:
     return f"{100 * v:.{digits}f} %"
 
 
+def share_text(v: float | None) -> str:
+    """A share as ``100 %``, ``99.7 %`` (one decimal, none when whole); ``–`` when undefined."""
+    if v is None:
+        return "–"
+    text = f"{math.floor(v * 1000 + 1e-9) / 10:.1f}"  # rounded down: 99.96 % is not 100 %
+    return (text[:-2] if text.endswith(".0") else text) + " %"
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("epcwatch.savings", "templates"),
@@ -71,6 +80,7 @@ def _env() -> Environment:
     )
     env.filters["num"] = _num
     env.filters["pct"] = _pct
+    env.filters["sharepct"] = share_text
     env.filters["pval"] = _pval
     return env
 
@@ -122,7 +132,7 @@ def _monthly(daily: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def render_html(result: RunResult, generated: datetime) -> str:
+def render_html(result: RunResult, generated: datetime, verified: VerifiedShare | None = None) -> str:
     c = result.contract
     o = result.outcome
     fr = o.baseline_fit
@@ -181,5 +191,6 @@ def render_html(result: RunResult, generated: datetime) -> str:
         "generated": generated.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "fsu68_ok": s.fsu.get("68", math.inf) < 0.5,
+        "verified": verified,
     }
     return _env().get_template("report.html.j2").render(**ctx)

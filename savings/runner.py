@@ -28,6 +28,7 @@ from epcwatch.savings.models import Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
 from epcwatch.savings.tariff import Band, blended_price, savings_cost
+from epcwatch.savings.verified import VerifiedShare
 from epcwatch.savings.weather import load_normal_year
 
 log = logging.getLogger("epcwatch.savings")
@@ -295,11 +296,17 @@ def run_contract(
     write_back: bool = True,
     contract_path: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    verified: VerifiedShare | None = None,
 ) -> RunResult:
-    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points."""
+    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points.
+    ``verified``: the share of the energy on verified readings (docs/provenance.md), stated in the report."""
     from epcwatch.savings.report import render_html
 
     result = compute(c, source, contract_path)
+    if verified is not None:
+        from epcwatch.savings.verified import verified_doc
+
+        result.doc["verified_readings"] = verified_doc(verified)
     out_dir.mkdir(parents=True, exist_ok=True)
     now = (clock or SystemClock()).now()
     if not result.doc["frozen_baseline"].get("loaded"):
@@ -340,7 +347,8 @@ def run_contract(
     csv["date"] = csv["date"].dt.strftime("%Y-%m-%d")
     csv.to_csv(files["csv"], index=False, float_format="%.3f")
     files["model"].write_text(json.dumps(result.outcome.model.to_dict(), indent=2))
-    files["html"].write_text(render_html(result, datetime.fromtimestamp(now, UTC)), encoding="utf-8")
+    html = render_html(result, datetime.fromtimestamp(now, UTC), verified)
+    files["html"].write_text(html, encoding="utf-8")
     result.files = files
     if write_back:
         lines = savings_lines(c.id, c.site, c.timezone, result.daily, SAVINGS_FIELDS)
