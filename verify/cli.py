@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from epcwatch.errors import EpcwatchError
-from epcwatch.verify.audit import DeviceReport, audit_device
+
+if TYPE_CHECKING:  # the audit (cryptography) loads when the command runs: --help stays fast
+    from epcwatch.verify.audit import DeviceReport
 
 
 def _ms(text: str) -> int:
@@ -107,6 +109,7 @@ def register(app: typer.Typer) -> None:
         from epcwatch import logs
         from epcwatch.influx import InfluxClient
         from epcwatch.local import load_ports
+        from epcwatch.verify.audit import audit_device
         from epcwatch.verify.keyring import load_keyring
         from epcwatch.verify.stored import load_site
 
