@@ -390,11 +390,12 @@ class Subscriber:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
         if self.ack and msg.topic.endswith("/telemetry"):
             from epcwatch import topics
-            from epcwatch.wire import Ack, TelemetryMessage, coalesce
+            from epcwatch.wire import Ack, coalesce, telemetry_messages
 
-            m = TelemetryMessage.model_validate_json(msg.payload)
-            ack = Ack(site=m.site, devices={m.device: coalesce((r.seq, r.seq) for r in m.readings)})
-            client.publish(topics.ack(m.site), ack.model_dump_json(), qos=1)
+            ms = telemetry_messages(msg.payload)  # either schema: one per device block
+            devices = {m.device: coalesce((r.seq, r.seq) for r in m.readings) for m in ms}
+            ack = Ack(site=ms[0].site, devices=devices)
+            client.publish(topics.ack(ms[0].site), ack.model_dump_json(), qos=1)
 
     def snapshot(self) -> list[tuple[str, bytes, bool]]:
         with self._lock:
