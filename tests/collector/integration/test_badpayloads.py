@@ -118,6 +118,7 @@ def test_ten_thousand_bad_payloads(mosquitto, influxdb, database, collectors) ->
                 "not_utf8",
                 "topic_mismatch",
                 "oversized",
+                "item_code",
             }
         assert "Traceback" not in c.log()
         assert c.proc is not None and c.proc.poll() is None  # never crashed

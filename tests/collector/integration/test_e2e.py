@@ -157,7 +157,7 @@ def test_periodic_rollup_while_running(mosquitto, influxdb, database, collectors
         database,
         client_id="roll-1",
         group="roll",
-        rollup={"enabled": True, "every_s": 1, "lookback_h": 2, "max_rate_per_h": 1000},
+        rollup={"enabled": True, "every_s": 1, "lookback_h": 2, "max_rate_per_h": 1000, "at_ingest": False},
     )
     c = collectors("roll", cfg)
     c.start()
