@@ -144,6 +144,10 @@ class DeviceHealth(_Frozen):
     last_ok_ts: int | None = None
     last_error: str | None = None
     online: bool = True
+    #: register ranges the device refuses (learned by the agent, planned around), e.g. "fc4 18..29"
+    read_holes: list[str] | None = None
+    #: points of the device's profile that it refuses outright (never read)
+    refused_points: list[str] | None = None
 
 
 class HealthMessage(_Frozen):

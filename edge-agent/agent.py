@@ -15,15 +15,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from epcwatch import logs
 from epcwatch.clock import Clock
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.health import HealthBook, write_status_file
+from epcwatch.edge.holes import HoleStore, device_key, store_path
 from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
-from epcwatch.edge.site import RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
+from epcwatch.edge.site import DeviceConfig, RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
 from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
 from epcwatch.wire import DeviceTags
 
@@ -85,9 +87,21 @@ class Agent:
         self.stored = 0
         self.dropped_now = 0
         self.refused_now = 0
+        # holes learned by earlier runs: read around them from the first poll
+        self.holes = HoleStore(store_path(Path(cfg.outbox.path)))
+        learned_plans: dict[str, DevicePlan] = {}
+        for d in devices:
+            plan = plans[d.id]
+            known = self.holes.holes(d.id, device_key(plan.profile, d.bus, d.unit))
+            learned_plans[d.id] = (plan.learn(known) if known else None) or plan
         for bus in cfg.buses:
             members = [
-                (d, plans[d.id] if d.use_group_intervals else dataclasses.replace(plans[d.id], groups=()))
+                (
+                    d,
+                    learned_plans[d.id]
+                    if d.use_group_intervals
+                    else dataclasses.replace(learned_plans[d.id], groups=()),
+                )
                 for d in devices
                 if d.bus == bus.id
             ]
@@ -103,8 +117,21 @@ class Agent:
                     clock=clock,
                     sink=self._enqueue,
                     health=self.health,
+                    on_learned=self._remember_holes,
                 )
             )
+
+    def _remember_holes(self, device: DeviceConfig, plan: DevicePlan) -> None:
+        """Persist a device's learned holes (on the outbox thread: it fsyncs)."""
+        key = device_key(plan.profile, device.bus, device.unit)
+
+        def save() -> None:
+            try:
+                self.holes.remember(device.id, key, plan.holes)
+            except OSError as exc:
+                log.warning("cannot save learned holes", extra=logs.fields(error=str(exc)))
+
+        asyncio.get_running_loop().run_in_executor(self.executor, save)
 
     def _enqueue(self, reading: NewReading) -> None:
         self._queue.put_nowait(reading)

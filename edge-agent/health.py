@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ class _DeviceState:
     last_latency_ms: float | None = None
     last_ok_ts: int | None = None
     last_error: str | None = None
+    holes: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 class HealthBook:
@@ -49,6 +52,12 @@ class HealthBook:
         s.last_latency_ms = round(latency_s * 1000.0, 3)
         s.last_error = error[:300]
 
+    def holes(self, device: str, holes: Sequence[str], refused: Sequence[str]) -> None:
+        """The device refuses these registers (learned); ``refused`` points cannot be read at all."""
+        s = self.devices[device]
+        s.holes = tuple(holes)
+        s.refused = tuple(refused)
+
     def counts(self, device: str) -> tuple[int, int]:
         s = self.devices[device]
         return s.polls_ok, s.polls_failed
@@ -64,6 +73,8 @@ class HealthBook:
                 last_ok_ts=s.last_ok_ts,
                 last_error=s.last_error,
                 online=s.consecutive_failures < self.offline_after and s.polls_ok > 0,
+                read_holes=list(s.holes) or None,
+                refused_points=list(s.refused) or None,
             )
             for d, s in self.devices.items()
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from epcwatch.edge.errors import (
     ModbusError,
 )
 from epcwatch.edge.health import HealthBook
+from epcwatch.edge.holes import ILLEGAL_DATA_ADDRESS, Hole, Holes, probe_read
 from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.schedule import next_due, next_slot
 from epcwatch.edge.site import DeviceConfig
@@ -44,9 +46,16 @@ RETRYABLE_EXCEPTIONS = frozenset({5, 6, 11})
 
 @dataclass(frozen=True, slots=True)
 class ReadSpec:
+    """One request. ``points`` names the values decoded from it (for failure reports) and
+    ``blocks`` lists the ``(start, count)`` ranges it really needs, in address order: a read of
+    two or more blocks bridges unrequested registers and can be split when the device refuses it
+    (``epcwatch.edge.holes``). Both are optional: a plan without them is never split."""
+
     function: int
     address: int
     count: int
+    points: tuple[str, ...] = ()
+    blocks: tuple[tuple[int, int], ...] = ()
 
 
 Decoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
@@ -76,9 +85,22 @@ class DevicePlan:
     reads: tuple[ReadSpec, ...]
     decode: Decoder
     groups: tuple[ReadGroup, ...] = ()
+    #: the learned holes this plan avoids, the points left out because of them, and how to plan
+    #: the device again around more holes (``None``: the plan cannot learn)
+    holes: Holes = frozenset()
+    refused: tuple[str, ...] = ()
+    replan: Callable[[Holes], DevicePlan] | None = field(default=None, compare=False, repr=False)
 
     def poll_groups(self) -> tuple[ReadGroup, ...]:
         return self.groups or (ReadGroup("all", None, self.reads, self.decode),)
+
+    def learn(self, learned: Holes) -> DevicePlan | None:
+        """The plan around ``learned`` holes as well, or ``None`` when nothing new was learned or
+        the plan cannot learn. A plan without poll groups stays one without."""
+        if self.replan is None or learned <= self.holes:
+            return None
+        new = self.replan(self.holes | learned)
+        return new if self.groups else dataclasses.replace(new, groups=())
 
 
 def due_groups(groups: Sequence[ReadGroup], group_due: dict[str, float], now: float) -> tuple[ReadGroup, ...]:
@@ -105,7 +127,7 @@ def _subplan(plan: DevicePlan, groups: tuple[ReadGroup, ...]) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(plan.profile, plan.kind, reads, decode)
+    return DevicePlan(plan.profile, plan.kind, reads, decode, holes=plan.holes, refused=plan.refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,10 @@ class PollOutcome:
     quality: Quality
     latency_s: float
     error: str | None  # first error met, also on partial success
+    #: point name -> why it has no value (its read failed, the device refuses it, no value decoded)
+    failures: dict[str, str] = field(default_factory=dict)
+    #: holes found by probing reads the device refused (empty unless learning was on)
+    learned: Holes = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -147,21 +173,48 @@ def sanitize(values: dict[str, Value]) -> tuple[dict[str, Value], bool]:
     return out, len(out) != len(values)
 
 
+REFUSED = "refused by the device (exception 2, illegal data address)"
+
+
+def _failures(plan: DevicePlan, errors: Sequence[str | None], values: dict[str, Value]) -> dict[str, str]:
+    out = {name: REFUSED for name in plan.refused}
+    for read, err in zip(plan.reads, errors, strict=False):
+        for name in read.points:
+            if name not in values:
+                out[name] = err or "no value decoded (the device reports none, or it is out of range)"
+    return out
+
+
 async def poll_device(
-    transport: ModbusTransport, plan: DevicePlan, unit: int, timeout: float, retries: int
+    transport: ModbusTransport,
+    plan: DevicePlan,
+    unit: int,
+    timeout: float,
+    retries: int,
+    *,
+    learn: bool = False,
 ) -> PollOutcome:
     """Run one poll of a device: every read of its plan, with retries, then decode.
 
     A timeout that outlasts the retries on the first read means the device is not there: the
     remaining reads are skipped so a dead device costs the bus one timeout per attempt only.
     Exception responses are deterministic and not retried (except busy/acknowledge/gateway).
+    With ``learn``, a read of several blocks refused with ILLEGAL DATA ADDRESS is probed for
+    the device's holes (``PollOutcome.learned``); :func:`poll_learning` acts on them.
     """
     started = time.monotonic()
     answers: list[Registers | None] = []
+    errors: list[str | None] = []
     first_error: str | None = None
     any_answer = False
+    learned: set[Hole] = set()
+
+    async def probe(function: int, address: int, count: int) -> object:
+        return await transport.read(function, address, count, unit, timeout)
+
     for i, read in enumerate(plan.reads):
         result: Registers | None = None
+        error: str | None = None
         for attempt in range(retries + 1):
             try:
                 result = await transport.read(read.function, read.address, read.count, unit, timeout)
@@ -169,29 +222,67 @@ async def poll_device(
                 break
             except ExceptionResponseError as exc:
                 any_answer = True  # the device is alive, it just refused this read
-                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
+                error = f"fc{read.function}@{read.address}+{read.count}: {exc}"
+                if exc.code == ILLEGAL_DATA_ADDRESS and learn and len(read.blocks) > 1:
+                    learned |= await probe_read(probe, read.function, read.blocks)
                 if exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
                     break
             except (DeviceTimeoutError, FrameError) as exc:
-                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
+                error = f"fc{read.function}@{read.address}+{read.count}: {exc}"
             except BusUnavailableError as exc:
-                first_error = first_error or str(exc)
+                error = str(exc)
                 break
         answers.append(result)
+        errors.append(None if result is not None else error)
+        first_error = first_error or error
         if result is None and not any_answer and i == 0:
             answers.extend([None] * (len(plan.reads) - 1))
+            errors.extend([error] * (len(plan.reads) - 1))
             break
     latency = time.monotonic() - started
+    found = frozenset(learned)
     if not any(a is not None for a in answers):
-        return PollOutcome({}, "partial", latency, first_error or "no answer")
+        reason = first_error or "no answer"
+        return PollOutcome({}, "partial", latency, reason, _failures(plan, errors, {}), found)
     try:
         values, quality = plan.decode(answers)
     except (ValueError, ArithmeticError, ModbusError) as exc:  # a decoder bug must not kill the bus
-        return PollOutcome({}, "partial", latency, f"decode failed: {exc}")
+        reason = f"decode failed: {exc}"
+        failures = _failures(plan, [reason] * len(answers), {})
+        return PollOutcome({}, "partial", latency, reason, failures, found)
     clean, removed = sanitize(values)
     if removed or any(a is None for a in answers):
         quality = "partial"
-    return PollOutcome(clean, quality, latency, first_error)
+    return PollOutcome(clean, quality, latency, first_error, _failures(plan, errors, clean), found)
+
+
+#: re-plans within one poll: each round adds at least one hole, so this only bounds pathologies
+MAX_LEARNING_ROUNDS = 3
+
+
+async def poll_learning(
+    transport: ModbusTransport,
+    plan: DevicePlan,
+    unit: int,
+    timeout: float,
+    retries: int,
+    *,
+    plan_for: Callable[[DevicePlan], DevicePlan] = lambda p: p,
+) -> tuple[PollOutcome, DevicePlan]:
+    """:func:`poll_device` that learns: when the device refuses bridged reads, plan it around the
+    holes found and poll again at once, so this poll already delivers every readable point.
+    Returns the outcome and the device's plan from now on (``plan`` itself if nothing was
+    learned). ``plan_for`` narrows a plan to what is read in this poll (the due poll groups)."""
+    can_learn = plan.replan is not None
+    outcome = await poll_device(transport, plan_for(plan), unit, timeout, retries, learn=can_learn)
+    for _ in range(MAX_LEARNING_ROUNDS):
+        new = plan.learn(outcome.learned)
+        if new is None:
+            break
+        plan = new
+        outcome = await poll_device(transport, plan_for(plan), unit, timeout, retries, learn=True)
+        outcome = dataclasses.replace(outcome, learned=plan.holes | outcome.learned)
+    return outcome, plan
 
 
 @dataclass
@@ -220,8 +311,10 @@ class BusPoller:
         clock: Clock,
         sink: Sink,
         health: HealthBook,
+        on_learned: Callable[[DeviceConfig, DevicePlan], None] | None = None,
     ) -> None:
         self.bus_id = bus_id
+        self.on_learned = on_learned
         self.transport = transport
         self.clock = clock
         self.sink = sink
@@ -229,6 +322,9 @@ class BusPoller:
         now = clock.now()
         # the first poll happens at once; after it, polls sit on the interval grid
         self.devices = [DeviceRuntime(c, p, due=now) for c, p in devices]
+        for c, p in devices:
+            if p.holes or p.refused:  # remembered from an earlier run
+                health.holes(c.id, sorted(str(h) for h in p.holes), p.refused)
         self._changed = asyncio.Event()
 
     def tick(self) -> list[asyncio.Task[None]]:
@@ -246,6 +342,24 @@ class BusPoller:
             started.append(d.task)
         return started
 
+    def _learned(self, cfg: DeviceConfig, plan: DevicePlan) -> None:
+        """A device refused bridged reads: it is read around its holes from now on."""
+        self.health.holes(cfg.id, sorted(str(h) for h in plan.holes), plan.refused)
+        log.warning(
+            "device refuses registers; read plan adapted",
+            extra={
+                "epc_fields": {
+                    "device": cfg.id,
+                    "bus": self.bus_id,
+                    "holes": [str(h) for h in sorted(plan.holes)],
+                    "refused_points": list(plan.refused),
+                    "reads": len(plan.reads),
+                }
+            },
+        )
+        if self.on_learned is not None:
+            self.on_learned(cfg, plan)
+
     async def _poll(self, d: DeviceRuntime) -> None:
         cfg = d.config
         try:
@@ -253,8 +367,17 @@ class BusPoller:
             if not groups:  # every group has an interval of its own and none is due yet
                 d.due = next_slot(self.clock.now(), cfg.poll_interval_s)
                 return
-            plan = _subplan(d.plan, groups)
-            outcome = await poll_device(self.transport, plan, cfg.unit, cfg.timeout_s, cfg.retries)
+            names = {g.name for g in groups}
+
+            def plan_for(p: DevicePlan) -> DevicePlan:
+                return _subplan(p, tuple(g for g in p.poll_groups() if g.name in names) or p.poll_groups())
+
+            outcome, plan = await poll_learning(
+                self.transport, d.plan, cfg.unit, cfg.timeout_s, cfg.retries, plan_for=plan_for
+            )
+            if plan is not d.plan:
+                d.plan = plan
+                self._learned(cfg, plan)
             now = self.clock.now()
             if outcome.ok:
                 d.failures = 0

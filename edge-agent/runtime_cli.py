@@ -54,11 +54,20 @@ def read_cmd(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 1.0,
     retries: Annotated[int, typer.Option(help="extra attempts per read after a timeout")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: name → value")] = False,
+    partial_ok: Annotated[
+        bool, typer.Option("--partial-ok", help="exit 0 when some points could be read but not all")
+    ] = False,
 ) -> None:
-    """Read a device once and print its decoded values (commissioning a meter)."""
+    """Read a device once and print its decoded values (commissioning a meter).
+
+    Reads the device refuses as a whole (exception 2, illegal data address, e.g. a bridged gap
+    outside its register map) are split to find its holes, so every readable point is read.
+    Exits 1 when any point of the profile has no value (the reasons go to stderr), unless
+    --partial-ok and at least one point was read.
+    """
     from pydantic import ValidationError
 
-    from epcwatch.edge.poller import poll_device
+    from epcwatch.edge.poller import poll_learning
     from epcwatch.edge.site import RtuBus, RtuOverTcpBus, TcpBus
     from epcwatch.edge.transport import PymodbusTransport
 
@@ -90,12 +99,12 @@ def read_cmd(
     async def main() -> Any:
         transport = PymodbusTransport.for_bus(bus)
         try:
-            return await poll_device(transport, plan, unit, timeout, retries)
+            return await poll_learning(transport, plan, unit, timeout, retries)
         finally:
             await transport.close()
 
     try:
-        outcome = asyncio.run(main())
+        outcome, plan = asyncio.run(main())
     except EdgeError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -114,9 +123,23 @@ def read_cmd(
             m = measurements.VOCABULARY.get(name)
             table.add_row(name, str(value), m.unit if m else "")
         Console().print(table)
-    if outcome.error:
+    if plan.holes:
+        typer.secho(
+            "note: the device refuses registers "
+            + ", ".join(str(h) for h in sorted(plan.holes))
+            + " (exception 2); read around them",
+            fg="yellow",
+            err=True,
+        )
+    total = len(outcome.values) + len(outcome.failures)
+    if outcome.failures:
+        colour = "yellow" if partial_ok else "red"
+        typer.secho(f"{len(outcome.failures)} of {total} points failed:", fg=colour, err=True)
+        for name, why in sorted(outcome.failures.items()):
+            typer.secho(f"  {name}: {why}", err=True)
+    elif outcome.error:
         typer.secho(f"warning: {outcome.error}", fg="yellow", err=True)
-    if not outcome.ok:
+    if not outcome.ok or (outcome.failures and not partial_ok):
         raise typer.Exit(1)
 
 
@@ -273,6 +296,13 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
             d.get("last_error") or "",
         )
     console.print(table)
+    for d in h["devices"]:
+        if d.get("read_holes") or d.get("refused_points"):
+            never = d.get("refused_points")
+            console.print(
+                f"{d['device']}: refuses registers {', '.join(d.get('read_holes') or [])} (learned, read "
+                "around them)" + (f"; points never read: {', '.join(never)}" if never else "")
+            )
 
 
 def register(app: typer.Typer, edge_app: typer.Typer) -> None:
