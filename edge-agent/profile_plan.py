@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Final
 
 from epcwatch.edge.holes import Holes
-from epcwatch.edge.planner import Read, merge_spans, plan_profile, refused_points
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.transport import Registers
 from epcwatch.profiles.codec import Decoder
 from epcwatch.profiles.model import ForbiddenRange, Function, Profile, load_profile, point_spans
+from epcwatch.profiles.planner import Read, merge_spans, plan_profile, refused_points
 from epcwatch.wire import Quality, Value
 
 FUNCTION_CODES: Final = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
