@@ -2,8 +2,13 @@
 
 ``Agent.run()`` polls until cancelled (``epcwatch edge run`` cancels it on SIGTERM/SIGINT).
 Readings go from the pollers through an in-memory queue to one writer task that commits them
-to the outbox in groups (one transaction, one fsync per group), so 100 devices polled in the
-same second cost a handful of fsyncs, not a hundred.
+to the outbox **once per poll cycle**: after the first reading of a cycle it waits until no poll
+is running on any bus (every device due in that cycle has delivered), at most
+:data:`COMMIT_MAX_WAIT_S` (and never longer than the shortest poll interval), then commits
+everything queued in one transaction, one fsync. 100 devices polled every second thus cost one
+commit a second, and the fixed pages a commit writes are shared by all of them (docs/edge.md
+"Disk writes"). A reading is durable once committed, as before; what a crash can take is only
+what was polled and not yet committed, at most one cycle.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
 from epcwatch.edge.site import DeviceConfig, RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
-from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
+from epcwatch.edge.transport import ModbusTransport, transport_for_bus
 from epcwatch.wire import DeviceTags
 
 log = logging.getLogger("epcwatch.edge.agent")
@@ -35,6 +40,9 @@ TransportFactory = Callable[[TcpBus | RtuBus | RtuOverTcpBus], ModbusTransport]
 
 #: largest group of readings committed in one outbox transaction
 WRITE_GROUP = 2000
+#: longest a polled reading waits for the end of its poll cycle before it is committed anyway
+#: (a dead device's retries can keep one poll running for seconds)
+COMMIT_MAX_WAIT_S = 1.0
 
 
 class Agent:
@@ -45,7 +53,7 @@ class Agent:
         clock: Clock,
         *,
         password: str | None = None,
-        transport_factory: TransportFactory = PymodbusTransport.for_bus,
+        transport_factory: TransportFactory = transport_for_bus,
     ) -> None:
         self.cfg = cfg
         self.plans = plans
@@ -136,10 +144,21 @@ class Agent:
     def _enqueue(self, reading: NewReading) -> None:
         self._queue.put_nowait(reading)
 
+    async def _cycle_end(self) -> None:
+        """Wait until no poll runs on any bus (the readings of the cycle are queued), bounded by
+        :data:`COMMIT_MAX_WAIT_S` and the shortest poll interval."""
+        intervals = [d.poll_interval_s for d in self.cfg.devices if d.enabled]
+        wait = min([COMMIT_MAX_WAIT_S, *intervals])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                for p in self.pollers:
+                    await p.idle.wait()
+
     async def _writer(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             group = [await self._queue.get()]
+            await self._cycle_end()
             while not self._queue.empty() and len(group) < WRITE_GROUP:
                 group.append(self._queue.get_nowait())
             try:

@@ -326,6 +326,11 @@ class BusPoller:
             if p.holes or p.refused:  # remembered from an earlier run
                 health.holes(c.id, sorted(str(h) for h in p.holes), p.refused)
         self._changed = asyncio.Event()
+        #: set while no poll of this bus is running: the end of a poll cycle, when the readings of
+        #: every device polled in it are in the sink (the agent commits them in one transaction)
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._running = 0
 
     def tick(self) -> list[asyncio.Task[None]]:
         """Start a poll for every device due now (and not still polling); returns the new tasks."""
@@ -339,6 +344,8 @@ class BusPoller:
                 d.due = next_slot(now, d.config.poll_interval_s)
                 continue
             d.task = asyncio.create_task(self._poll(d), name=f"poll-{d.config.id}")
+            self._running += 1
+            self.idle.clear()
             started.append(d.task)
         return started
 
@@ -412,6 +419,9 @@ class BusPoller:
             d.due = next_due(self.clock.now(), cfg.poll_interval_s, d.failures, cfg.backoff_max_s)
         finally:
             d.task = None
+            self._running -= 1
+            if self._running == 0:
+                self.idle.set()
             self._changed.set()
 
     def next_wake(self) -> float:
