@@ -69,7 +69,7 @@ def read_cmd(
 
     from epcwatch.edge.poller import poll_learning
     from epcwatch.edge.site import RtuBus, RtuOverTcpBus, TcpBus
-    from epcwatch.edge.transport import PymodbusTransport
+    from epcwatch.edge.transport import transport_for_bus
 
     if (host is None) == (serial is None):
         raise _fail("give either --host (Modbus TCP) or --serial (Modbus RTU)", 2)
@@ -97,7 +97,7 @@ def read_cmd(
     plan = _plan(profile)
 
     async def main() -> Any:
-        transport = PymodbusTransport.for_bus(bus)
+        transport = transport_for_bus(bus)
         try:
             return await poll_learning(transport, plan, unit, timeout, retries)
         finally:
@@ -199,9 +199,13 @@ def run_cmd(
         raise _fail(str(exc), 2) from None
     logs.redact(password)
     plans = {}
+    by_profile: dict[str, Any] = {}  # one plan per profile, shared by its devices (start-up, memory)
     for d in cfg.devices:
         if d.enabled:
-            plans[d.id] = _plan(d.profile)
+            key = str(d.profile)
+            if key not in by_profile:
+                by_profile[key] = _plan(key)
+            plans[d.id] = by_profile[key]
     if check:
         reads = sum(len(p.reads) for p in plans.values())
         typer.echo(
