@@ -150,9 +150,14 @@ def sanitize(values: dict[str, Value]) -> tuple[dict[str, Value], bool]:
     """Keep only values the wire contract accepts (known name, finite, right type); the flag says
     whether something was removed, which makes the reading ``partial``."""
     out: dict[str, Value] = {}
+    vocabulary = measurements.VOCABULARY
     for name, v in values.items():
-        m = measurements.VOCABULARY.get(name)
+        m = vocabulary.get(name)
         if m is None:
+            continue
+        if type(v) is float and m.field_type is FieldType.FLOAT:  # the common case, first
+            if v - v == 0.0 and -1e15 <= v <= 1e15:  # finite and in range
+                out[name] = v
             continue
         if m.field_type is FieldType.BOOL:
             if isinstance(v, bool):
@@ -241,6 +246,16 @@ async def poll_device(
             break
     latency = time.monotonic() - started
     found = frozenset(learned)
+    if first_error is None and not plan.refused and not found:  # the common case: all answered
+        try:
+            values, quality = plan.decode(answers)
+        except (ValueError, ArithmeticError, ModbusError) as exc:
+            reason = f"decode failed: {exc}"
+            return PollOutcome({}, "partial", latency, reason, _failures(plan, [reason] * len(answers), {}))
+        clean, removed = sanitize(values)
+        missing = sum(len(r.points) for r in plan.reads) - len(clean)
+        failures = _failures(plan, errors, clean) if missing > 0 else {}
+        return PollOutcome(clean, "partial" if removed else quality, latency, None, failures)
     if not any(a is not None for a in answers):
         reason = first_error or "no answer"
         return PollOutcome({}, "partial", latency, reason, _failures(plan, errors, {}), found)
@@ -331,6 +346,7 @@ class BusPoller:
         self.idle = asyncio.Event()
         self.idle.set()
         self._running = 0
+        self._wake_at = math.inf  # when run() means to wake next (inf: when a poll finishes)
 
     def tick(self) -> list[asyncio.Task[None]]:
         """Start a poll for every device due now (and not still polling); returns the new tasks."""
@@ -422,7 +438,10 @@ class BusPoller:
             self._running -= 1
             if self._running == 0:
                 self.idle.set()
-            self._changed.set()
+            # the scheduler re-plans only if this device is due before it means to wake anyway
+            # (re-planning after every poll would cost O(devices) per poll, O(devices²) a cycle)
+            if d.due < self._wake_at:
+                self._changed.set()
 
     def next_wake(self) -> float:
         idle = [d.due for d in self.devices if d.task is None]
@@ -434,7 +453,7 @@ class BusPoller:
             while True:
                 self._changed.clear()
                 self.tick()
-                wake = self.next_wake()
+                wake = self._wake_at = self.next_wake()
                 if wake == math.inf:  # every device is polling: wait for one to finish
                     await self._changed.wait()
                     continue
