@@ -24,25 +24,51 @@ from pathlib import Path
 
 from epcwatch import logs
 from epcwatch.clock import Clock
+from epcwatch.edge.dlt645_bus import Dlt645Transport
+from epcwatch.edge.errors import SiteConfigError
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.health import HealthBook, write_status_file
 from epcwatch.edge.holes import HoleStore, device_key, store_path
 from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
-from epcwatch.edge.site import DeviceConfig, RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
-from epcwatch.edge.transport import ModbusTransport, transport_for_bus
+from epcwatch.edge.site import AnyBus, DeviceConfig, Dlt645SerialBus, Dlt645TcpBus, SiteConfig
+from epcwatch.edge.transport import ModbusTransport
+from epcwatch.edge.transport import transport_for_bus as modbus_transport_for_bus
 from epcwatch.wire import DeviceTags
 
 log = logging.getLogger("epcwatch.edge.agent")
 
-TransportFactory = Callable[[TcpBus | RtuBus | RtuOverTcpBus], ModbusTransport]
+TransportFactory = Callable[[AnyBus], ModbusTransport]
+
+
+def transport_for_bus(bus: AnyBus) -> ModbusTransport:
+    """The transport of a bus: our Modbus TCP client, pymodbus on serial Modbus lines, the DL/T 645
+    transport for DL/T 645 buses."""
+    if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
+        return Dlt645Transport.for_bus(bus)
+    return modbus_transport_for_bus(bus)
+
 
 #: largest group of readings committed in one outbox transaction
 WRITE_GROUP = 2000
 #: longest a polled reading waits for the end of its poll cycle before it is committed anyway
 #: (a dead device's retries can keep one poll running for seconds)
 COMMIT_MAX_WAIT_S = 1.0
+
+
+def check_protocols(cfg: SiteConfig, plans: Mapping[str, DevicePlan]) -> None:
+    """Every enabled device's profile speaks its bus's protocol; raises :class:`SiteConfigError`."""
+    for d in cfg.devices:
+        if not d.enabled:
+            continue
+        bus = cfg.bus(d.bus)
+        wanted = "dlt645" if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus) else "modbus"
+        got = plans[d.id].protocol
+        if got != wanted:
+            raise SiteConfigError(
+                f"device {d.id}: profile {plans[d.id].profile} is a {got} profile, bus {bus.id} is {wanted}"
+            )
 
 
 class Agent:
@@ -61,6 +87,7 @@ class Agent:
         self.transport_factory = transport_factory
         self.started_wall = time.monotonic()
         devices = [d for d in cfg.devices if d.enabled]
+        check_protocols(cfg, plans)
         self.health = HealthBook([d.id for d in devices], cfg.health.offline_after_failures)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.outbox = Outbox(
@@ -100,7 +127,7 @@ class Agent:
         learned_plans: dict[str, DevicePlan] = {}
         for d in devices:
             plan = plans[d.id]
-            known = self.holes.holes(d.id, device_key(plan.profile, d.bus, d.unit))
+            known = self.holes.holes(d.id, device_key(plan.profile, d.bus, d.target()))
             learned_plans[d.id] = (plan.learn(known) if known else None) or plan
         for bus in cfg.buses:
             members = [
@@ -131,7 +158,7 @@ class Agent:
 
     def _remember_holes(self, device: DeviceConfig, plan: DevicePlan) -> None:
         """Persist a device's learned holes (on the outbox thread: it fsyncs)."""
-        key = device_key(plan.profile, device.bus, device.unit)
+        key = device_key(plan.profile, device.bus, device.target())
 
         def save() -> None:
             try:

@@ -28,6 +28,8 @@ class _DeviceState:
     last_latency_ms: float | None = None
     last_ok_ts: int | None = None
     last_error: str | None = None
+    frame_errors: int = 0
+    error_replies: int = 0
     holes: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
 
@@ -52,6 +54,12 @@ class HealthBook:
         s.last_latency_ms = round(latency_s * 1000.0, 3)
         s.last_error = error[:300]
 
+    def bad_answers(self, device: str, frame_errors: int, error_replies: int) -> None:
+        """Count answers that were not valid frames, and error/exception replies."""
+        s = self.devices[device]
+        s.frame_errors += frame_errors
+        s.error_replies += error_replies
+
     def holes(self, device: str, holes: Sequence[str], refused: Sequence[str]) -> None:
         """The device refuses these registers (learned); ``refused`` points cannot be read at all."""
         s = self.devices[device]
@@ -72,6 +80,8 @@ class HealthBook:
                 last_latency_ms=s.last_latency_ms,
                 last_ok_ts=s.last_ok_ts,
                 last_error=s.last_error,
+                frame_errors=s.frame_errors,
+                error_replies=s.error_replies,
                 online=s.consecutive_failures < self.offline_after and s.polls_ok > 0,
                 read_holes=list(s.holes) or None,
                 refused_points=list(s.refused) or None,

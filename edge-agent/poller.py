@@ -46,16 +46,22 @@ RETRYABLE_EXCEPTIONS = frozenset({5, 6, 11})
 
 @dataclass(frozen=True, slots=True)
 class ReadSpec:
-    """One request. ``points`` names the values decoded from it (for failure reports) and
-    ``blocks`` lists the ``(start, count)`` ranges it really needs, in address order: a read of
-    two or more blocks bridges unrequested registers and can be split when the device refuses it
-    (``epcwatch.edge.holes``). Both are optional: a plan without them is never split."""
+    """One request: a Modbus function, address and register count, or (DL/T 645) the read
+    control code, the data identifier and the value's byte count. ``points`` names the values
+    decoded from it (for failure reports) and ``blocks`` lists the ``(start, count)`` ranges it
+    really needs, in address order: a Modbus read of two or more blocks bridges unrequested
+    registers and can be split when the device refuses it (``epcwatch.edge.holes``). Both are
+    optional: a plan without them is never split."""
 
     function: int
     address: int
     count: int
+    name: str = ""  # how errors name the read (default: fcN@address)
     points: tuple[str, ...] = ()
     blocks: tuple[tuple[int, int], ...] = ()
+
+    def label(self) -> str:
+        return self.name or f"fc{self.function}@{self.address}"
 
 
 Decoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
@@ -85,6 +91,7 @@ class DevicePlan:
     reads: tuple[ReadSpec, ...]
     decode: Decoder
     groups: tuple[ReadGroup, ...] = ()
+    protocol: str = "modbus"  # or "dlt645": which kind of bus the reads are for
     #: the learned holes this plan avoids, the points left out because of them, and how to plan
     #: the device again around more holes (``None``: the plan cannot learn)
     holes: Holes = frozenset()
@@ -127,7 +134,9 @@ def _subplan(plan: DevicePlan, groups: tuple[ReadGroup, ...]) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(plan.profile, plan.kind, reads, decode, holes=plan.holes, refused=plan.refused)
+    return DevicePlan(
+        plan.profile, plan.kind, reads, decode, protocol=plan.protocol, holes=plan.holes, refused=plan.refused
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,8 @@ class PollOutcome:
     quality: Quality
     latency_s: float
     error: str | None  # first error met, also on partial success
+    frame_errors: int = 0  # answers that were not valid frames (checksum, length, address, garbage)
+    error_replies: int = 0  # exception responses / DL/T 645 error replies
     #: point name -> why it has no value (its read failed, the device refuses it, no value decoded)
     failures: dict[str, str] = field(default_factory=dict)
     #: holes found by probing reads the device refused (empty unless learning was on)
@@ -212,6 +223,7 @@ async def poll_device(
     errors: list[str | None] = []
     first_error: str | None = None
     any_answer = False
+    frame_errors = error_replies = 0
     learned: set[Hole] = set()
 
     async def probe(function: int, address: int, count: int) -> object:
@@ -227,13 +239,17 @@ async def poll_device(
                 break
             except ExceptionResponseError as exc:
                 any_answer = True  # the device is alive, it just refused this read
-                error = f"fc{read.function}@{read.address}+{read.count}: {exc}"
+                error = f"{read.label()}: {exc}"
+                error_replies += 1
                 if exc.code == ILLEGAL_DATA_ADDRESS and learn and len(read.blocks) > 1:
                     learned |= await probe_read(probe, read.function, read.blocks)
-                if exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
+                if not exc.retryable or exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
                     break
-            except (DeviceTimeoutError, FrameError) as exc:
-                error = f"fc{read.function}@{read.address}+{read.count}: {exc}"
+            except FrameError as exc:
+                frame_errors += 1
+                error = f"{read.label()}: {exc}"
+            except DeviceTimeoutError as exc:
+                error = f"{read.label()}: {exc}"
             except BusUnavailableError as exc:
                 error = str(exc)
                 break
@@ -246,29 +262,33 @@ async def poll_device(
             break
     latency = time.monotonic() - started
     found = frozenset(learned)
+
+    def outcome(
+        values: dict[str, Value], quality: Quality, error: str | None, failures: dict[str, str]
+    ) -> PollOutcome:
+        return PollOutcome(values, quality, latency, error, frame_errors, error_replies, failures, found)
+
     if first_error is None and not plan.refused and not found:  # the common case: all answered
         try:
             values, quality = plan.decode(answers)
         except (ValueError, ArithmeticError, ModbusError) as exc:
             reason = f"decode failed: {exc}"
-            return PollOutcome({}, "partial", latency, reason, _failures(plan, [reason] * len(answers), {}))
+            return outcome({}, "partial", reason, _failures(plan, [reason] * len(answers), {}))
         clean, removed = sanitize(values)
         missing = sum(len(r.points) for r in plan.reads) - len(clean)
         failures = _failures(plan, errors, clean) if missing > 0 else {}
-        return PollOutcome(clean, "partial" if removed else quality, latency, None, failures)
+        return outcome(clean, "partial" if removed else quality, None, failures)
     if not any(a is not None for a in answers):
-        reason = first_error or "no answer"
-        return PollOutcome({}, "partial", latency, reason, _failures(plan, errors, {}), found)
+        return outcome({}, "partial", first_error or "no answer", _failures(plan, errors, {}))
     try:
         values, quality = plan.decode(answers)
     except (ValueError, ArithmeticError, ModbusError) as exc:  # a decoder bug must not kill the bus
         reason = f"decode failed: {exc}"
-        failures = _failures(plan, [reason] * len(answers), {})
-        return PollOutcome({}, "partial", latency, reason, failures, found)
+        return outcome({}, "partial", reason, _failures(plan, [reason] * len(answers), {}))
     clean, removed = sanitize(values)
     if removed or any(a is None for a in answers):
         quality = "partial"
-    return PollOutcome(clean, quality, latency, first_error, _failures(plan, errors, clean), found)
+    return outcome(clean, quality, first_error, _failures(plan, errors, clean))
 
 
 #: re-plans within one poll: each round adds at least one hole, so this only bounds pathologies
@@ -396,12 +416,13 @@ class BusPoller:
                 return _subplan(p, tuple(g for g in p.poll_groups() if g.name in names) or p.poll_groups())
 
             outcome, plan = await poll_learning(
-                self.transport, d.plan, cfg.unit, cfg.timeout_s, cfg.retries, plan_for=plan_for
+                self.transport, d.plan, cfg.target(), cfg.timeout_s, cfg.retries, plan_for=plan_for
             )
             if plan is not d.plan:
                 d.plan = plan
                 self._learned(cfg, plan)
             now = self.clock.now()
+            self.health.bad_answers(cfg.id, outcome.frame_errors, outcome.error_replies)
             if outcome.ok:
                 d.failures = 0
                 for g in groups:

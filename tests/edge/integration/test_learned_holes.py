@@ -19,7 +19,7 @@ from epcwatch.edge.health import read_status_file
 from epcwatch.edge.holes import HoleStore, device_key
 from epcwatch.edge.profile_plan import device_plan
 from epcwatch.edge.site import SiteConfig
-from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import load_profile
 from epcwatch.wire import TelemetryMessage
 

@@ -15,7 +15,7 @@ from epcwatch.edge.holes import DeviceHoles, Hole, HoleStore, decode, encode, ga
 from epcwatch.edge.poller import REFUSED, poll_learning
 from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
 from epcwatch.measurements import VOCABULARY, FieldType
-from epcwatch.profiles.codec import encode_point, register_image
+from epcwatch.profiles.encode import encode_point, register_image
 from epcwatch.profiles.model import load_profile, shipped_profile_paths
 from epcwatch.testing.fake_transport import FakeTransport
 
