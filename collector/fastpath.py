@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import orjson
 
+from epcwatch import itemcodes
 from epcwatch.collector.lineprotocol import (
     DEVICE_TAG_KEYS,
     FIELD_FORMAT,
@@ -38,10 +39,14 @@ from epcwatch.wire import (
 )
 
 _TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings"})
-_TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile"})
+_TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile", "item_code"})
 _READING_KEYS: Final = frozenset({"seq", "ts", "values", "quality"})
 _KINDS: Final = frozenset(DEVICE_KINDS)
 _CATEGORIES: Final = frozenset({"A", "B", "C", "D"})
+#: known item code → the category it stands for (None outside electricity items)
+_ITEM_CATEGORY: Final = {c: itemcodes.category_of(c) for c in itemcodes.known_codes()}
+#: category letter → its level-1 item code (A → 01A00)
+_ALIAS_CODE: Final = {c: itemcodes.resolve(c) for c in _CATEGORIES}
 _QUALITIES: Final = frozenset({"good", "partial"})
 _MAX_TAG_LEN: Final = 128
 _FLOAT: Final = FieldType.FLOAT
@@ -61,6 +66,8 @@ class FastResult:
 def _tag_ok(key: str, value: object) -> bool:
     if key == "category":
         return type(value) is str and value in _CATEGORIES
+    if key == "item_code":
+        return type(value) is str and value in _ITEM_CATEGORY
     return type(value) is str and len(value) <= _MAX_TAG_LEN and tag_value_writable(value)
 
 
@@ -141,6 +148,15 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
         if not _tag_ok(key, value):
             return None
         tags[key] = value
+    code = tags["item_code"]
+    if code is not None:
+        # the category tag is derived from the item code; a contradicting one goes the slow way
+        derived = _ITEM_CATEGORY[code]
+        if tags["category"] is not None and tags["category"] != derived:
+            return None
+        tags["category"] = derived
+    elif tags["category"] is not None:
+        tags["item_code"] = _ALIAS_CODE[tags["category"]]
     tags["site"] = site
     tags["device"] = device
     readings = doc.get("readings")

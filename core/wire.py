@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from epcwatch import measurements
+from epcwatch.itemcodes import CODE_PATTERN
 from epcwatch.measurements import FieldType
 from epcwatch.topics import ID_PATTERN, MAX_ID_LEN
 
@@ -43,6 +44,9 @@ Id = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$", max_length=MAX
 TagValue = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", min_length=1, max_length=128)]
 DeviceKind = Literal["meter", "hvac", "lighting", "sensor"]
 Category = Literal["A", "B", "C", "D"]
+#: a national item code's shape (``01A10``); whether it is a known code the collector decides
+#: (dead letter ``item_code``), so that the table can grow without a new wire version
+ItemCodeTag = Annotated[str, StringConstraints(pattern=rf"^{CODE_PATTERN}$")]
 Quality = Literal["good", "partial"]
 Value = bool | int | float
 
@@ -75,6 +79,11 @@ class DeviceTags(_Frozen):
     )
     tenant: TagValue | None = None
     profile: TagValue | None = None
+    item_code: ItemCodeTag | None = Field(
+        default=None,
+        description="national sub-metering item code (分类分项能耗编码), e.g. 01A10; added in v1 "
+        "as an optional tag (collectors accept it from this release on)",
+    )
 
 
 class Reading(_Frozen):

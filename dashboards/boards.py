@@ -8,7 +8,7 @@ or are written here against docs/data-model.md; titles and units come from the v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
@@ -54,6 +54,18 @@ def _bars(b: timeseries.Panel) -> timeseries.Panel:
         .fill_opacity(80)
         .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
     )
+
+
+_L = TypeVar("_L", piechart.Panel, timeseries.Panel, table.Panel)
+
+
+def _item_labels(b: _L) -> _L:
+    """Bilingual labels of item codes: series named by a category letter or an item code are
+    shown as "01A00 照明插座用电 Lighting and sockets"; table cells holding one are mapped alike."""
+    for key, label in q.ITEM_LABELS.items():
+        b = b.override_by_name(key, [dm.DynamicConfigValue(id_val="displayName", value=label)])
+    options = {key: dm.ValueMappingResult(text=label) for key, label in q.ITEM_LABELS.items()}
+    return b.mappings([dm.ValueMap(options=options)])
 
 
 def _join_on_tags() -> list[dm.DataTransformerConfig]:
@@ -120,26 +132,76 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         ).decimals(3),
         panel(
             table.Panel(),
+            "Energy by carrier and site (分类: kWh, m³)",
+            [
+                Target(q.electricity(SITE_TAGS), "A", "table"),
+                Target(q.energy_types(SITE_TAGS), "B", "table"),
+            ],
+            w=12,
+            description="Electricity 01000 (category sub-meters), water 02000, gas 03000 (m³), "
+            "central heating 04000 and cooling 05000 (kWh) over whole local days.",
+        ).transformations(_join_on_tags()),
+        panel(
+            table.Panel(),
+            "Energy by site in standard coal (tce)",
+            [
+                Target(q.electricity_tce(SITE_TAGS), "A", "table"),
+                Target(q.other_tce(SITE_TAGS), "B", "table"),
+            ],
+            w=12,
+            description="GB/T 2589-2020: electricity 0.1229 kgce/kWh (calorific equivalent), natural gas "
+            "1.2143 kgce/m³, heat 34.12 kgce/GJ; water is not converted. Total = the sum of the columns.",
+        )
+        .decimals(3)
+        .transformations(
+            [
+                *_join_on_tags(),
+                transformation(
+                    "calculateField",
+                    {"mode": "reduceRow", "alias": "tce_total", "reduce": {"reducer": "sum"}},
+                ),
+            ]
+        ),
+        panel(
+            table.Panel(),
             "Energy intensity by building (kWh/m²)",
             [Target(q.electricity(BUILDING_TAGS), result_format="table"), building_area],
             w=12,
         ).transformations(_ratio("electricity_kwh", "floor_area_m2", "kWh/m²")),
-        panel(
-            piechart.Panel(),
-            "Category shares (分项)",
-            [Target(q.electricity(("category",), meters=q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit=ENERGY_UNIT,
-            w=12,
+        _item_labels(
+            panel(
+                piechart.Panel(),
+                "Category shares (分项)",
+                [Target(q.electricity(("category",), meters=q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
+                unit=ENERGY_UNIT,
+                w=12,
+                description="Level-1 items of the national code (01A00 … 01D00; A–D are their letters).",
+            )
         )
         .pie_type(pm.PieChartType.DONUT)
         .reduce_options(_sum()),
+        _item_labels(
+            panel(
+                table.Panel(),
+                "Electricity by item code, level 2 (分项 01A10 …, kWh)",
+                [
+                    Target(
+                        q.electricity(("category", "item_code"), meters=q.SELECTED_CATEGORY_METERS),
+                        result_format="table",
+                    )
+                ],
+                unit=ENERGY_UNIT,
+                w=12,
+                description="Sub-items of the national code; a meter of a whole level-1 item appears "
+                "under its level-1 code (01D00).",
+            )
+        ),
         panel(
             table.Panel(),
             "Data completeness by category sub-meter (%)",
             [Target(q.completeness(), result_format="table")],
             unit="percent",
-            w=24,
-            h=6,
+            w=12,
             description="Share of the range's days covered by each sub-meter's readings; "
             "below 100 % the energy figures miss consumption.",
         ).decimals(1),
@@ -213,12 +275,14 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
             unit=POWER_UNIT,
             w=24,
         ),
-        panel(
-            timeseries.Panel(),
-            "Power by category (分项)",
-            [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit=POWER_UNIT,
-            description="Mean power over each interval from the 15-minute energy rollups.",
+        _item_labels(
+            panel(
+                timeseries.Panel(),
+                "Power by category (分项)",
+                [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
+                unit=POWER_UNIT,
+                description="Mean power over each interval from the 15-minute energy rollups.",
+            )
         ).interval("15m"),
         panel(
             timeseries.Panel(),
@@ -231,16 +295,33 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
     layout.row(
         "Energy",
         _bars(
-            panel(
-                timeseries.Panel(),
-                "Daily electricity by category (分项, kWh)",
-                [
-                    Target(
-                        q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "category"),
-                        alias="$tag_category",
-                    )
-                ],
-                unit=ENERGY_UNIT,
+            _item_labels(
+                panel(
+                    timeseries.Panel(),
+                    "Daily electricity by category (分项, kWh)",
+                    [
+                        Target(
+                            q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "category"),
+                            alias="$tag_category",
+                        )
+                    ],
+                    unit=ENERGY_UNIT,
+                )
+            )
+        ),
+        _bars(
+            _item_labels(
+                panel(
+                    timeseries.Panel(),
+                    "Daily electricity by item code, level 2 (分项, kWh)",
+                    [
+                        Target(
+                            q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "item_code"),
+                            alias="$tag_item_code",
+                        )
+                    ],
+                    unit=ENERGY_UNIT,
+                )
             )
         ),
         _bars(

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 from typing import Final
 
-#: kgce per kWh of electricity, calorific equivalent (GB/T 2589-2020), and the same in tce
-KGCE_PER_KWH: Final = 0.1229
+from epcwatch import energy, itemcodes
+
+#: the factors of the shipped GB/T 2589-2020 table (epcwatch.energy), as numbers in InfluxQL
+_F: Final = energy.default_factors()
+#: kgce per kWh of electricity, calorific equivalent, and the same in tce
+KGCE_PER_KWH: Final = _F.kgce_per_unit("electricity")
 TCE_PER_KWH: Final = KGCE_PER_KWH / 1000
-#: heat: 0.03412 kgce/MJ and 3.6 MJ/kWh
-KGCE_PER_KWH_HEAT: Final = 0.03412 * 3.6
-#: natural gas, GB/T 2589 reference value for 38,931 kJ/m³ (configurable in ``epcwatch stats``)
-KGCE_PER_M3_GAS: Final = 1.2143
+#: heat: 34.12 kgce/GJ = 0.03412 kgce/MJ × 3.6 MJ/kWh
+KGCE_PER_KWH_HEAT: Final = _F.kgce_per_unit("heat") * energy.to_base("heat", 1, "kWh")
+#: natural gas (configurable in ``epcwatch stats``)
+KGCE_PER_M3_GAS: Final = _F.kgce_per_unit("natural_gas")
 
 SITE: Final = '"site" =~ /^$site$/ AND "building" =~ /^$building$/'
 DAILY: Final = "\"interval\" = '1d'"
@@ -33,14 +37,23 @@ MAIN_METERS: Final = "\"category\" = '' AND \"tenant\" = ''"
 #: other energy types are building-level meters; tenant sub-meters are left out
 TYPE_METERS: Final = "\"tenant\" = ''"
 
-#: fields of ``energy_interval`` that are energy types (分类), with their unit
-ENERGY_TYPES: Final = {
-    "energy_import": "kWh",
-    "water_volume": "m3",
-    "gas_volume": "m3",
-    "heat_energy": "kWh",
+#: fields of ``energy_interval`` that are energy types (分类): energy carrier (epcwatch.energy),
+#: unit and the national energy class (分类能耗编码)
+CARRIER_FIELDS: Final = {
+    "energy_import": ("electricity", "kWh", "01000"),
+    "water_volume": ("water", "m3", "02000"),
+    "gas_volume": ("natural_gas", "m3", "03000"),
+    "heat_energy": ("heat", "kWh", "04000"),
+    "cooling_energy": ("cooling", "kWh", "05000"),
 }
+ENERGY_TYPES: Final = {f: unit for f, (_, unit, _) in CARRIER_FIELDS.items()}
 CATEGORIES: Final = {"A": "lighting & sockets", "B": "HVAC", "C": "power", "D": "special"}
+#: bilingual labels of the two item-code levels: the category letters (level 1, A = 01A00) and
+#: the codes (level 2, or level 1 for a meter of a whole item), e.g. "01A00 照明插座用电 Lighting and sockets"
+ITEM_LABELS: Final = {
+    **{c.alias: c.label for c in itemcodes.level(1) if c.alias},
+    **{c.code: c.label for lv in (1, 2) for c in itemcodes.level(lv)},
+}
 
 #: the selected year (``$year`` option "2025 : 2024": text = year, value = previous year).
 #: Daily points sit at site-local midnight; shifting the UTC calendar bounds by 12 h takes
@@ -71,10 +84,19 @@ def electricity_tce(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
 
 
 def energy_types(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
-    """Water, gas and heat over whole days (building-level meters)."""
+    """Water, gas, heat and cooling over whole days (building-level meters)."""
     fields = ", ".join(f'sum("{f}") AS "{f}"' for f in ENERGY_TYPES if f != "energy_import")
     return (
         f'SELECT {fields} FROM "energy_interval" '
+        f"WHERE {DAILY} AND {TYPE_METERS} AND \"category\" = '' AND {SITE} AND {when}{_group(by)}"
+    )
+
+
+def other_tce(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
+    """Gas and heat in tonnes of standard coal (GB/T 2589-2020 factors), one column each."""
+    return (
+        f'SELECT sum("gas_volume") * {KGCE_PER_M3_GAS / 1000!r} AS "tce_gas", '
+        f'sum("heat_energy") * {KGCE_PER_KWH_HEAT / 1000!r} AS "tce_heat" FROM "energy_interval" '
         f"WHERE {DAILY} AND {TYPE_METERS} AND \"category\" = '' AND {SITE} AND {when}{_group(by)}"
     )
 

@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch.config import ConfigError, load_yaml_model
+from epcwatch.itemcodes import ItemCodeError, derive_tags
 from epcwatch.mqtt import MqttConnection, MqttError, MqttTls
 from epcwatch.profiles import dlt645
-from epcwatch.wire import Category, Id, TagValue
+from epcwatch.wire import Category, Id, ItemCodeTag, TagValue
 
 #: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
 RTU_UNITS = range(1, 248)
@@ -136,6 +137,26 @@ class DeviceTagsConfig(_Model):
         default=None, description="A lighting & sockets, B HVAC, C power, D special use"
     )
     tenant: TagValue | None = None
+    item_code: ItemCodeTag | None = Field(
+        default=None, description="national item code (分类分项能耗编码), e.g. 01A10 or 02000 for water"
+    )
+
+    @field_validator("item_code", mode="before")
+    @classmethod
+    def _quoted(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            # YAML reads 02000 as a number (octal 1024): the leading zero is gone
+            raise ValueError('quote item codes made of digits in YAML, e.g. item_code: "02000"')
+        return v
+
+    @model_validator(mode="after")
+    def _known_item_code(self) -> DeviceTagsConfig:
+        # the collector would dead-letter every reading of a device with an unknown code
+        try:
+            derive_tags(self.category, self.item_code)
+        except ItemCodeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DeviceConfig(_Model):

@@ -53,6 +53,8 @@ class MeterSelector(_Strict):
     device: Id | None = None
     category: TagValue | None = None
     tenant: TagValue | None = None
+    #: national item code (01A00 level 1, 01A10 level 2, 02000 water …; docs/chinese-standards.md)
+    item_code: str | None = Field(default=None, pattern=r"^[0-9]{2}[0-9A-Z][0-9]{2}$")
     #: InfluxDB measurement (device kind) holding the raw counter, for the fallback path
     measurement: str = Field(default="meter", pattern=r"^[a-z][a-z0-9_]*$")
     #: counter field (from the measurement vocabulary) whose daily increase is the energy
@@ -60,8 +62,8 @@ class MeterSelector(_Strict):
 
     @model_validator(mode="after")
     def _some_tag(self) -> Self:
-        if not any((self.building, self.device, self.category, self.tenant)):
-            raise ValueError("select meters by at least one of building, device, category, tenant")
+        if not any((self.building, self.device, self.category, self.tenant, self.item_code)):
+            raise ValueError("select meters by at least one of building, device, category, tenant, item_code")
         return self
 
     def tags(self) -> dict[str, str]:
@@ -70,6 +72,7 @@ class MeterSelector(_Strict):
             "device": self.device,
             "category": self.category,
             "tenant": self.tenant,
+            "item_code": self.item_code,
         }
         return {k: v for k, v in t.items() if v is not None}
 

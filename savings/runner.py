@@ -16,6 +16,7 @@ import pandas as pd
 from epcwatch.clock import Clock, SystemClock
 from epcwatch.logs import fields
 from epcwatch.savings import sufficiency
+from epcwatch.savings.carriers import carrier_totals, contract_table
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, period_warnings, run
 from epcwatch.savings.errors import DataError
@@ -219,6 +220,12 @@ def compute(
         "co2_kg_per_kwh": f.co2_kg_per_kwh,
         "co2_tonnes": to_co2_tonnes(avoided, f.co2_kg_per_kwh),
     }
+    # the reporting period's consumption of the contract's meters per energy carrier, in tce
+    doc["carriers"] = carrier_totals(
+        {"electricity": (float(np.nansum(s.actual)), "kWh")},
+        contract_table(f.tce_calorific_kgce_per_kwh, f.tce_equal_value_kgce_per_kwh, f.co2_kg_per_kwh),
+        f.tce_basis,
+    )
     doc["adjustments"] = [
         {
             **json.loads(a.model_dump_json()),

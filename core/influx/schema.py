@@ -33,11 +33,13 @@ CATEGORY: Final = "category"
 FLOOR: Final = "floor"
 PROFILE: Final = "profile"
 TENANT: Final = "tenant"
+#: national sub-metering item code (01A10 …; docs/chinese-standards.md)
+ITEM_CODE: Final = "item_code"
 CONTRACT: Final = "contract"
 #: ``energy_interval``'s interval tag (``15m``, ``1h``, ``1d``)
 INTERVAL: Final = "interval"
 #: the tags of every device reading, sorted by key (the order InfluxDB's index prefers)
-DEVICE_TAG_KEYS: Final = (BUILDING, CATEGORY, DEVICE, FLOOR, PROFILE, SITE, TENANT)
+DEVICE_TAG_KEYS: Final = (BUILDING, CATEGORY, DEVICE, FLOOR, ITEM_CODE, PROFILE, SITE, TENANT)
 
 # -- fields ---------------------------------------------------------------------------------
 #: share of an ``energy_interval`` that the counter samples cover (0–1)

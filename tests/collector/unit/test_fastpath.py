@@ -31,7 +31,9 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     if where == "top":
         d[draw(st.sampled_from(["v", "site", "device", "kind", "tags", "readings", "extra"]))] = draw(junk)
     elif where == "tags":
-        d.setdefault("tags", {})[draw(st.sampled_from(["building", "category", "floor", "x"]))] = draw(junk)
+        key = draw(st.sampled_from(["building", "category", "floor", "item_code", "x"]))
+        codes = st.sampled_from(["01A10", "01B00", "02000", "01A40", "01E00", "1A10", "A"])
+        d.setdefault("tags", {})[key] = draw(junk | codes)
     elif where == "reading":
         r = d["readings"][0]
         r[draw(st.sampled_from(["seq", "ts", "values", "quality", "extra"]))] = draw(junk)
