@@ -55,6 +55,8 @@ WRITE_GROUP = 2000
 #: longest a polled reading waits for the end of its poll cycle before it is committed anyway
 #: (a dead device's retries can keep one poll running for seconds)
 COMMIT_MAX_WAIT_S = 1.0
+#: how long a graceful stop lets the forwarder send what is committed (uplink up only)
+SEND_ON_STOP_S = 3.0
 
 
 def check_protocols(cfg: SiteConfig, plans: Mapping[str, DevicePlan]) -> None:
@@ -119,6 +121,7 @@ class Agent:
         self.transports: list[ModbusTransport] = []
         self.pollers: list[BusPoller] = []
         self._queue: asyncio.Queue[NewReading] = asyncio.Queue()
+        self._held: list[NewReading] = []
         self.stored = 0
         self.dropped_now = 0
         self.refused_now = 0
@@ -185,7 +188,9 @@ class Agent:
         loop = asyncio.get_running_loop()
         while True:
             group = [await self._queue.get()]
+            self._held = group  # a graceful stop commits what waits here for the end of its cycle
             await self._cycle_end()
+            self._held = []
             while not self._queue.empty() and len(group) < WRITE_GROUP:
                 group.append(self._queue.get_nowait())
             try:
@@ -260,25 +265,39 @@ class Agent:
             await self._shutdown(tasks)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        keep = ("outbox-writer", "forwarder")
         for t in tasks:
-            if t.get_name() != "outbox-writer":
+            if t.get_name() not in keep:
                 t.cancel()
         for t in tasks:
-            if t.get_name() != "outbox-writer":
+            if t.get_name() not in keep:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-        # commit what was polled but not yet written, then stop the writer
+        # commit what was polled but not yet written (also what waits for the end of its poll
+        # cycle), then stop the writer
         loop = asyncio.get_running_loop()
-        pending = []
-        while not self._queue.empty():
-            pending.append(self._queue.get_nowait())
         writer = next(t for t in tasks if t.get_name() == "outbox-writer")
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
+        pending = list(self._held)
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
         if pending:
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(self.executor, self.outbox.append, pending)
+        # with the uplink up, send what the last cycle committed before stopping (bounded); what
+        # is left stays in the outbox for the next start, as always
+        deadline = loop.time() + SEND_ON_STOP_S
+        self.forwarder.wake()
+        while self.publisher.connected and self.outbox.depth > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        forwarder = next(t for t in tasks if t.get_name() == "forwarder")
+        while not forwarder.done():  # asyncio.wait_for on 3.11 can swallow a cancel: repeat it
+            forwarder.cancel()
+            await asyncio.wait({forwarder}, timeout=0.1)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            forwarder.result()
         with contextlib.suppress(Exception):
             await self.forwarder.flush_deletes()
         for tr in self.transports:
