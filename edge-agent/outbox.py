@@ -5,7 +5,7 @@ Guarantees (see docs/edge.md, "Outbox guarantees"):
 * A reading is *committed* when :meth:`Outbox.append` returns. With ``synchronous=FULL`` (the
   default) a committed reading survives ``kill -9`` and a power cut; with ``NORMAL`` it survives
   ``kill -9``, and a power cut may roll back the transactions committed since the last WAL
-  checkpoint (at most ``wal_autocheckpoint`` = 1,000 pages, about 4 MB of readings).
+  checkpoint (at most ``wal_autocheckpoint`` = 1,000 pages: 1 MB with a new outbox's 1 KiB pages).
 * Each device's readings get a monotonic ``seq`` in the same transaction as the insert; the
   next seq is persisted, so it keeps increasing across restarts. A gap in seq on the receiving
   side is exactly the number of readings dropped by the full policy.
