@@ -135,8 +135,17 @@ def metadata(
     typer.echo(f"wrote building_info for {len(lines)} buildings to {database}")
 
 
+stats_app = typer.Typer(
+    help="Energy statistics per site and building (no subcommand), or per institution (institutions).",
+    invoke_without_command=True,
+)
+
+
 def stats(  # noqa: PLR0917 - typer options
-    portfolio: PortfolioFile,
+    ctx: typer.Context,
+    portfolio: Annotated[
+        Path | None, typer.Option("--portfolio", help="portfolio YAML (sites, buildings, floor areas)")
+    ] = None,
     period: Annotated[str, typer.Option("--period", help="month or year")] = "month",
     at: Annotated[
         str | None, typer.Option("--at", help="YYYY-MM or YYYY; default: the last complete period")
@@ -157,6 +166,11 @@ def stats(  # noqa: PLR0917 - typer options
     from epcwatch.dashboards.stats import Factors, compute, parse_period, to_csv
     from epcwatch.portfolio import load_portfolio
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if portfolio is None:
+        typer.secho("error: missing option '--portfolio'", fg="red", err=True)
+        raise typer.Exit(2)
     try:
         pf = load_portfolio(portfolio)
         p = parse_period(period, at, dt.date.today())
@@ -201,4 +215,5 @@ def stats(  # noqa: PLR0917 - typer options
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dashboards_app, name="dashboards")
-    app.command("stats")(stats)
+    stats_app.callback()(stats)
+    app.add_typer(stats_app, name="stats")
