@@ -168,7 +168,13 @@ class Uplink:
     # ------------------------------------------------------------------ protocol
     async def login(self, conn: Connection) -> None:
         await conn.send(self._msg(IdValidate("request")))
-        m = await conn.receive("identity sequence")
+        try:
+            m = await conn.receive("identity sequence")
+        except PlatformUnavailableError as exc:
+            raise PlatformUnavailableError(
+                f"{exc} during the identity check (a platform that cannot decrypt the request drops "
+                "the connection: check aes_key and aes_iv)"
+            ) from None
         if not isinstance(m.body, IdValidate) or m.body.operation != "sequence" or not m.body.sequence:
             raise MessageError(f"expected id_validate sequence, got {m.type}")
         await conn.send(self._msg(IdValidate("md5", md5=md5_answer(m.body.sequence, self.auth_key))))
