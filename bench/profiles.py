@@ -23,10 +23,10 @@ from typing import Any
 from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements
-from epcwatch.edge.planner import Plan, effective_max_gap, plan_profile
 from epcwatch.measurements import FieldType
 from epcwatch.profiles.codec import Decoder, register_image
 from epcwatch.profiles.model import PointSpec, Profile, Quirks, list_profiles, point_spans
+from epcwatch.profiles.planner import Plan, effective_max_gap, plan_profile
 
 
 def minimum_reads(points: tuple[PointSpec, ...], quirks: Quirks, max_gap: int) -> int:

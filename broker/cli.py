@@ -169,5 +169,42 @@ def broker_config_cmd(  # noqa: PLR0917 - typer maps each parameter to an option
     typer.echo(f"wrote {out}; start with: mosquitto -c {out}")
 
 
+@security_app.command("site-key")
+def site_key(
+    site: Annotated[str, typer.Argument(help="site id whose readings the key signs")],
+    out: Annotated[Path, typer.Option("--out", help="private key file to write (PEM, 0600)")],
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring", help="keyring YAML to add the public key to (the site's older keys are rotated out)"
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing key file (a rotation)")] = False,
+) -> None:
+    """Create a site's Ed25519 signing key; print its key id and public key (base64)."""
+    import base64
+    import datetime as dt
+
+    from epcwatch.broker.signing import SigningKeyError, create_site_key, public_key_of
+    from epcwatch.config import ConfigError
+    from epcwatch.provenance import key_id
+    from epcwatch.verify.keyring import add_key
+
+    try:
+        mqtt_acl.site_block(site)
+        key = create_site_key(out, overwrite=force)
+    except (TopicError, SigningKeyError) as exc:
+        raise _fail(str(exc)) from None
+    public = public_key_of(key)
+    typer.echo(f"site {site}: key id {key_id(public)}, private key in {out} (0600)", err=True)
+    typer.echo(base64.b64encode(public).decode())
+    if keyring is not None:
+        try:
+            kid = add_key(keyring, site, public, dt.datetime.now(dt.UTC))
+        except (ConfigError, OSError) as exc:
+            raise _fail(f"cannot update the keyring: {exc}") from None
+        typer.echo(f"added key {kid} to {keyring}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(security_app, name="security")

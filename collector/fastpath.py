@@ -9,7 +9,7 @@ the same loop.
 It is deliberately conservative: it only says "accepted" for documents it can prove the wire
 model accepts with the same values (exact JSON types, no coercions), and returns ``None`` for
 anything else — then :mod:`epcwatch.collector.validate` (pydantic, the authority) decides and
-explains. A differential property test (tests/collector/test_fastpath.py) checks that whatever
+explains. A differential property test (tests/collector/unit/test_fastpath.py) checks that whatever
 this accepts, the wire model accepts too, with identical line protocol.
 """
 

@@ -4,7 +4,7 @@ Input: the samples ``(ts_ms, value)`` of one counter of one device, in time orde
 increase of the counter in each interval (15 minutes, or a day in the site's timezone) and the
 share of the interval covered by readings.
 
-The rules (documented in README "Collector → Interval energy"):
+The rules (documented in docs/collector.md, "Interval energy"):
 
 1. **Steps.** Consecutive samples ``a`` (at ``t0``) and ``b`` (at ``t1``) form a step whose
    increase is decided from the pair alone, so recomputing any range gives the same result:

@@ -148,7 +148,7 @@ class Rollup(_Strict):
     lookback_h: float = Field(default=3.0, gt=0)
     default_timezone: Timezone = "UTC"
     timezones: dict[str, Timezone] = {}
-    #: a portfolio file (epcwatch/portfolio.py) whose sites' timezones are used
+    #: a portfolio file (core/portfolio.py) whose sites' timezones are used
     portfolio: str | None = None
     max_rate_per_h: float = Field(default=100_000.0, gt=0)
     max_rate_per_h_by_field: dict[str, float] = {}

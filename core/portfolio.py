@@ -1,7 +1,7 @@
 """The portfolio: sites and their buildings, with what energy statistics need to normalise
 (floor area, occupants) and where day boundaries fall (the site's timezone).
 
-Loaded from YAML (``deploy/demo/portfolio.yaml`` describes the demo site) and written into
+Loaded from YAML (``demo/data/portfolio.yaml`` describes the demo site) and written into
 InfluxDB as the ``building_info`` measurement so that dashboards can compute EUI.
 """
 

@@ -159,7 +159,7 @@ def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path) -> str:
 
 
 def portfolio_yaml(seed: int = 0) -> str:
-    """The demo portfolio (as deploy/demo/portfolio.yaml) from the simulated complex."""
+    """The demo portfolio (as demo/data/portfolio.yaml) from the simulated complex."""
     import yaml
 
     from epcwatch.sim.spec import demo_complex
@@ -252,7 +252,7 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: li
 
 
 SITE = "civic-centre"
-#: the demo contract's baseline start and reporting end (deploy/demo/contract.yaml)
+#: the demo contract's baseline start and reporting end (demo/data/contract.yaml)
 CONTRACT_YEARS = (dt.date(2024, 1, 1), dt.date(2025, 12, 31))
 TZ_NAME = "Asia/Shanghai"
 

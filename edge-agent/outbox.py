@@ -1,6 +1,6 @@
 """The durable store-and-forward outbox: an SQLite (WAL) queue of readings.
 
-Guarantees (see README "Outbox guarantees"):
+Guarantees (see docs/edge.md, "Outbox guarantees"):
 
 * A reading is *committed* when :meth:`Outbox.append` returns. With ``synchronous=FULL`` (the
   default) a committed reading survives ``kill -9`` and a power cut; with ``NORMAL`` it survives

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from epcwatch.edge.planner import plan_profile
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.transport import Registers
 from epcwatch.profiles.codec import Decoder
 from epcwatch.profiles.model import Profile, load_profile
+from epcwatch.profiles.planner import plan_profile
 from epcwatch.wire import Quality, Value
 
 FUNCTION_CODES: Final = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}

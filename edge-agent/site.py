@@ -173,7 +173,7 @@ class OutboxConfig(_Model):
         description="when full: delete the oldest readings (counted) or refuse new ones (counted)",
     )
     synchronous: Literal["full", "normal"] = Field(
-        default="full", description="SQLite synchronous setting in WAL mode (see README for the bound)"
+        default="full", description="SQLite synchronous setting in WAL mode (see docs/edge.md for the bound)"
     )
 
 

@@ -15,16 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from epcwatch import measurements
-from epcwatch.edge.planner import PlanError, effective_max_gap, plan_profile
 from epcwatch.profiles.model import (
     ForbiddenRange,
     PointSpec,
     Profile,
     ProfileError,
+    library_root,
     list_profiles,
     load_profile,
     load_profile_file,
 )
+from epcwatch.profiles.planner import PlanError, effective_max_gap, plan_profile
 
 profiles_app = typer.Typer(help="The device profile library: list, show and validate register maps.",
                            no_args_is_help=True)
@@ -116,11 +117,14 @@ def _forbidden(r: ForbiddenRange) -> str:
 
 @profiles_app.command("validate")
 def validate_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="profile YAML files or folders holding them")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="profile YAML files or folders holding them [default: the shipped library]"),
+    ] = None,
 ) -> None:
     """Validate profile files: schema, vocabulary, quirks and a read plan. Exit 1 if any is invalid."""
     files: list[Path] = []
-    for path in paths:
+    for path in paths or [library_root()]:
         if path.is_dir():
             files += sorted(path.rglob("*.yaml"))
         else:

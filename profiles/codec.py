@@ -46,9 +46,9 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Final
 
 from epcwatch import measurements
-from epcwatch.edge.planner import Plan, Read
 from epcwatch.measurements import FieldType
 from epcwatch.profiles.model import FLOAT_TYPES, Function, Point, PointSpec, Profile, order_swaps
+from epcwatch.profiles.planner import Plan, Read
 from epcwatch.wire import MAX_ABS_VALUE, Quality, Value
 
 Response = Sequence[int] | Sequence[bool] | None

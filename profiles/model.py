@@ -395,6 +395,11 @@ class ProfileError(ConfigError):
     """A profile that cannot be used; ``str()`` names the file, line and field."""
 
 
+def library_root() -> Path:
+    """The folder of the shipped profile library (package data ``epcwatch.device_profiles``)."""
+    return _profiles_root()
+
+
 def _profiles_root() -> Path:
     # the package is installed as a link tree (or a real folder): a concrete path either way
     return Path(str(resources.files("epcwatch.device_profiles")))

@@ -1,7 +1,7 @@
 """The M&V contract file: what is metered, which periods, which model, how savings are priced.
 
 Loaded through :func:`epcwatch.config.load_yaml_model`, so a mistake is reported as
-``contract.yaml:12: meters[0].device: …``. ``deploy/demo/contract.yaml`` is a complete example.
+``contract.yaml:12: meters[0].device: …``. ``demo/data/contract.yaml`` is a complete example.
 """
 
 from __future__ import annotations

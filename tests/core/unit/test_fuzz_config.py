@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from epcwatch.config import ConfigError
-from epcwatch.edge.planner import PlanError, plan_profile
 from epcwatch.profiles.model import Profile, ProfileError, load_profile_file, shipped_profile_paths
+from epcwatch.profiles.planner import PlanError, plan_profile
 
 FUZZ = settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 

@@ -11,7 +11,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from epcwatch.edge.planner import plan_profile
 from epcwatch.profiles.codec import (
     DecodeError,
     NoValue,
@@ -22,6 +21,7 @@ from epcwatch.profiles.codec import (
     register_image,
 )
 from epcwatch.profiles.model import IdentityPoint, Point, Profile
+from epcwatch.profiles.planner import plan_profile
 
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 RANGES = {

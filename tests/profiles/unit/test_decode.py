@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from epcwatch.edge.planner import plan_profile
 from epcwatch.profiles.codec import (
     DecodeError,
     NoValue,
@@ -19,6 +18,7 @@ from epcwatch.profiles.codec import (
     register_image,
 )
 from epcwatch.profiles.model import IdentityPoint, Point, Profile
+from epcwatch.profiles.planner import plan_profile
 
 
 def regs(fmt: str, value: Any, order: str = "ABCD") -> list[int]:

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from epcwatch.cli import app
-from epcwatch.edge.planner import plan_profile
 from epcwatch.profiles.model import list_profiles, load_profile, shipped_profile_paths
+from epcwatch.profiles.planner import plan_profile
 
 
 @pytest.fixture

@@ -1,19 +1,19 @@
-"""The annotated profile in README.md is a valid profile that plans and decodes."""
+"""The annotated profile in docs/profiles.md is a valid profile that plans and decodes."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from epcwatch.edge.planner import plan_profile
 from epcwatch.profiles.codec import decode, register_image
 from epcwatch.profiles.model import load_profile
+from epcwatch.profiles.planner import plan_profile
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[3] / "docs" / "profiles.md"
 
 
 def test_readme_example_profile_is_valid(tmp_path: Path) -> None:
-    section = README.read_text().split("## Device profiles and the read planner", 1)[1]
+    section = README.read_text().split("# Device profiles and the read planner", 1)[1]
     block = re.search(r"```yaml\n(# device-profiles/meters/acme-pm10\.yaml.*?)```", section, re.S)
     assert block is not None, "annotated example not found in README"
     path = tmp_path / "acme-pm10.yaml"

@@ -20,9 +20,9 @@ import yaml
 from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements, wire
-from epcwatch.edge.planner import plan_profile
 from epcwatch.profiles.codec import decode
 from epcwatch.profiles.model import PointSpec, Profile, list_profiles, load_profile, shipped_profile_paths
+from epcwatch.profiles.planner import plan_profile
 
 CASES = Path(__file__).parents[1] / "profile_cases"
 IDS = sorted(shipped_profile_paths())

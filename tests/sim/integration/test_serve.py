@@ -23,10 +23,10 @@ from pymodbus.exceptions import ModbusIOException
 
 from epcwatch.clock import ManualClock
 from epcwatch.devservices.services import free_port
-from epcwatch.edge.planner import plan_profile
 from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.profiles.codec import decode
 from epcwatch.profiles.model import Profile, load_profile
+from epcwatch.profiles.planner import plan_profile
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.serve import ImageContext, SiteImages, served_devices, tcp_server

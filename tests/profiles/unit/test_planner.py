@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from epcwatch.edge.planner import DEFAULT_MAX_GAP, PlanError, Read, plan_profile, plan_reads
 from epcwatch.profiles.model import Point, Profile, Quirks
+from epcwatch.profiles.planner import DEFAULT_MAX_GAP, PlanError, Read, plan_profile, plan_reads
 
 
 def pt(name: str, address: int, type_: str = "uint16", function: str = "holding", **kw: Any) -> Point:

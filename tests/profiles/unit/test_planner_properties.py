@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from epcwatch.edge.planner import Read, plan_reads
 from epcwatch.profiles.model import Point, Quirks
+from epcwatch.profiles.planner import Read, plan_reads
 
 NAMES = ["voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3",
          "active_power", "frequency", "reactive_power"]

@@ -1,0 +1,236 @@
+"""Provenance of readings: a per-device hash chain, signed at the edge, checkable by anyone.
+
+Pure functions over plain data; the specification a third party needs to write an independent
+verifier is docs/provenance.md, and the example vector there is checked by a test.
+
+* Each reading's **digest** is SHA-256 over its canonical bytes (:func:`reading_bytes`): a domain
+  tag, the site, the device, seq, timestamp, quality, the values in a canonical binary form
+  fixed by the measurement vocabulary (so a JSON ``5`` and ``5.0`` of a float measurement are the
+  same value), and the previous reading's digest. The first reading of a chain links to
+  :data:`GENESIS`.
+* A message's **signature** is Ed25519 over :func:`message_bytes`: the site, the device, the first
+  and last seq of the message, the digest its first reading links to, and the digest of every
+  reading of the message, the last of which is the chain head. The collector stores that record,
+  so each reading is checked on its own: an edit or a deletion is found at its seq exactly.
+* A **key id** is the first 16 hex digits of SHA-256 over the raw 32-byte public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from epcwatch.errors import EpcwatchError
+from epcwatch.measurements import VOCABULARY, FieldType
+
+DOMAIN_READING: Final = b"epcwatch/reading/v1"
+DOMAIN_MESSAGE: Final = b"epcwatch/message/v1"
+#: the previous digest of a chain's first reading
+GENESIS: Final = bytes(32)
+QUALITY_CODES: Final = {"good": 0, "partial": 1}
+
+
+class ProvenanceError(EpcwatchError):
+    """A reading that has no canonical form (unknown measurement, wrong type, non-finite)."""
+
+
+def _text(s: str) -> bytes:
+    b = s.encode("utf-8")
+    if len(b) > 0xFFFF:
+        raise ProvenanceError(f"text of {len(b)} bytes is too long for the canonical form")
+    return struct.pack(">H", len(b)) + b
+
+
+def value_bytes(name: str, value: bool | int | float) -> bytes:
+    """One value in canonical form: its name, a type byte and the value as the vocabulary types it.
+
+    ``f`` + IEEE 754 binary64 big-endian (``-0.0`` is written as ``0.0``), ``i`` + int64
+    big-endian, ``b`` + one byte 0 or 1.
+    """
+    m = VOCABULARY.get(name)
+    if m is None:
+        raise ProvenanceError(f"unknown measurement {name!r}")
+    if m.field_type is FieldType.BOOL:
+        if not isinstance(value, bool):
+            raise ProvenanceError(f"{name}: expected a boolean, got {value!r}")
+        return _text(name) + b"b" + (b"\x01" if value else b"\x00")
+    if isinstance(value, bool):
+        raise ProvenanceError(f"{name}: expected a number, got a boolean")
+    if m.field_type is FieldType.INT:
+        if isinstance(value, float) and not value.is_integer():
+            raise ProvenanceError(f"{name}: expected an integer, got {value!r}")
+        return _text(name) + b"i" + struct.pack(">q", int(value))
+    f = float(value)
+    if not math.isfinite(f):
+        raise ProvenanceError(f"{name}: value must be finite")
+    return _text(name) + b"f" + struct.pack(">d", f + 0.0)  # + 0.0 turns -0.0 into 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReading:
+    """The part of a reading the chain covers."""
+
+    seq: int
+    ts: int
+    values: Mapping[str, bool | int | float]
+    quality: str = "good"
+
+
+def reading_bytes(site: str, device: str, r: ChainReading, prev: bytes) -> bytes:
+    """The canonical bytes of one reading (what its digest hashes)."""
+    if len(prev) != 32:
+        raise ProvenanceError(f"previous digest must be 32 bytes, got {len(prev)}")
+    if r.quality not in QUALITY_CODES:
+        raise ProvenanceError(f"unknown quality {r.quality!r}")
+    names = sorted(r.values, key=lambda n: n.encode("utf-8"))
+    parts = [
+        _text(DOMAIN_READING.decode()),
+        _text(site),
+        _text(device),
+        struct.pack(">QqB", r.seq, r.ts, QUALITY_CODES[r.quality]),
+        struct.pack(">H", len(names)),
+        *(value_bytes(n, r.values[n]) for n in names),
+        prev,
+    ]
+    return b"".join(parts)
+
+
+def reading_digest(site: str, device: str, r: ChainReading, prev: bytes) -> bytes:
+    return hashlib.sha256(reading_bytes(site, device, r, prev)).digest()
+
+
+def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes = GENESIS) -> list[bytes]:
+    """The digests of consecutive readings, the first linked to ``prev``."""
+    out: list[bytes] = []
+    for r in readings:
+        prev = reading_digest(site, device, r, prev)
+        out.append(prev)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRange:
+    """What one message's signature vouches for: the digests of a device's readings
+    ``first_seq..last_seq`` in seq order, and the digest the first of them links to."""
+
+    site: str
+    device: str
+    first_seq: int
+    last_seq: int
+    first_prev: bytes
+    digests: tuple[bytes, ...]
+
+    @property
+    def head(self) -> bytes:
+        """The chain head: the digest of the message's last reading."""
+        return self.digests[-1]
+
+
+def message_bytes(m: SignedRange) -> bytes:
+    """What a message's signature signs (docs/provenance.md, "Canonical byte form")."""
+    if m.last_seq < m.first_seq or len(m.digests) != m.last_seq - m.first_seq + 1:
+        raise ProvenanceError(
+            f"{len(m.digests)} digests for seq {m.first_seq}..{m.last_seq}: one per reading expected"
+        )
+    if any(len(d) != 32 for d in (m.first_prev, *m.digests)):
+        raise ProvenanceError("digests must be 32 bytes")
+    return b"".join(
+        [
+            _text(DOMAIN_MESSAGE.decode()),
+            _text(m.site),
+            _text(m.device),
+            struct.pack(">QQ", m.first_seq, m.last_seq),
+            m.first_prev,
+            *m.digests,
+        ]
+    )
+
+
+def signed_range(site: str, device: str, readings: Sequence[ChainReading], prev: bytes) -> SignedRange:
+    """The signed range of consecutive readings (seq ``r[0].seq`` onwards) linked to ``prev``."""
+    if not readings:
+        raise ProvenanceError("a message has at least one reading")
+    return SignedRange(
+        site, device, readings[0].seq, readings[-1].seq, prev, tuple(chain(site, device, readings, prev))
+    )
+
+
+def key_id(public: Ed25519PublicKey | bytes) -> str:
+    raw = public if isinstance(public, bytes) else public_bytes(public)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_bytes(public: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def sign(key: Ed25519PrivateKey, m: SignedRange) -> bytes:
+    return key.sign(message_bytes(m))
+
+
+def verify(public: Ed25519PublicKey | bytes, signature: bytes, m: SignedRange) -> bool:
+    pub = Ed25519PublicKey.from_public_bytes(public) if isinstance(public, bytes) else public
+    try:
+        pub.verify(signature, message_bytes(m))
+    except InvalidSignature:
+        return False
+    return True
+
+
+# -- keyring --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A site's public key and when it may have signed: ``[valid_from, valid_until)`` in ms.
+
+    A rotated-out key gets a ``valid_until``: what it signed before then still verifies. A revoked
+    key (``revoked``) verifies nothing, whenever it was signed."""
+
+    site: str
+    public: bytes
+    valid_from: int = 0
+    valid_until: int | None = None
+    revoked: bool = False
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public)
+
+
+class KeyStatus:
+    OK: Final = "ok"
+    UNKNOWN: Final = "unknown key"
+    WRONG_SITE: Final = "key of another site"
+    REVOKED: Final = "revoked key"
+    OUT_OF_VALIDITY: Final = "signed outside the key's validity"
+
+
+@dataclass(frozen=True)
+class Keyring:
+    keys: Sequence[TrustedKey]
+
+    def find(self, kid: str) -> TrustedKey | None:
+        return next((k for k in self.keys if k.key_id == kid), None)
+
+    def check(self, kid: str, site: str, ts: int) -> tuple[str, TrustedKey | None]:
+        """Whether key ``kid`` may vouch for ``site``'s readings at ``ts`` (ms)."""
+        k = self.find(kid)
+        if k is None:
+            return KeyStatus.UNKNOWN, None
+        if k.site != site:
+            return KeyStatus.WRONG_SITE, k
+        if k.revoked:
+            return KeyStatus.REVOKED, k
+        if ts < k.valid_from or (k.valid_until is not None and ts >= k.valid_until):
+            return KeyStatus.OUT_OF_VALIDITY, k
+        return KeyStatus.OK, k
