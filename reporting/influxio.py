@@ -11,6 +11,7 @@ like a physical meter. Re-running writes the same points (idempotent).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from epcwatch.reporting.virtual import evaluate_series, evaluation_order
 log = logging.getLogger("epcwatch.reporting")
 
 MEASUREMENT = "energy_interval"
+DEVICES_PER_QUERY = 200
 
 
 def _q(s: str) -> str:
@@ -107,21 +109,32 @@ def rollup_virtual(
     meters = {m.id: m for m in register.all_meters()}
     physical = {k for k, m in meters.items() if not m.virtual}
     order = evaluation_order(formulas, physical)
-    needed = {r for f in formulas.values() for r in f.refs if r in physical}
-    series: dict[str, dict[int, tuple[float, float]]] = {}
-    for mid in sorted(needed):
+    needed = sorted({r for f in formulas.values() for r in f.refs if r in physical})
+    series: dict[str, dict[int, tuple[float, float]]] = {mid: {} for mid in needed}
+    # one query per site, field and batch of devices (not one per meter): a city has thousands
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for mid in needed:
         m = meters[mid]
-        q = (
-            f'SELECT "{m.field}" AS v, "coverage" AS c FROM "{MEASUREMENT}" '
-            f'WHERE "interval" = {_q(interval)} AND "site" = {_q(m.site or "")} '
-            f'AND "device" = {_q(m.device_id)} AND time >= {start_ms}ms AND time < {end_ms}ms'
-        )
-        rows: dict[int, tuple[float, float]] = {}
-        for s in client.query(q):
-            for row in s.rows:
-                if row.get("v") is not None:
-                    rows[int(row["time"])] = (float(row["v"]), float(row.get("c") or 0.0))
-        series[mid] = rows
+        groups.setdefault((m.site or "", m.field), {})[m.device_id] = mid
+    for (site, field), devices in sorted(groups.items()):
+        names = sorted(devices)
+        for i in range(0, len(names), DEVICES_PER_QUERY):
+            chunk = names[i : i + DEVICES_PER_QUERY]
+            regex = "|".join(re.escape(d).replace("/", "\\/") for d in chunk)
+            q = (
+                f'SELECT "{field}" AS v, "coverage" AS c FROM "{MEASUREMENT}" '
+                f'WHERE "interval" = {_q(interval)} AND "site" = {_q(site)} '
+                f'AND "device" =~ /^({regex})$/ AND time >= {start_ms}ms AND time < {end_ms}ms '
+                'GROUP BY "device"'
+            )
+            for s in client.query(q):
+                found = devices.get(s.tags.get("device", ""))
+                if found is None:
+                    continue
+                rows = series[found]
+                for row in s.rows:
+                    if row.get("v") is not None:
+                        rows[int(row["time"])] = (float(row["v"]), float(row.get("c") or 0.0))
     results = evaluate_series(formulas, order, series)
     lines: list[str] = []
     for name, rows in results.items():
