@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from epcwatch.dashboards.influx import InfluxClient
@@ -60,17 +61,22 @@ def period_sums(
     return out
 
 
-def meter_figures(client: InfluxClient, register: Register, period: Period) -> dict[str, MeterFigures]:
+def meter_figures(
+    client: InfluxClient, register: Register, period: Period, workers: int = 2
+) -> dict[str, MeterFigures]:
     """Each meter's figures over ``period`` (physical and already rolled-up virtual meters)."""
     start, end = period.window_ms(register.timezone)
     by_field: dict[str, list[Meter]] = {}
     for m in register.all_meters():
         by_field.setdefault(m.field, []).append(m)
     out: dict[str, MeterFigures] = {}
+    with ThreadPoolExecutor(workers) as pool:  # InfluxDB sums one query per core
+        sums = dict(
+            zip(by_field, pool.map(lambda f: period_sums(client, f, start, end), by_field), strict=True)
+        )
     for field, meters in by_field.items():
-        sums = period_sums(client, field, start, end)
         for m in meters:
-            fig = sums.get((m.site or "", m.device_id))
+            fig = sums[field].get((m.site or "", m.device_id))
             if fig is not None:
                 out[m.id] = fig
     return out
@@ -80,8 +86,10 @@ def institution_reports(
     client: InfluxClient, register: Register, period: Period, imports: Iterable[ImportedRow]
 ) -> Iterator[InstitutionReport]:
     """One report per institution, in register order (the queries run first, once)."""
-    this_year = meter_figures(client, register, period)
-    last_year = meter_figures(client, register, period.last_year())
+    with ThreadPoolExecutor(2) as pool:  # this year's and last year's sums side by side
+        this_f = pool.submit(meter_figures, client, register, period, 1)
+        last_f = pool.submit(meter_figures, client, register, period.last_year(), 1)
+        this_year, last_year = this_f.result(), last_f.result()
     rows = list(imports)
     by_inst: dict[str, list[ImportedRow]] = {}
     for r in rows:
