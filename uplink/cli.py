@@ -150,5 +150,102 @@ def show(db: Annotated[Path, typer.Option("--db", help="the receiver's SQLite fi
     con.close()
 
 
+#: the demo site's category sub-meters and their item codes (分项编码: 01000 electricity total,
+#: 01A00 lighting and sockets, 01B00 HVAC, 01C00 power, 01D00 special use)
+DEMO_ROLES = (
+    ("main", "01000"),
+    ("light", "01A00"),
+    ("hvac", "01B00"),
+    ("power", "01C00"),
+    ("special", "01D00"),
+)
+
+
+@uplink_app.command("demo")
+def demo(  # noqa: PLR0917 - typer options
+    day: Annotated[str, typer.Option("--day", help="the local day to upload (YYYY-MM-DD)")] = "2025-03-03",
+    site: Annotated[str, typer.Option("--site")] = "civic-centre",
+    buildings: Annotated[str, typer.Option("--buildings", help="comma-separated building ids")] = "b1,b2,b3",
+    influx_url: Annotated[
+        str | None,
+        typer.Option("--influx-url", envvar="EPCWATCH_INFLUX_URL", help="default: `epcwatch services up`'s"),
+    ] = None,
+    database: Annotated[str, typer.Option("--database", envvar="EPCWATCH_INFLUX_DATABASE")] = "epcwatch",
+    state: Annotated[
+        Path, typer.Option("--state", help="folder for the cursor and the receiver's store")
+    ] = Path("uplink-demo"),
+) -> None:
+    """Upload one day of the demo's 15-minute energy to an in-process reference platform and show
+    what it stored (run after `epcwatch demo`, with its InfluxDB still up)."""
+    import secrets
+    from zoneinfo import ZoneInfo
+
+    from epcwatch.clock import ManualClock
+    from epcwatch.dashboards.influx import InfluxClient
+    from epcwatch.local import load_ports
+    from epcwatch.uplink.codec import Cipher, Codec
+    from epcwatch.uplink.cursor import Cursor
+    from epcwatch.uplink.receiver import ReferenceReceiver, Store
+    from epcwatch.uplink.service import Uplink
+    from epcwatch.uplink.settings import UplinkConfig
+    from epcwatch.uplink.source import InfluxSource
+
+    tz = ZoneInfo("Asia/Shanghai")
+    try:
+        start = datetime.fromisoformat(day).replace(tzinfo=tz)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    url = influx_url or load_ports().influx_url
+    auth, aes = secrets.token_hex(8), secrets.token_hex(8)
+    meters = [
+        {
+            "id": f"{b}-{role}",
+            "site": site,
+            "device": f"{b}-{role}",
+            "functions": [{"id": "1", "field": "energy_import", "coding": code}],
+        }
+        for b in buildings.split(",")
+        for role, code in DEMO_ROLES
+    ]
+    state.mkdir(parents=True, exist_ok=True)
+    t0 = int(start.timestamp() * 1000)
+
+    async def main() -> Uplink:
+        store = Store(state / "received.sqlite")
+        rx = ReferenceReceiver(store, Codec(Cipher(aes.encode())), auth)
+        port = await rx.start()
+        cfg = UplinkConfig.model_validate(
+            {
+                "platform": {"port": port},
+                "building_id": "510100A001",
+                "gateway_id": "01",
+                "auth_key": {"value": auth},
+                "aes_key": {"value": aes},
+                "give_up_s": 0,
+                "influx": {"url": url, "database": database},
+                "meters": meters,
+            }
+        )
+        up = Uplink(
+            cfg,
+            ManualClock(t0 / 1000),
+            InfluxSource(InfluxClient(url, database), cfg.meters),
+            Cursor(state / f"cursor-{secrets.token_hex(4)}.sqlite"),
+            start_ms=t0,
+            until_ms=t0 + 86_400_000,
+        )
+        await up.run(asyncio.Event())
+        await rx.stop()
+        store.close()
+        return up
+
+    up = asyncio.run(main())
+    c = up.counters
+    typer.echo(
+        f"uplink: {c.reports} report messages acknowledged, {c.heartbeats} heartbeats, {c.errors} errors"
+    )
+    show(state / "received.sqlite")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(uplink_app, name="uplink")

@@ -247,3 +247,36 @@ def test_outage_and_sigkill_lose_nothing_and_duplicate_nothing(
     # a SIGKILL between the platform's ack and the cursor commit resends one period (2 values) at
     # most; the platform recognises it by its sequence and stores it once
     assert received - new <= 2
+
+
+def test_demo_command_uploads_a_day(influxdb: Influxd, database: str, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support import EPCWATCH
+
+    write_quarters(InfluxClient(influxdb.url, database), 96)
+    r = subprocess.run(
+        [
+            EPCWATCH,
+            "uplink",
+            "demo",
+            "--day",
+            "2025-03-03",
+            "--buildings",
+            "b1",
+            "--influx-url",
+            influxdb.url,
+            "--database",
+            database,
+            "--state",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "uplink: 96 report messages acknowledged" in r.stdout
+    assert "meter b1-main function 1: 96 periods 20250303000000..20250303234500" in r.stdout
+    got = {(m, t): v for (m, t), v in stored(tmp_path / "demo" / "received.sqlite").items() if v is not None}
+    assert got == {(("b1-main" if m == "1" else "b1-light"), t): v for (m, t), v in expected(96).items()}
