@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def institutions(  # noqa: PLR0917 - typer options
     database: Database = DEFAULT_DATABASE,
     influx_user: InfluxUser = None,
     influx_password: InfluxPassword = None,
+    query_timeout: Annotated[
+        float, typer.Option("--query-timeout", help="seconds InfluxDB may take to sum a year of a city")
+    ] = 900.0,
 ) -> None:
     """Statistics report per institution for a period, with the city roll-up (XLSX, CSV, JSON)."""
     from epcwatch.reporting.export import ReportWriter
@@ -65,7 +69,9 @@ def institutions(  # noqa: PLR0917 - typer options
         factors = default_factors()
         ids = {i.id for i in reg.institutions}
         rows = [r for f in imports or [] for r in load_imports(str(f), ids, factors)]
-        client = _influx(influx_url, database, influx_user, influx_password)
+        client = dataclasses.replace(
+            _influx(influx_url, database, influx_user, influx_password), timeout=query_timeout
+        )
         if rollup:
             for q in (p.last_year(), p):
                 rollup_virtual(client, reg, *q.window_ms(reg.timezone))

@@ -8,6 +8,7 @@ roll-up, the rankings and the factors used.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -27,6 +28,8 @@ SUMMARY = (
     "统计期 Period",
     "用能人数 Staff (persons)",
     "建筑面积 Floor area (m²)",
+    "采暖面积 Heated area (m²)",
+    "空调面积 Cooled area (m²)",
     "综合能耗 Total energy (tce)",
     "上年同期 Last year (tce)",
     "增减量 Change (tce)",
@@ -106,6 +109,8 @@ def summary_row(r: InstitutionReport) -> list[Any]:
         r.period,
         r.staff,
         _r(r.floor_area_m2, 2),
+        _r(r.heated_area_m2, 2),
+        _r(r.cooled_area_m2, 2),
         _r(r.total_tce),
         _r(r.last_year_tce),
         _r(r.change_tce),
@@ -259,6 +264,10 @@ class ReportWriter:
     ) -> None:
         if not self._json.closed:
             self._json.close()
+        if e is not None:  # end the sheets' writers, or they complain when collected
+            for ws in self._ws.values():
+                with contextlib.suppress(Exception):
+                    ws.close()
         for fh in self._files.values():
             if not fh.closed:
                 fh.close()

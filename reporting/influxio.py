@@ -148,11 +148,13 @@ def rollup_virtual(
     for name, rows in results.items():
         m = meters[name]
         site = _tag(m.site or "")
-        tags = f"{MEASUREMENT},device={_tag(name)},interval={_tag(interval)},site={site},virtual=true"
+        keys: dict[str, str] = {"device": name, "interval": interval, "site": m.site or "", "virtual": "true"}
+        keys.update({str(k): v for k, v in m.tags.items()})
+        tags = MEASUREMENT + "".join(f",{k}={_tag(v)}" for k, v in sorted(keys.items()) if v)
         for t, (v, c) in rows.items():
             lines.append(f"{tags} {m.field}={v!r},coverage={c!r} {t}")
         lines.append(
-            f"virtual_meter,device={_tag(name)},site={_tag(m.site or '')} "
+            f"virtual_meter,device={_tag(name)},site={site} "
             f"formula={_str_field(m.formula_text or '')},carrier={_str_field(m.carrier)} 0"
         )
     for i in range(0, len(lines), 5000):

@@ -95,6 +95,9 @@ class Meter(_Strict):
     apportion: Apportion | None = None
     in_total: bool = True
     name: str = ""
+    #: extra tags of a virtual meter's series, so dashboards place it like a device
+    #: (e.g. ``tenant`` for an apportioned tenant share); ignored for physical meters
+    tags: dict[Literal["building", "floor", "category", "tenant"], str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _kind(self) -> Self:
@@ -144,6 +147,16 @@ class Institution(_Strict):
     @property
     def floor_area_m2(self) -> float:
         return sum(b.floor_area_m2 for b in self.buildings)
+
+    @property
+    def heated_area_m2(self) -> float | None:
+        areas = [b.heated_area_m2 for b in self.buildings if b.heated_area_m2 is not None]
+        return sum(areas) if areas else None
+
+    @property
+    def cooled_area_m2(self) -> float | None:
+        areas = [b.cooled_area_m2 for b in self.buildings if b.cooled_area_m2 is not None]
+        return sum(areas) if areas else None
 
 
 class Register(_Strict):

@@ -73,6 +73,8 @@ class InstitutionReport:
     period: str
     staff: int
     floor_area_m2: float
+    heated_area_m2: float | None
+    cooled_area_m2: float | None
     carriers: tuple[CarrierLine, ...]
     meters: tuple[MeterLine, ...]
     total_tce: float
@@ -211,6 +213,8 @@ def institution_report(
         period=period.label,
         staff=inst.staff,
         floor_area_m2=area,
+        heated_area_m2=inst.heated_area_m2,
+        cooled_area_m2=inst.cooled_area_m2,
         carriers=tuple(lines),
         meters=tuple(meters),
         total_tce=total,

@@ -55,6 +55,10 @@ def lines() -> list[str]:
                 if v is not None:
                     tags = f"energy_interval,site=s1,device={dev},interval=1d"
                     out.append(f"{tags} energy_import={v},coverage=1 {ts}")
+            if year == 2025:
+                out.append(
+                    f"energy_interval,site=s1,device=x-water,interval=1d water_volume=4.0,coverage=1 {ts}"
+                )
     return out
 
 
@@ -127,6 +131,8 @@ def test_report_matches_hand_computation(influxdb: Influxd, database: str, tmp_p
     assert x["electricity_kwh"] == pytest.approx(total("b1-t-x", 2025) + share)
     tenant = next(m for m in x["meters"] if m["meter"] == "b1-t-x")
     assert tenant["completeness"] == pytest.approx(355 / 365)
+    assert x["water_m3"] == pytest.approx(4.0 * 365)
+    assert x["water_m3_per_person"] == pytest.approx(4.0 * 365 / 50)
     x_chiller = next(m for m in x["meters"] if m["meter"] == "x-chiller")
     assert x_chiller["formula"].startswith("[plant] * [b1-t-x]")
 
@@ -141,6 +147,10 @@ def test_report_matches_hand_computation(influxdb: Influxd, database: str, tmp_p
         "AND virtual = 'true' AND time >= '2025-01-01T00:00:00Z' - 8h AND time < '2026-01-01T00:00:00Z' - 8h"
     )
     assert s and s[0].rows[0]["count"] == 355
+    tagged = client.query(
+        "SHOW TAG VALUES FROM energy_interval WITH KEY = \"tenant\" WHERE device = 'x-chiller'"
+    )
+    assert tagged and tagged[0].rows == [{"key": "tenant", "value": "x"}]
     f = client.query("SELECT formula FROM virtual_meter WHERE device = 'admin-common'")
     assert f[0].rows[0]["formula"] == "[b1-main] - [b1-t-x]"
 

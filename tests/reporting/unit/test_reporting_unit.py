@@ -41,6 +41,8 @@ institutions:
       - id: x-chiller
         site: s1
         apportion: {source: plant, by: meter_ratio, meter: b1-t-x, among: [b1-t-x, admin-common]}
+        tags: {tenant: x}
+      - {id: x-water, site: s1, device: x-water, carrier: water}
 """
 
 
@@ -226,6 +228,18 @@ def test_city_rollup(tmp_path: Path) -> None:
     assert city.change_pct == pytest.approx((4000 - 3000) / 3000 * 100)
     assert [x.institution for x in city.top_tce] == ["dept-x", "admin"]
     assert city.top_fall_pct[0].institution == "admin" and city.top_fall_pct[0].value == pytest.approx(-50)
+
+
+def test_water_per_person_and_areas(tmp_path: Path) -> None:
+    x = reg(tmp_path).institutions[1]
+    rep = institution_report(
+        x, Period(2025), this_year={"x-water": MeterFigures(1500.0, 365.0)}, last_year={}, imports=()
+    )
+    assert rep.water_m3 == 1500.0 and rep.water_m3_per_person == pytest.approx(1500 / 50)
+    water = next(c for c in rep.carriers if c.carrier == "water")
+    assert water.tce is None and water.unit == "m3" and rep.total_tce == 0.0  # water has no tce
+    admin = reg(tmp_path).institutions[0]
+    assert (admin.heated_area_m2, admin.cooled_area_m2, x.heated_area_m2) == (8000, None, None)
 
 
 def test_factor_table_is_gbt_2589() -> None:
