@@ -7,68 +7,57 @@ vocabulary, never the JSON value: a float field is always written as a float (``
 field with the ``i`` suffix, a bool field as ``true``/``false``, so a shard never sees a type
 conflict whatever a sender's JSON encoder did with ``5`` vs ``5.0``.
 
-Escaping (line protocol): commas and spaces in measurement names; commas, equals signs and
-spaces in tag keys, tag values and field keys; double quotes and backslashes in string field
-values. A tag value ending in a backslash cannot be written unambiguously by InfluxDB 1.x, so
-:func:`tag_value_writable` lets validation reject it instead of storing something else.
+Escaping is the project's one set of rules, :mod:`epcwatch.influx.lineprotocol` (re-exported
+here); tag values are validated with :func:`tag_value_writable` before they get here, so the
+series key of a message is built without checking them again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from math import isfinite as _isfinite
+from collections.abc import Mapping
 from typing import Final
 
+from epcwatch.influx import lineprotocol as _lp
+from epcwatch.influx.lineprotocol import (
+    LineProtocolError,
+    body,
+    escape_key,
+    escape_measurement,
+    format_float,
+    format_value,
+    point,
+    tag_value_writable,
+)
+from epcwatch.influx.schema import DEVICE_TAG_KEYS
 from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.wire import TelemetryMessage, Value
 
-#: the order tags are written in (sorted by key, as InfluxDB's index prefers)
-DEVICE_TAG_KEYS: Final = ("building", "category", "device", "floor", "profile", "site", "tenant")
+__all__ = [
+    "DEVICE_TAG_KEYS",
+    "FIELD_FORMAT",
+    "LineProtocolError",
+    "body",
+    "device_tags",
+    "escape_key",
+    "escape_measurement",
+    "fields_text",
+    "format_typed",
+    "format_value",
+    "point",
+    "series_key",
+    "tag_value_writable",
+    "telemetry_lines",
+]
 
-_MEASUREMENT_ESC: Final = str.maketrans({",": r"\,", " ": r"\ "})
-_KEY_ESC: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-_STR_ESC: Final = str.maketrans({'"': r"\"", "\\": r"\\"})
-_SPECIAL_KEY_CHARS: Final = frozenset(", =")
 _FIELD_TYPES: Final = {name: m.field_type for name, m in VOCABULARY.items()}
 #: per measurement name: the escaped ``name=`` prefix and the field type
-FIELD_FORMAT: Final = {name: (name.translate(_KEY_ESC) + "=", ft) for name, ft in _FIELD_TYPES.items()}
+FIELD_FORMAT: Final = {name: (escape_key(name) + "=", ft) for name, ft in _FIELD_TYPES.items()}
+_float = format_float
 
 
-class LineProtocolError(ValueError):
-    """A value that cannot be represented in line protocol."""
-
-
-def escape_measurement(name: str) -> str:
-    return name.translate(_MEASUREMENT_ESC)
-
-
-def escape_key(text: str) -> str:
-    """Escape a tag key, tag value or field key."""
-    if _SPECIAL_KEY_CHARS.isdisjoint(text):
-        return text
-    return text.translate(_KEY_ESC)
-
-
-def tag_value_writable(value: str) -> bool:
-    """False for values line protocol cannot carry: empty, control characters, trailing backslash."""
-    return bool(value) and not value.endswith("\\") and all(c >= " " and c != "\x7f" for c in value)
-
-
-def format_value(value: Value | str) -> str:
-    """Format a field value by its Python type (used for health points, not telemetry)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return _float(value)
-    return '"' + value.translate(_STR_ESC) + '"'
-
-
-def _float(v: float) -> str:
-    if not _isfinite(v):
-        raise LineProtocolError(f"non-finite float {v!r}")
-    return repr(v)
+def series_key(measurement: str, tags: Mapping[str, str | None]) -> str:
+    """The series key of validated names (see :func:`epcwatch.influx.lineprotocol.series_key`)."""
+    return _lp.series_key(measurement, tags, checked=False)
 
 
 def format_typed(name: str, value: Value) -> str:
@@ -85,16 +74,6 @@ def format_typed(name: str, value: Value) -> str:
             raise LineProtocolError(f"{name}: {value!r} is not a boolean")
         return "true" if value else "false"
     raise LineProtocolError(f"unknown measurement {name!r}")
-
-
-def series_key(measurement: str, tags: Mapping[str, str | None]) -> str:
-    """``measurement,k=v,…`` with tags sorted by key and empty/absent values omitted."""
-    parts = [escape_measurement(measurement)]
-    for k in sorted(tags):
-        v = tags[k]
-        if v:
-            parts.append(f"{escape_key(k)}={escape_key(v)}")
-    return ",".join(parts)
 
 
 def device_tags(msg: TelemetryMessage) -> dict[str, str | None]:
@@ -129,21 +108,3 @@ def telemetry_lines(msg: TelemetryMessage) -> list[str]:
     """One line per reading of ``msg`` (the series key is built once per message)."""
     key = series_key(msg.kind, device_tags(msg))
     return [f"{key} {fields_text(r.values)} {r.ts}" for r in msg.readings]
-
-
-def point(
-    measurement: str,
-    tags: Mapping[str, str | None],
-    fields: Mapping[str, Value | str | None],
-    ts_ms: int,
-) -> str | None:
-    """A generic point; fields whose value is ``None`` are left out (``None`` if none remain)."""
-    fs = [f"{escape_key(k)}={format_value(v)}" for k, v in fields.items() if v is not None]
-    if not fs:
-        return None
-    return f"{series_key(measurement, tags)} {','.join(fs)} {int(ts_ms)}"
-
-
-def body(lines: Iterable[str]) -> bytes:
-    """The request body of a write: lines joined by newlines, UTF-8."""
-    return "\n".join(lines).encode("utf-8")

@@ -10,25 +10,22 @@ and timestamps, so they overwrite): recomputation is idempotent.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.lineprotocol import point
 from epcwatch.collector.rollup import Interval, Rules, align_range, interval_energy
+from epcwatch.influx import InfluxClient, InfluxError, Series
+from epcwatch.influx.influxql import ident as _ident
+from epcwatch.influx.schema import COVERAGE, DEVICE_KINDS, ENERGY_INTERVAL, INTERVAL
 from epcwatch.measurements import VOCABULARY, Kind
 
 log = logging.getLogger("epcwatch.collector.rollup")
 
-DEVICE_MEASUREMENTS = ("meter", "hvac", "lighting", "sensor")
+DEVICE_MEASUREMENTS: tuple[str, ...] = DEVICE_KINDS
 COUNTERS = frozenset(n for n, m in VOCABULARY.items() if m.kind is Kind.COUNTER)
 DAY_MS = 86_400_000
 
@@ -39,52 +36,21 @@ class QueryError(CollectorError):
 
 @dataclass
 class InfluxQL:
-    """The v1 ``/query`` endpoint (every InfluxDB version answers InfluxQL)."""
+    """The rollup's queries over :class:`epcwatch.influx.InfluxClient`, failures as :class:`QueryError`."""
 
-    url: str
-    database: str
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
-    timeout_s: float = 120.0
+    client: InfluxClient
 
-    def query(self, q: str) -> list[dict[str, object]]:
-        params = {"q": q, "db": self.database, "epoch": "ms"}
-        req = urllib.request.Request(f"{self.url.rstrip('/')}/query?" + urllib.parse.urlencode(params))
-        if self.token:
-            req.add_header("Authorization", f"Token {self.token}")
-        elif self.username is not None:
-            cred = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
-            req.add_header("Authorization", f"Basic {cred}")
+    def query(self, q: str) -> list[Series]:
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                doc = json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            raise QueryError(f"InfluxQL query failed ({exc.code}): {exc.read()[:300]!r}") from None
-        except OSError as exc:
-            raise QueryError(f"InfluxDB at {self.url} unreachable: {exc}") from None
-        series: list[dict[str, object]] = []
-        for res in doc.get("results", []):
-            if "error" in res:
-                raise QueryError(f"InfluxQL error: {res['error']} (query: {q[:200]})")
-            series.extend(res.get("series", []))
-        return series
-
-
-def _rows(series: dict[str, object]) -> list[list[Any]]:
-    values = series.get("values") or []
-    assert isinstance(values, list)
-    return values
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return self.client.query(q)
+        except InfluxError as exc:
+            raise QueryError(str(exc)) from None
 
 
 def counter_fields(db: InfluxQL, measurement: str) -> list[str]:
     fields = []
     for s in db.query(f"SHOW FIELD KEYS FROM {_ident(measurement)}"):
-        for row in _rows(s):
+        for row in s.values:
             if row[0] in COUNTERS:
                 fields.append(row[0])
     return sorted(fields)
@@ -101,11 +67,9 @@ def _samples(
 
     def collect(q: str) -> None:
         for s in db.query(q):
-            tags = s.get("tags") or {}
-            assert isinstance(tags, dict)
-            key: SeriesKey = tuple(sorted((k, v) for k, v in tags.items() if v))
+            key: SeriesKey = tuple(sorted((k, v) for k, v in s.tags.items() if v))
             rows = out.setdefault(key, {})
-            for ts, value in _rows(s):
+            for ts, value in s.values:
                 if value is not None and not isinstance(value, bool):
                     rows[int(ts)] = float(value)
 
@@ -165,8 +129,8 @@ def rollup_lines(
                     coverage[cell] = min(coverage.get(cell, 1.0), iv.coverage)
         for (key, start), values in sorted(cells.items()):
             tags: dict[str, str | None] = dict(key)
-            tags["interval"] = interval.value
-            line = point("energy_interval", tags, {**values, "coverage": coverage[(key, start)]}, start)
+            tags[INTERVAL] = interval.value
+            line = point(ENERGY_INTERVAL, tags, {**values, COVERAGE: coverage[(key, start)]}, start)
             if line:
                 lines.append(line)
     return lines

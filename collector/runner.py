@@ -25,6 +25,7 @@ from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
 from epcwatch.collector.writers import V1Writer, V2Writer, Writer
+from epcwatch.influx import InfluxClient
 
 log = logging.getLogger("epcwatch.collector")
 
@@ -52,13 +53,10 @@ def make_writer(s: Influx) -> Writer:
 
 
 def make_query(s: Influx) -> InfluxQL:
-    return InfluxQL(
-        s.query_url or s.url,
-        s.database,
-        username=s.username,
-        password=s.password.resolve() if s.password else None,
-        token=s.token.resolve() if s.token else None,
-    )
+    """Rollup queries, with the writer's credentials (a token is sent as the password)."""
+    password = s.password.resolve() if s.password else None
+    token = s.token.resolve() if s.token else None
+    return InfluxQL(InfluxClient(s.query_url or s.url, s.database, s.username, password or token))
 
 
 def rollup_settings(cfg: CollectorConfig, base: Path | None) -> RollupSettings:

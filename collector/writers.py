@@ -6,15 +6,15 @@ Retries, batching, splitting and partial-write resolution live in
 :mod:`epcwatch.collector.pipeline`, so both writers behave the same.
 
 - ``v1``: ``POST /write?db=…&precision=ms`` over one keep-alive HTTP connection (the standard
-  library's ``http.client``: no pool, no surprises). InfluxDB 1.x and the v1 endpoint of 2.x/3.x
-  (token auth via ``Authorization: Token``, or user/password).
+  library's ``http.client``: no pool, no surprises). InfluxDB 1.x and the v1 endpoint of 2.x/3.x,
+  with the project's one auth scheme (:func:`epcwatch.influx.basic_auth_header`: user and
+  password, or a token as the password).
 - ``v2``: ``influxdb-client``'s ``WriteApi`` in synchronous mode for InfluxDB 2.x/3.x
   (bucket, org, token). The client's own retries are switched off; we retry.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
 import http.client
@@ -24,6 +24,7 @@ import urllib.parse
 from typing import Any, Protocol
 
 from epcwatch.collector.errors import RejectedWriteError, TooLargeError, TransientWriteError, WriteError
+from epcwatch.influx import basic_auth_header
 
 
 class Writer(Protocol):
@@ -106,11 +107,7 @@ class V1Writer:
             params["rp"] = retention_policy
         self.path = (u.path.rstrip("/") or "") + "/write?" + urllib.parse.urlencode(params)
         self.headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if token:
-            self.headers["Authorization"] = f"Token {token}"
-        elif username is not None:
-            cred = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-            self.headers["Authorization"] = f"Basic {cred}"
+        self.headers.update(basic_auth_header(username, password or token))
         self.gzip = gzip
         if gzip:
             self.headers["Content-Encoding"] = "gzip"

@@ -1,7 +1,14 @@
-"""The root of every error epcwatch raises on purpose; each component has its own subtree."""
+"""The project's one error root.
+
+Every error epcwatch raises on purpose derives from :class:`EpcwatchError`, through its
+component's own subtree (``EdgeError``, ``CollectorError``, ``SavingsError``, …). Library
+exceptions are converted at each component's boundary. A command line catches
+``EpcwatchError`` only: it prints ``str(exc)`` (written for an operator) and exits 2; anything
+else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 
 class EpcwatchError(Exception):
-    """An error the user can act on (bad input, a server that cannot be reached)."""
+    """Base of every error epcwatch raises on purpose; ``str()`` is ready to show to an operator."""

@@ -10,7 +10,7 @@ import typer
 
 from epcwatch.config import ConfigError
 from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.dashboards.influx import InfluxClient
+from epcwatch.dashboards.influx import InfluxClient, InfluxError
 from epcwatch.local import DEFAULT_DATABASE, load_ports
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
@@ -108,7 +108,7 @@ def publish(  # noqa: PLR0917 - typer options
     docs = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in files}
     try:
         outcomes = do_publish(url, docs, folder=folder, token=token, user=user, password=password)
-    except DashboardsError as exc:
+    except (DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     for o in outcomes:
         typer.echo(f"{o.action:9s} {o.uid}  {o.title}")
@@ -130,7 +130,7 @@ def metadata(
         lines = building_info_lines(load_portfolio(portfolio))
         client = _influx(influx_url, database, influx_user, influx_password)
         client.write(lines)
-    except (ConfigError, DashboardsError) as exc:
+    except (ConfigError, DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote building_info for {len(lines)} buildings to {database}")
 
@@ -176,7 +176,7 @@ def stats(  # noqa: PLR0917 - typer options
         p = parse_period(period, at, dt.date.today())
         client = _influx(influx_url, database, influx_user, influx_password)
         rows = compute(pf, p, client.query, Factors(kgce_per_m3_gas=gas_factor))
-    except (ConfigError, DashboardsError) as exc:
+    except (ConfigError, DashboardsError, InfluxError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"Energy statistics {p.label}")
     cols = (

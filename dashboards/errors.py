@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from epcwatch.influx import InfluxError
+
+__all__ = ["DashboardsError", "InfluxError", "PublishError", "StatsError"]
+
 
 class DashboardsError(Exception):
     """Base of every error this component raises; ``str()`` is ready to show to an operator."""
-
-
-class InfluxError(DashboardsError):
-    """InfluxDB unreachable, refusing a request or answering with an InfluxQL error."""
 
 
 class PublishError(DashboardsError):

@@ -3,20 +3,26 @@ at time 0, so rewriting is idempotent and dashboards can divide energy by floor 
 
 from __future__ import annotations
 
+from epcwatch.influx.lineprotocol import point
+from epcwatch.influx.schema import BUILDING, BUILDING_INFO, SITE
 from epcwatch.portfolio import Portfolio
 
 
-def _tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
 def building_info_lines(portfolio: Portfolio) -> list[str]:
-    """Line protocol for every building of the portfolio (fields as the data model types them)."""
+    """Line protocol for every building of the portfolio (fields as the data model types them).
+
+    Timestamps are 0 in any precision; raises :class:`epcwatch.influx.lineprotocol.LineProtocolError`
+    for an id line protocol cannot carry.
+    """
     lines = []
     for site in portfolio.sites:
         for b in site.buildings:
-            lines.append(
-                f"building_info,building={_tag(b.id)},site={_tag(site.id)} "
-                f"floor_area_m2={float(b.floor_area_m2)!r},occupants={b.occupants}i,floors={b.floors}i 0"
+            line = point(
+                BUILDING_INFO,
+                {BUILDING: b.id, SITE: site.id},
+                {"floor_area_m2": float(b.floor_area_m2), "occupants": b.occupants, "floors": b.floors},
+                0,
             )
+            assert line is not None  # the fields are never None
+            lines.append(line)
     return lines

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -201,42 +200,34 @@ def true_savings(contract: Path, truth_csv: Path) -> float | None:
 
 def write_building_info(influx_url: str, portfolio: Path) -> int:
     """``building_info`` points (docs/data-model.md) from the portfolio, at time 0 (idempotent)."""
+    from epcwatch.dashboards.metadata import building_info_lines
+    from epcwatch.influx import InfluxClient, InfluxError
     from epcwatch.portfolio import load_portfolio
 
-    lines = []
-    for site in load_portfolio(portfolio).sites:
-        for b in site.buildings:
-            lines.append(
-                f"building_info,building={b.id},site={site.id} "
-                f"floor_area_m2={b.floor_area_m2},occupants={b.occupants}i,floors={b.floors}i 0"
-            )
-    req = urllib.request.Request(
-        f"{influx_url}/write?db=epcwatch&precision=s", data="\n".join(lines).encode(), method="POST"
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        if r.status != 204:
-            raise DemoError(f"InfluxDB refused building_info: HTTP {r.status}")
+    lines = building_info_lines(load_portfolio(portfolio))
+    try:
+        InfluxClient(influx_url, "epcwatch", timeout=30).write(lines, precision="s")
+    except InfluxError as exc:
+        raise DemoError(f"InfluxDB refused building_info: {exc}") from None
     return len(lines)
 
 
 def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     """Readings stored in [t0, t1): counted on each kind's always-present field."""
-    from epcwatch.devservices.services import influx_query
+    from epcwatch.influx import InfluxClient
+    from epcwatch.influx.schema import HVAC, LIGHTING, METER, SENSOR
 
+    db = InfluxClient(influx_url, "epcwatch")
     total = 0
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
     for measurement, fld in (
-        ("meter", "energy_import"),
-        ("hvac", "active_power"),
-        ("lighting", "active_power"),
-        ("sensor", "outdoor_temp"),
+        (METER, "energy_import"),
+        (HVAC, "active_power"),
+        (LIGHTING, "active_power"),
+        (SENSOR, "outdoor_temp"),
     ):
-        doc = influx_query(
-            influx_url, f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}', db="epcwatch"
-        )
-        for res in doc.get("results", []):  # type: ignore[attr-defined]
-            for series in res.get("series", []):
-                total += int(series["values"][0][1])
+        for series in db.query(f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}'):
+            total += int(series.values[0][1])
     return total
 
 

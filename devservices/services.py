@@ -304,11 +304,9 @@ bind-address = "{self.host}:{self.rpc_port}"
         return [self.binary_path(), "run", "-config", str(conf)]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
-                return bool(r.status == 204)
-        except (OSError, urllib.error.URLError):
-            return False
+        from epcwatch.influx import InfluxClient
+
+        return InfluxClient(self.url, timeout=1).ping()
 
     def after_start(self) -> None:
         influx_query(self.url, f'CREATE DATABASE "{self.database}"', method="POST")
@@ -317,34 +315,19 @@ bind-address = "{self.host}:{self.rpc_port}"
 def influx_query(
     url: str, q: str, db: str | None = None, method: str = "GET", epoch: str = "ms"
 ) -> dict[str, object]:
-    """Run an InfluxQL statement over the v1 ``/query`` endpoint; raises on an error result."""
-    import json
+    """Run InfluxQL with :class:`epcwatch.influx.InfluxClient`; the ``{"results": …}`` document.
 
-    params = {"q": q, "epoch": epoch}
-    if db:
-        params["db"] = db
-    data = None
-    target = f"{url}/query"
-    if method == "POST":
-        data = urllib.parse.urlencode(params).encode()
-    else:
-        target += "?" + urllib.parse.urlencode(params)
-    req = urllib.request.Request(target, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    ``method`` is accepted for old callers and ignored (the client always POSTs the form).
+    Failures raise :class:`ServiceError`.
+    """
+    del method
+    from epcwatch.influx import InfluxClient, InfluxError
+
     try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            doc: dict[str, object] = json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        raise ServiceError(f"InfluxDB query failed ({exc.code}): {exc.read()[:300]!r}") from None
-    except OSError as exc:
-        raise ServiceError(f"InfluxDB at {url} unreachable: {exc}") from None
-    results = doc.get("results")
-    if isinstance(results, list):
-        for res in results:
-            if isinstance(res, dict) and "error" in res:
-                raise ServiceError(f"InfluxQL error: {res['error']} (query: {q[:200]})")
-    return doc
+        results = InfluxClient(url, db, timeout=60).query_results(q, epoch=epoch)
+    except InfluxError as exc:
+        raise ServiceError(str(exc)) from None
+    return {"results": results}
 
 
 @dataclass

@@ -11,17 +11,17 @@ weather point's readings per local day.
 from __future__ import annotations
 
 import math
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from epcwatch.devservices.services import ServiceError, influx_query
+from epcwatch.influx import InfluxClient, InfluxError
+from epcwatch.influx import influxql as _ql
+from epcwatch.influx.lineprotocol import LineProtocolError, escape_key, point
+from epcwatch.influx.schema import ENERGY_INTERVAL, SAVINGS, SAVINGS_MODEL
 from epcwatch.savings.contract import InfluxWeather, MeterSelector
 from epcwatch.savings.errors import SourceError
 
@@ -41,12 +41,8 @@ class DailySource(Protocol):
     def write_lines(self, lines: list[str]) -> None: ...
 
 
-def _q(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '\\"') + '"'
+_q = _ql.literal
+_ident = _ql.ident
 
 
 def _utc_bounds(start: date, end: date, tz: str) -> tuple[str, str]:
@@ -68,27 +64,29 @@ def _local_dates(epoch_ms: list[int], tz: str) -> list[date]:
     return [datetime.fromtimestamp(t / 1000.0, z).date() for t in epoch_ms]
 
 
-def escape_tag(v: str) -> str:
-    return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+#: a tag value as written in line protocol (the project's one escaping rule)
+escape_tag = escape_key
 
 
 class InfluxSource:
     """InfluxDB 1.x-compatible ``/query`` and ``/write`` endpoints."""
 
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(
+        self, url: str, database: str, username: str | None = None, password: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.database = database
+        self._client = InfluxClient(self.url, database, username, password)
 
     def _series(self, q: str) -> list[dict[str, Any]]:
         try:
-            doc = influx_query(self.url, q, db=self.database)
-        except ServiceError as exc:
+            series = self._client.query(q)
+        except InfluxError as exc:
             raise SourceError(str(exc)) from None
-        out: list[dict[str, Any]] = []
-        results = cast(list[dict[str, Any]], doc.get("results") or [])
-        for res in results:
-            out.extend(res.get("series", []) or [])
-        return out
+        return [
+            {"name": s.name, "tags": s.tags, "columns": list(s.rows[0]) if s.rows else [], "values": s.values}
+            for s in series
+        ]
 
     def daily_energy(
         self, site: str, meters: list[MeterSelector], start: date, end: date, tz: str
@@ -101,7 +99,7 @@ class InfluxSource:
         lo, hi = _utc_bounds(start, end, tz)
         where = f"{_ident('site')}={_q(site)} AND {_selector_clause(meters)}"
         q = (
-            f"SELECT {_ident(fld)}, {_ident('coverage')} FROM {_ident('energy_interval')} "
+            f"SELECT {_ident(fld)}, {_ident('coverage')} FROM {_ident(ENERGY_INTERVAL)} "
             f"WHERE {where} AND {_ident('interval')}='1d' AND time >= '{lo}' AND time < '{hi}' "
             f"GROUP BY {_ident('device')}"
         )
@@ -174,17 +172,10 @@ class InfluxSource:
     def write_lines(self, lines: list[str]) -> None:
         if not lines:
             return
-        params = urllib.parse.urlencode({"db": self.database, "precision": "s"})
-        body = ("\n".join(lines) + "\n").encode()
-        req = urllib.request.Request(f"{self.url}/write?{params}", data=body, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                if r.status != 204:
-                    raise SourceError(f"InfluxDB write answered {r.status}")
-        except urllib.error.HTTPError as exc:
-            raise SourceError(f"InfluxDB write failed ({exc.code}): {exc.read()[:300]!r}") from None
-        except OSError as exc:
-            raise SourceError(f"InfluxDB at {self.url} unreachable: {exc}") from None
+            self._client.write(lines, precision="s")
+        except InfluxError as exc:
+            raise SourceError(str(exc)) from None
 
 
 def _sum_devices(
@@ -217,18 +208,28 @@ MODEL_NAMES = {
 def model_line(contract: str, site: str, tz: str, day: date, fields: dict[str, object]) -> str:
     """The ``savings_model`` point of one report run (time = the reporting period's last day)."""
     ts = int(datetime.combine(day, time(0), ZoneInfo(tz)).timestamp())
-    parts = []
+    values: dict[str, bool | int | float | str] = {}
     for k, v in fields.items():
-        if isinstance(v, bool):
-            parts.append(f"{k}={'true' if v else 'false'}")
-        elif isinstance(v, int):
-            parts.append(f"{k}={v}i")
+        if isinstance(v, bool | int):
+            values[k] = v
         elif isinstance(v, float):
             if math.isfinite(v):
-                parts.append(f"{k}={v!r}")
+                values[k] = v
         else:
-            parts.append(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"')
-    return f"savings_model,contract={escape_tag(contract)},site={escape_tag(site)} {','.join(parts)} {ts}"
+            values[k] = str(v)
+    line = _point(SAVINGS_MODEL, {"contract": contract, "site": site}, values, ts)
+    if line is None:
+        raise SourceError("savings_model point without fields")
+    return line
+
+
+def _point(
+    measurement: str, tags: dict[str, str | None], fields: dict[str, bool | int | float | str], ts: int
+) -> str | None:
+    try:
+        return point(measurement, tags, fields, ts)
+    except LineProtocolError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def savings_lines(
@@ -236,16 +237,16 @@ def savings_lines(
 ) -> list[str]:
     """Line protocol for the ``savings`` measurement: one point per day at local midnight."""
     z = ZoneInfo(tz)
-    tags = f"savings,contract={escape_tag(contract)},site={escape_tag(site)}"
     out = []
     dates = [pd.Timestamp(t).date() for t in frame["date"].to_numpy(dtype="datetime64[ns]")]
     for d, row in zip(dates, frame.itertuples(index=False), strict=True):
         ts = int(datetime.combine(d, time(0), z).timestamp())
-        vals = []
+        vals: dict[str, bool | int | float | str] = {}
         for f in fields:
             v = getattr(row, f)
             if v is not None and isinstance(v, float | int | np.floating) and math.isfinite(float(v)):
-                vals.append(f"{f}={float(v)!r}")
-        if vals:
-            out.append(f"{tags} {','.join(vals)} {ts}")
+                vals[f] = float(v)
+        line = _point(SAVINGS, {"contract": contract, "site": site}, vals, ts) if vals else None
+        if line:
+            out.append(line)
     return out

@@ -11,9 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from epcwatch.devservices.services import Influxd, Mosquitto, VictoriaMetrics, free_port
 from tests.support import Child
+
+# no per-example time limit: these shared 2-core machines are noisy, and a property test checks
+# a law, not a speed (speed is measured in bench/)
+settings.register_profile("epcwatch", deadline=None)
+settings.load_profile("epcwatch")
 
 
 @pytest.fixture(scope="session")
