@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.devservices.services import Influxd, free_port, influx_query
+from epcwatch.influx import InfluxClient
 from epcwatch.reporting.influxio import period_sums
 from epcwatch.reporting.periods import Period
 

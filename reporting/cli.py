@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -10,11 +9,12 @@ from typing import Annotated
 
 import typer
 
+from epcwatch import logs
 from epcwatch.config import ConfigError
-from epcwatch.dashboards.cli import Database, InfluxPassword, InfluxUrl, InfluxUser, _influx
-from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.local import DEFAULT_DATABASE
-from epcwatch.reporting.errors import ReportingError
+from epcwatch.dashboards.cli import Database, InfluxPassword, InfluxUrl, InfluxUser
+from epcwatch.errors import EpcwatchError
+from epcwatch.influx import InfluxClient
+from epcwatch.local import DEFAULT_DATABASE, load_ports
 
 log = logging.getLogger("epcwatch.reporting")
 
@@ -30,6 +30,15 @@ ImportFiles = Annotated[
     list[Path] | None,
     typer.Option("--imports", help="non-metered consumption CSV (repeatable)"),
 ]
+
+
+def _influx(
+    url: str | None, database: str, user: str | None, password: str | None, timeout: float = 60.0
+) -> InfluxClient:
+    logs.redact(password)
+    if url is None:  # the local InfluxDB of `epcwatch services up`
+        url = load_ports().influx_url
+    return InfluxClient(url, database, user, password, timeout)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -69,9 +78,7 @@ def institutions(  # noqa: PLR0917 - typer options
         factors = default_factors()
         ids = {i.id for i in reg.institutions}
         rows = [r for f in imports or [] for r in load_imports(str(f), ids, factors)]
-        client = dataclasses.replace(
-            _influx(influx_url, database, influx_user, influx_password), timeout=query_timeout
-        )
+        client = _influx(influx_url, database, influx_user, influx_password, query_timeout)
         if rollup:
             for q in (p.last_year(), p):
                 rollup_virtual(client, reg, *q.window_ms(reg.timezone))
@@ -82,7 +89,7 @@ def institutions(  # noqa: PLR0917 - typer options
                 city.add(rep)
             result = city.result()
             paths = w.close(result)
-    except (ConfigError, ReportingError, DashboardsError) as exc:
+    except (ConfigError, EpcwatchError) as exc:
         raise _fail(exc) from None
     for path in paths:
         typer.echo(f"wrote {path}")
@@ -103,7 +110,7 @@ def check(register: RegisterFile, imports: ImportFiles = None) -> None:
         reg = load_register(register)
         ids = {i.id for i in reg.institutions}
         n = sum(len(load_imports(str(f), ids)) for f in imports or [])
-    except (ConfigError, ReportingError) as exc:
+    except (ConfigError, EpcwatchError) as exc:
         raise _fail(exc) from None
     virtual = sum(1 for m in reg.all_meters() if m.virtual)
     typer.echo(
@@ -134,7 +141,7 @@ def virtual_rollup(  # noqa: PLR0917 - typer options
         p = parse_period(period)
         client = _influx(influx_url, database, influx_user, influx_password)
         res = rollup_virtual(client, reg, *p.window_ms(reg.timezone), interval=interval)
-    except (ConfigError, ReportingError, DashboardsError) as exc:
+    except (ConfigError, EpcwatchError) as exc:
         raise _fail(exc) from None
     typer.echo(f"{res.meters} virtual meters, {res.points} {interval} points written")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class ReportingError(Exception):
+
+class ReportingError(EpcwatchError):
     """Base of every error this component raises."""
 
 

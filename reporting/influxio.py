@@ -16,7 +16,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from epcwatch.dashboards.influx import InfluxClient
+from epcwatch.influx import InfluxClient
+from epcwatch.influx.influxql import literal
+from epcwatch.influx.lineprotocol import point, points
+from epcwatch.influx.schema import COVERAGE, ENERGY_INTERVAL
 from epcwatch.reporting.imports import ImportedRow
 from epcwatch.reporting.periods import Period
 from epcwatch.reporting.register import FIELD_OF, Meter, Register
@@ -25,20 +28,9 @@ from epcwatch.reporting.virtual import evaluate_series, evaluation_order
 
 log = logging.getLogger("epcwatch.reporting")
 
-MEASUREMENT = "energy_interval"
+MEASUREMENT = ENERGY_INTERVAL
+VIRTUAL_METER = "virtual_meter"
 DEVICES_PER_QUERY = 200
-
-
-def _q(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _tag(s: str) -> str:
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _str_field(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def period_sums(
@@ -131,7 +123,7 @@ def rollup_virtual(
             regex = "|".join(re.escape(d).replace("/", "\\/") for d in chunk)
             q = (
                 f'SELECT "{field}" AS v, "coverage" AS c FROM "{MEASUREMENT}" '
-                f'WHERE "interval" = {_q(interval)} AND "site" = {_q(site)} '
+                f'WHERE "interval" = {literal(interval)} AND "site" = {literal(site)} '
                 f'AND "device" =~ /^({regex})$/ AND time >= {start_ms}ms AND time < {end_ms}ms '
                 'GROUP BY "device"'
             )
@@ -147,16 +139,24 @@ def rollup_virtual(
     lines: list[str] = []
     for name, rows in results.items():
         m = meters[name]
-        site = _tag(m.site or "")
-        keys: dict[str, str] = {"device": name, "interval": interval, "site": m.site or "", "virtual": "true"}
-        keys.update({str(k): v for k, v in m.tags.items()})
-        tags = MEASUREMENT + "".join(f",{k}={_tag(v)}" for k, v in sorted(keys.items()) if v)
-        for t, (v, c) in rows.items():
-            lines.append(f"{tags} {m.field}={v!r},coverage={c!r} {t}")
-        lines.append(
-            f"virtual_meter,device={_tag(name)},site={site} "
-            f"formula={_str_field(m.formula_text or '')},carrier={_str_field(m.carrier)} 0"
+        tags: dict[str, str | None] = {
+            "device": name,
+            "interval": interval,
+            "site": m.site,
+            "virtual": "true",
+        }
+        tags.update({str(k): v for k, v in m.tags.items()})
+        lines += points(
+            MEASUREMENT, tags, ((t, {m.field: v, COVERAGE: c}) for t, (v, c) in sorted(rows.items()))
         )
+        meta = point(
+            VIRTUAL_METER,
+            {"device": name, "site": m.site},
+            {"formula": m.formula_text, "carrier": m.carrier},
+            0,
+        )
+        if meta is not None:
+            lines.append(meta)
     for i in range(0, len(lines), 5000):
         client.write(lines[i : i + 5000])
     n = sum(len(r) for r in results.values())

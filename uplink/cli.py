@@ -60,7 +60,7 @@ def run(
     """Send each period's interval energy to the platform; catch up in order after an outage."""
     from epcwatch import logs
     from epcwatch.clock import build_clock
-    from epcwatch.dashboards.influx import InfluxClient
+    from epcwatch.influx import InfluxClient
     from epcwatch.uplink.cursor import Cursor
     from epcwatch.uplink.service import Uplink, state_path
     from epcwatch.uplink.settings import load_uplink_config
@@ -181,7 +181,7 @@ def demo(  # noqa: PLR0917 - typer options
     from zoneinfo import ZoneInfo
 
     from epcwatch.clock import ManualClock
-    from epcwatch.dashboards.influx import InfluxClient
+    from epcwatch.influx import InfluxClient
     from epcwatch.local import load_ports
     from epcwatch.uplink.codec import Cipher, Codec
     from epcwatch.uplink.cursor import Cursor

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class UplinkError(Exception):
+
+class UplinkError(EpcwatchError):
     """Base of every error this component raises."""
 
 

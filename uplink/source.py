@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Protocol
 
-from epcwatch.dashboards.errors import InfluxError
-from epcwatch.dashboards.influx import InfluxClient
+from epcwatch.influx import InfluxClient, InfluxError
+from epcwatch.influx.influxql import ident, literal
+from epcwatch.influx.schema import ENERGY_INTERVAL
 from epcwatch.uplink.errors import UplinkError
 from epcwatch.uplink.settings import MeterMap
 
@@ -20,10 +21,6 @@ class Source(Protocol):
 
 class SourceError(UplinkError):
     """InfluxDB could not be read."""
-
-
-def _q(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class InfluxSource:
@@ -40,8 +37,8 @@ class InfluxSource:
             fields = sorted({f.field for m in devices.values() for f in m.functions})
             regex = "|".join(sorted(d.replace("/", "\\/").replace(".", "\\.") for d in devices))
             q = (
-                "SELECT " + ", ".join(f'"{f}"' for f in fields) + ' FROM "energy_interval" '
-                f'WHERE "interval" = {_q(self.interval)} AND "site" = {_q(site)} '
+                "SELECT " + ", ".join(f'"{f}"' for f in fields) + " FROM " + ident(ENERGY_INTERVAL) + " "
+                f'WHERE "interval" = {literal(self.interval)} AND "site" = {literal(site)} '
                 f'AND "device" =~ /^({regex})$/ AND time >= {start_ms}ms AND time < {end_ms}ms '
                 'GROUP BY "device"'
             )

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.devservices.services import Influxd
+from epcwatch.influx import InfluxClient
 from epcwatch.reporting.export import SHEETS
 from tests.reporting.unit.test_reporting_unit import CSV, REGISTER
 from tests.support import EPCWATCH

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from epcwatch.clock import ManualClock
-from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.devservices.services import Influxd, free_port
+from epcwatch.influx import InfluxClient
 from epcwatch.uplink.codec import Cipher, Codec
 from epcwatch.uplink.cursor import Cursor
 from epcwatch.uplink.receiver import ReferenceReceiver, Store
