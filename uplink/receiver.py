@@ -183,3 +183,4 @@ class ReferenceReceiver:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+                await asyncio.wait_for(writer.wait_closed(), 5)

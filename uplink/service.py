@@ -91,9 +91,10 @@ class Connection:
             self.pending.extend(self.decoder.feed(data))
         return self.codec.decode_payload(self.pending.pop(0))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
 
 
 @dataclass
@@ -296,7 +297,7 @@ class Uplink:
                     backoff = 1.0
                     await self.session(conn, stop)
                 finally:
-                    conn.close()
+                    await conn.close()
             except DecryptError as exc:
                 self._failed(f"platform answer does not decrypt ({exc}): check aes_key and aes_iv", backoff)
             except (FrameError, MessageError) as exc:

@@ -19,7 +19,7 @@ import yaml
 from epcwatch.clock import ManualClock
 from epcwatch.devservices.services import Influxd, free_port
 from epcwatch.influx import InfluxClient
-from epcwatch.uplink.codec import Cipher, Codec
+from epcwatch.uplink.codec import Cipher, Codec, FrameFormat
 from epcwatch.uplink.cursor import Cursor
 from epcwatch.uplink.receiver import ReferenceReceiver, Store
 from epcwatch.uplink.service import Uplink
@@ -280,3 +280,60 @@ def test_demo_command_uploads_a_day(influxdb: Influxd, database: str, tmp_path: 
     assert "meter b1-main function 1: 96 periods 20250303000000..20250303234500" in r.stdout
     got = {(m, t): v for (m, t), v in stored(tmp_path / "demo" / "received.sqlite").items() if v is not None}
     assert got == {(("b1-main" if m == "1" else "b1-light"), t): v for (m, t), v in expected(96).items()}
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (FrameFormat().encode(bytes(range(32))), "platform answer does not decrypt"),
+        (
+            FrameFormat().encode(b"hello")[:-1] + b"X",
+            "malformed answer from the platform: frame tail missing",
+        ),
+        (b"not a frame at all", "no identity sequence"),
+        ("heart_beat", "malformed answer from the platform: expected id_validate sequence, got time"),
+    ],
+)
+def test_malformed_answers_are_clear_errors_and_retried(
+    tmp_path: Path, answer: bytes | str, error: str
+) -> None:
+    """A platform answering garbage, an undecryptable frame or the wrong message."""
+    from epcwatch.uplink.codec import HeartBeat, Message
+
+    codec = Codec(Cipher(AES.encode()))
+
+    async def main() -> Uplink:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            if answer == "heart_beat":
+                writer.write(
+                    codec.encode(Message("510100A001", "01", HeartBeat("time", time="20250303000000")))
+                )
+            else:
+                assert isinstance(answer, bytes)
+                writer.write(answer)
+            await writer.drain()
+            await reader.read(65536)  # until the uplink gives up and closes
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        raw = config("http://127.0.0.1:1", "x", port, tmp_path)
+        raw["platform"] = {"host": "127.0.0.1", "port": port, "answer_timeout_s": 0.3}
+        cfg = UplinkConfig.model_validate(raw)
+        up = Uplink(cfg, ManualClock(START / 1000), _NoData(), Cursor(tmp_path / "c.sqlite"), start_ms=START)
+        stop = asyncio.Event()
+        task = asyncio.create_task(up.run(stop))
+        while up.counters.errors < 2:
+            assert not task.done(), task
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        server.close()
+        await server.wait_closed()
+        return up
+
+    up = asyncio.run(main())
+    assert error in up.counters.last_error
+    assert up.counters.logins == 0
