@@ -16,7 +16,7 @@ import pytest
 from epcwatch.devservices.services import Influxd
 from epcwatch.influx import InfluxClient
 from epcwatch.reporting.export import SHEETS
-from tests.reporting.unit.test_reporting_unit import CSV, REGISTER
+from tests.reporting.cases import CSV, REGISTER
 from tests.support import EPCWATCH
 
 pytestmark = pytest.mark.integration
