@@ -44,7 +44,7 @@ VALUES = {
 
 def _image() -> dict[str, dict[int, int | bool]]:
     from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
-    from epcwatch.profiles.codec import register_image
+    from epcwatch.profiles.encode import register_image
     from epcwatch.profiles.model import load_profile
 
     image = register_image(load_profile(PROFILE), VALUES)

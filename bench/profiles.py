@@ -24,7 +24,8 @@ from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements
 from epcwatch.measurements import FieldType
-from epcwatch.profiles.codec import Decoder, register_image
+from epcwatch.profiles.decode import Decoder
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import PointSpec, Profile, Quirks, list_profiles, point_spans
 from epcwatch.profiles.planner import Plan, effective_max_gap, plan_profile
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from epcwatch import topics
+from epcwatch.broker.errors import BrokerError
 
 Role = Literal["site", "collector"]
 
@@ -32,7 +33,7 @@ _MARKER_RE: Final = re.compile(r"^# epcwatch (site|collector) (\S+)(?: group (\S
 USERNAME_RE: Final = topics.ID_RE
 
 
-class AclError(ValueError):
+class AclError(BrokerError, ValueError):
     """An ACL file or credential name that epcwatch cannot manage."""
 
 

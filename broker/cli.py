@@ -43,7 +43,7 @@ SecretFile = Annotated[
 
 def _fail(msg: str) -> typer.Exit:
     typer.secho(f"error: {msg}", fg="red", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 def _hand_over(issued: credentials.Issued, secret_file: Path | None) -> None:

@@ -12,11 +12,13 @@ import getpass
 from importlib import resources
 from pathlib import Path
 
+from epcwatch.broker.errors import BrokerError
+
 #: settings whose value is a path or the listener, replaced by :func:`localise`
 PATH_KEYS = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "persistence_location")
 
 
-class BrokerConfigError(ValueError):
+class BrokerConfigError(BrokerError, ValueError):
     """The shipped config does not have a setting the localisation must replace."""
 
 

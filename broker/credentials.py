@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from epcwatch.broker import acl as mqtt_acl
+from epcwatch.broker.errors import BrokerError
 
 #: 32 bytes from the OS CSPRNG, URL-safe base64: 43 characters, 256 bits
 PASSWORD_BYTES = 32
 
 
-class CredentialError(RuntimeError):
+class CredentialError(BrokerError):
     """A credential that cannot be created or stored; the message never contains the secret."""
 
 

@@ -83,7 +83,14 @@ for _mod in COMPONENTS:
 
 
 def main() -> None:
+    """Run the CLI. A project error (:class:`epcwatch.errors.EpcwatchError`) that a command did
+    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback."""
+    from epcwatch.errors import EpcwatchError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except EpcwatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from epcwatch.config import ConfigError
+from epcwatch.errors import EpcwatchError
 
 collector_app = typer.Typer(
     help="Collector: MQTT → validation → InfluxDB, dead letters, interval energy.", no_args_is_help=True
@@ -19,7 +20,7 @@ ConfigOpt = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
     return typer.Exit(code)
 
@@ -36,18 +37,17 @@ def _load(config: Path):  # type: ignore[no-untyped-def]
 @collector_app.command("run")
 def run(config: ConfigOpt) -> None:
     """Consume telemetry, health and status from the broker and write them to InfluxDB (until SIGTERM)."""
-    from epcwatch.collector.errors import CollectorError
     from epcwatch.collector.runner import Collector
 
     cfg = _load(config)
     try:
         collector = Collector(cfg, config_dir=config.parent)
-    except (CollectorError, ValueError) as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     collector.install_signal_handlers()
     try:
         collector.run()
-    except CollectorError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     if collector.exit_code:
         raise typer.Exit(collector.exit_code)
@@ -83,7 +83,6 @@ def rollup(
     """
     from rich.progress import Progress
 
-    from epcwatch.collector.errors import CollectorError
     from epcwatch.collector.rollup import Interval
     from epcwatch.collector.rollup_job import rollup_lines
     from epcwatch.collector.runner import make_query, make_writer, rollup_settings
@@ -100,7 +99,7 @@ def rollup(
         settings = rollup_settings(cfg, config.parent)
         db = make_query(cfg.influx)
         writer = make_writer(cfg.influx)
-    except (ConfigError, ValueError) as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     total = 0
     try:
@@ -119,7 +118,7 @@ def rollup(
                     for i in range(0, len(lines), 5000):
                         writer.write("\n".join(lines[i : i + 5000]).encode())
                 total += len(lines)
-    except CollectorError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     finally:
         writer.close()

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from epcwatch import logs, topics
 from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.pipeline import Inbound
 from epcwatch.collector.settings import Mqtt
+from epcwatch.mqtt import MqttError, connect_async, make_client
 from epcwatch.wire import DeadLetter
 
 log = logging.getLogger("epcwatch.collector.mqtt")
@@ -61,33 +58,16 @@ class Consumer:
         self._gen = 0
         self._connected = threading.Event()
         self.connect_failures = 0
-        v5 = settings.protocol == "5"
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
+        try:
+            password = settings.resolve_password()
+            self.client = make_client(
+                settings, client_id=settings.client_id, password=password, manual_ack=True
+            )
+        except MqttError as exc:
+            raise BrokerError(str(exc)) from None
         # outgoing dead letters may pile up during a burst; do not cap them at paho's default 20
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(
-            min_delay=max(1, int(settings.reconnect_min_s)), max_delay=max(1, int(settings.reconnect_max_s))
-        )
-        if settings.username is not None:
-            password = settings.password.resolve() if settings.password else None
-            self.client.username_pw_set(settings.username, password)
-        if settings.tls is not None:
-            t = settings.tls
-            self.client.tls_set(
-                ca_certs=t.ca_file,
-                certfile=t.cert_file,
-                keyfile=t.key_file,
-                cert_reqs=ssl.CERT_NONE if t.insecure else ssl.CERT_REQUIRED,
-            )
-            if t.insecure:
-                self.client.tls_insecure_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -99,17 +79,14 @@ class Consumer:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
-        props = None
-        kwargs: dict[str, Any] = {}
-        if s.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = s.session_expiry_s
-            props.ReceiveMaximum = s.receive_maximum
-            kwargs = {"clean_start": False, "properties": props}
         try:
-            self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise BrokerError(f"cannot connect to MQTT broker {s.host}:{s.port}: {exc}") from None
+            connect_async(
+                self.client,
+                s,
+                properties={"SessionExpiryInterval": s.session_expiry_s, "ReceiveMaximum": s.receive_maximum},
+            )
+        except MqttError as exc:
+            raise BrokerError(str(exc)) from None
         self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:

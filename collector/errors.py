@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class CollectorError(Exception):
+
+class CollectorError(EpcwatchError):
     """Base of every error the collector raises on purpose."""
+
+
+class SettingsError(CollectorError, ValueError):
+    """Settings that validate but cannot be used (an InfluxDB URL that is not http(s)://host:port).
+
+    Also a ``ValueError``, what it was before the project's error tree.
+    """
 
 
 class WriteError(CollectorError):

@@ -27,6 +27,7 @@ from epcwatch.collector.lineprotocol import (
     series_key,
     tag_value_writable,
 )
+from epcwatch.influx.schema import DEVICE_KINDS
 from epcwatch.measurements import FieldType
 from epcwatch.wire import (
     INT64_MAX,
@@ -39,7 +40,7 @@ from epcwatch.wire import (
 _TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings"})
 _TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile"})
 _READING_KEYS: Final = frozenset({"seq", "ts", "values", "quality"})
-_KINDS: Final = frozenset({"meter", "hvac", "lighting", "sensor"})
+_KINDS: Final = frozenset(DEVICE_KINDS)
 _CATEGORIES: Final = frozenset({"A", "B", "C", "D"})
 _QUALITIES: Final = frozenset({"good", "partial"})
 _MAX_TAG_LEN: Final = 128

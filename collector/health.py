@@ -35,6 +35,8 @@ def agent_health_lines(msg: HealthMessage) -> list[str]:
                 "polls_ok": d.polls_ok,
                 "polls_failed": d.polls_failed,
                 "consecutive_failures": d.consecutive_failures,
+                "frame_errors": d.frame_errors,
+                "error_replies": d.error_replies,
                 "last_latency_ms": None if d.last_latency_ms is None else float(d.last_latency_ms),
                 "last_ok_ts": d.last_ok_ts,
                 "online": d.online,

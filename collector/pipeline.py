@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from epcwatch import logs, topics
+from epcwatch.backoff import backoff_delay, jittered
 from epcwatch.collector import fastpath, partial
 from epcwatch.collector.errors import (
     RejectedWriteError,
@@ -73,8 +73,8 @@ class Backoff:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_s)
-        base = min(self.max_s, self.initial_s * 2.0 ** min(attempt, 30))
-        return base * random.uniform(0.5, 1.0)  # jitter: collectors must not retry in lockstep
+        # jitter: collectors must not retry in lockstep
+        return jittered(backoff_delay(attempt + 1, self.initial_s, self.max_s))
 
 
 @dataclass

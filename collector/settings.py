@@ -1,7 +1,8 @@
 """``collector.yaml``: the collector's configuration (pydantic, unknown keys rejected).
 
-Secrets (MQTT password, InfluxDB password or token) are given as ``{env: NAME}``,
-``{file: /path}`` or — for tests only — ``{value: …}``; they are resolved with
+The ``mqtt:`` section is the project's one MQTT connection model (:mod:`epcwatch.mqtt`): its
+password is ``{env: NAME}`` or ``{file: PATH}``. InfluxDB secrets (password or token) are given
+as ``{env: NAME}``, ``{file: /path}`` or — for tests only — ``{value: …}``; they are resolved with
 :func:`epcwatch.config.read_secret` and registered with :func:`epcwatch.logs.redact` so that they
 never appear in logs.
 """
@@ -18,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from epcwatch import logs
 from epcwatch.config import load_yaml_model, read_secret
+from epcwatch.mqtt import MqttConnection, MqttTls
 from epcwatch.topics import check_id
 
 
@@ -54,12 +56,8 @@ class Secret(_Strict):
         return secret
 
 
-class Tls(_Strict):
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    #: skip certificate verification (never in production)
-    insecure: bool = False
+#: TLS of the broker connection (the project's one MQTT model, :mod:`epcwatch.mqtt`)
+Tls = MqttTls
 
 
 def _default_client_id() -> str:
@@ -67,24 +65,17 @@ def _default_client_id() -> str:
     return f"epcwatch-collector-{host}"
 
 
-class Mqtt(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+class Mqtt(MqttConnection):
+    """The broker connection: the shared keys (:mod:`epcwatch.mqtt`) plus the collector's own."""
+
     #: stable per instance: the broker keeps this client's session (and its queued messages)
     client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=128)
     #: the shared-subscription group; collectors of one group split the load
     group: str = "collectors"
-    protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = Field(default=30, ge=5)
     #: MQTT 5: how long the broker keeps the session while the collector is away
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
     #: MQTT 5: unacked messages the broker may have in flight to us (our read-ahead window)
     receive_maximum: int = Field(default=20_000, ge=1, le=65_535)
-    username: str | None = None
-    password: Secret | None = None
-    tls: Tls | None = None
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
 
     @field_validator("group")
     @classmethod
@@ -179,4 +170,6 @@ class CollectorConfig(_Strict):
 
 
 def load(path: str | os.PathLike[str]) -> CollectorConfig:
-    return load_yaml_model(path, CollectorConfig)
+    """Load ``collector.yaml``; relative MQTT TLS and password files are relative to it."""
+    cfg = load_yaml_model(path, CollectorConfig)
+    return cfg.model_copy(update={"mqtt": cfg.mqtt.relative_to(Path(path).resolve().parent)})

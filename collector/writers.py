@@ -23,7 +23,13 @@ import time
 import urllib.parse
 from typing import Any, Protocol
 
-from epcwatch.collector.errors import RejectedWriteError, TooLargeError, TransientWriteError, WriteError
+from epcwatch.collector.errors import (
+    RejectedWriteError,
+    SettingsError,
+    TooLargeError,
+    TransientWriteError,
+    WriteError,
+)
 from epcwatch.influx import basic_auth_header
 
 
@@ -98,7 +104,7 @@ class V1Writer:
     ) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"InfluxDB URL must be http(s)://host:port, got {url!r}")
+            raise SettingsError(f"InfluxDB URL must be http(s)://host:port, got {url!r}")
         self.scheme = u.scheme
         self.host = u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from epcwatch.errors import EpcwatchError
+
 
 class Clock(Protocol):
     def now(self) -> float:
@@ -68,14 +70,23 @@ class ManualClock:
         await asyncio.sleep(0)
 
 
+class ClockOptionError(EpcwatchError, ValueError):
+    """Clock options that do not fit together or do not parse (a ``ValueError`` too, as before)."""
+
+
 def build_clock(sim_start: str | None, speed: float, anchor: float | None) -> Clock:
     """The clock of ``--sim-start/--speed/--anchor`` (docs/data-model.md, shared clock options):
-    an :class:`AcceleratedClock` anchored at ``anchor`` (default: now), else wall time."""
+    an :class:`AcceleratedClock` anchored at ``anchor`` (default: now), else wall time.
+
+    Raises :class:`ClockOptionError`."""
     if sim_start is None:
         if speed != 1.0 or anchor is not None:
-            raise ValueError("--speed and --anchor need --sim-start")
+            raise ClockOptionError("--speed and --anchor need --sim-start")
         return SystemClock()
-    start = datetime.fromisoformat(sim_start)
+    try:
+        start = datetime.fromisoformat(sim_start)
+    except ValueError:
+        raise ClockOptionError(f"--sim-start: {sim_start!r} is not an ISO 8601 date or time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     return AcceleratedClock(

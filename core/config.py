@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from epcwatch.errors import EpcwatchError
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(Exception):
+class ConfigError(EpcwatchError):
     """A configuration file that cannot be used; ``str()`` is ready to show to an operator."""
 
     def __init__(self, path: str | os.PathLike[str], problems: list[str]) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from epcwatch.errors import EpcwatchError
+
 
 class Kind(StrEnum):
     GAUGE = "gauge"
@@ -66,6 +68,7 @@ def _vocabulary() -> dict[str, Measurement]:
         _m("active_power", "W", "total active power (import positive)", "electrical"),
         *(_m(f"active_power_l{i}", "W", f"phase {i} active power", "electrical") for i in (1, 2, 3)),
         _m("reactive_power", "var", "total reactive power", "electrical"),
+        *(_m(f"reactive_power_l{i}", "var", f"phase {i} reactive power", "electrical") for i in (1, 2, 3)),
         _m("apparent_power", "VA", "total apparent power", "electrical"),
         _m("power_factor", "1", "total power factor", "electrical"),
         *(_m(f"power_factor_l{i}", "1", f"phase {i} power factor", "electrical") for i in (1, 2, 3)),
@@ -76,6 +79,15 @@ def _vocabulary() -> dict[str, Measurement]:
         _m("thd_current_l1", "%", "current total harmonic distortion, phase 1", "electrical"),
         _m("energy_import", "kWh", "active energy imported (delivered to the load)", "energy", counter=True),
         _m("energy_export", "kWh", "active energy exported", "energy", counter=True),
+        # tariff registers of time-of-use meters (DL/T 645 费率 1..4, commonly 尖/峰/平/谷)
+        *(
+            _m(f"energy_import_t{t}", "kWh", f"active energy imported in tariff {t}", "energy", counter=True)
+            for t in (1, 2, 3, 4)
+        ),
+        *(
+            _m(f"energy_export_t{t}", "kWh", f"active energy exported in tariff {t}", "energy", counter=True)
+            for t in (1, 2, 3, 4)
+        ),
         _m("energy_total", "kWh", "total active energy (import + export)", "energy", counter=True),
         _m("reactive_energy_import", "kvarh", "reactive energy imported", "energy", counter=True),
         _m("reactive_energy_export", "kvarh", "reactive energy exported", "energy", counter=True),
@@ -142,7 +154,7 @@ def _vocabulary() -> dict[str, Measurement]:
 VOCABULARY: Final[dict[str, Measurement]] = _vocabulary()
 
 
-class UnknownMeasurementError(KeyError):
+class UnknownMeasurementError(EpcwatchError, KeyError):
     """A name that is not in the closed vocabulary."""
 
 

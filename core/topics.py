@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from epcwatch.errors import EpcwatchError
+
 PREFIX: Final = "epc/v1"
 ID_PATTERN: Final = r"[a-z0-9][a-z0-9_-]*"
 ID_RE: Final = re.compile(rf"^{ID_PATTERN}\Z")
@@ -17,7 +19,7 @@ TELEMETRY_FILTER: Final = f"{PREFIX}/+/+/telemetry"
 Channel = Literal["telemetry", "status", "health"]
 
 
-class TopicError(ValueError):
+class TopicError(EpcwatchError, ValueError):
     """A topic or identifier that does not follow the contract."""
 
 

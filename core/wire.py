@@ -143,6 +143,8 @@ class DeviceHealth(_Frozen):
     last_latency_ms: float | None = None
     last_ok_ts: int | None = None
     last_error: str | None = None
+    frame_errors: int = Field(ge=0, default=0, description="answers that were not valid frames")
+    error_replies: int = Field(ge=0, default=0, description="exception / error replies")
     online: bool = True
 
 

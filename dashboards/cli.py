@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from epcwatch.config import ConfigError
-from epcwatch.dashboards.errors import DashboardsError
-from epcwatch.dashboards.influx import InfluxClient, InfluxError
+from epcwatch.dashboards.influx import InfluxClient
+from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_DATABASE, load_ports
 
 #: where ``build`` writes by default: the package's own json/ folder (what provisioning reads)
@@ -50,7 +49,7 @@ PortfolioFile = Annotated[
 
 def _fail(exc: Exception) -> typer.Exit:
     typer.secho(f"error: {exc}", fg="red", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 def _influx(url: str | None, database: str, user: str | None, password: str | None) -> InfluxClient:
@@ -108,7 +107,7 @@ def publish(  # noqa: PLR0917 - typer options
     docs = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in files}
     try:
         outcomes = do_publish(url, docs, folder=folder, token=token, user=user, password=password)
-    except (DashboardsError, InfluxError) as exc:
+    except EpcwatchError as exc:
         raise _fail(exc) from None
     for o in outcomes:
         typer.echo(f"{o.action:9s} {o.uid}  {o.title}")
@@ -130,7 +129,7 @@ def metadata(
         lines = building_info_lines(load_portfolio(portfolio))
         client = _influx(influx_url, database, influx_user, influx_password)
         client.write(lines)
-    except (ConfigError, DashboardsError, InfluxError) as exc:
+    except EpcwatchError as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote building_info for {len(lines)} buildings to {database}")
 
@@ -176,7 +175,7 @@ def stats(  # noqa: PLR0917 - typer options
         p = parse_period(period, at, dt.date.today())
         client = _influx(influx_url, database, influx_user, influx_password)
         rows = compute(pf, p, client.query, Factors(kgce_per_m3_gas=gas_factor))
-    except (ConfigError, DashboardsError, InfluxError) as exc:
+    except EpcwatchError as exc:
         raise _fail(exc) from None
     table = Table(title=f"Energy statistics {p.label}")
     cols = (

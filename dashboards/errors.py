@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 from epcwatch.influx import InfluxError
 
 __all__ = ["DashboardsError", "InfluxError", "PublishError", "StatsError"]
 
 
-class DashboardsError(Exception):
+class DashboardsError(EpcwatchError):
     """Base of every error this component raises; ``str()`` is ready to show to an operator."""
 
 

@@ -21,6 +21,8 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import dashboard as dm
 
+from epcwatch.dashboards.errors import DashboardsError
+
 #: the data source plugin id and the dashboards' data source variable
 DATASOURCE_TYPE: Final = "influxdb"
 DATASOURCE_VAR: Final = "${datasource}"
@@ -181,7 +183,7 @@ def interval_text(ms: int) -> str:
 _VAR = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)\]\]|\$(\w+)")
 
 
-class UnknownVariableError(KeyError):
+class UnknownVariableError(DashboardsError, KeyError):
     """A query references a template variable the caller did not give."""
 
 

@@ -10,11 +10,8 @@ by PID at the end; the services stay up for the user to query.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +23,8 @@ from typing import Annotated
 
 import typer
 
+from epcwatch.devservices.process import ChildProcess
+from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
 
 #: the command-line entry of this installation (the demo runs its components as processes)
@@ -34,66 +33,8 @@ EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
 DEMO_FILES = Path(str(resources.files("epcwatch.demo") / "data"))
 
 
-class DemoError(RuntimeError):
+class DemoError(EpcwatchError):
     """A step of the demo that failed; the message says which and where its log is."""
-
-
-@dataclass
-class Child:
-    """A component run as a child process, logging to a file, stopped by its PID."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise DemoError(
-                f"{self.name} exited with code {self.proc.returncode}; see {self.log}:\n{self.tail()}"
-            )
-
-    def wait_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            if text in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise DemoError(f"{self.name} did not log {text!r} within {timeout:.0f} s; see {self.log}")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 def has_command(*words: str) -> bool:
@@ -231,7 +172,7 @@ def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     return total
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[Child]) -> None:
+def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[ChildProcess]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for c in children:
@@ -294,7 +235,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
         portfolio.write_text(portfolio_yaml(plan.seed))
     contract = DEMO_FILES / "contract.yaml"
     result: dict[str, object] = {"work": str(work), "state_dir": str(state_dir) if state_dir else ""}
-    children: list[Child] = []
+    children: list[ChildProcess] = []
 
     def lap(name: str, t0: float) -> None:
         plan.timings[name] = round(time.monotonic() - t0, 1)
@@ -337,7 +278,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     "this installation has no 'epcwatch collector run'; nothing would store the data"
                 )
             (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio))
-            collector = Child(
+            collector = ChildProcess(
                 "collector",
                 [EPCWATCH, "collector", "run", "--config", str(work / "collector.yaml")],
                 logs_dir / "collector.log",
@@ -411,7 +352,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 modbus_port = free_port()
                 site = work / "site.yaml"
                 (work / "outbox.sqlite").unlink(missing_ok=True)
-                sim = Child(
+                sim = ChildProcess(
                     "simulator",
                     [
                         EPCWATCH,
@@ -440,7 +381,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 while time.time() < anchor - 0.5:
                     sim.check()
                     time.sleep(0.1)
-                edge = Child(
+                edge = ChildProcess(
                     "edge agent",
                     [EPCWATCH, "edge", "run", "--config", str(site), *clock_args],
                     logs_dir / "edge.log",
@@ -654,6 +595,6 @@ def register(app: typer.Typer) -> None:
         plan = Plan(first, last, live_days, speed, interval, poll_interval, seed, mqtt_port, influx_port)
         try:
             run_demo(plan, state_dir)
-        except DemoError as exc:
+        except EpcwatchError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(2) from None

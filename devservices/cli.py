@@ -70,7 +70,7 @@ def up(
         mosq, influx = services_up(state_dir, mqtt_port, influx_port, database)
     except ServiceError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     typer.echo(f"mosquitto  {mosq.url}  pid {mosq.pid()}  (config {mosq.dir / 'mosquitto.conf'})")
     typer.echo(f"influxdb   {influx.url}  pid {influx.pid()}  database {database}")
 

@@ -22,12 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from epcwatch.broker.config import localise, shipped_config
+from epcwatch.devservices.errors import ChildExitedError, ServiceError
+from epcwatch.devservices.process import ChildProcess, terminate
 from epcwatch.local import DEFAULT_DATABASE, DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, default_state_dir
 from epcwatch.procs import pid_alive
 
-
-class ServiceError(RuntimeError):
-    """A local service that cannot be started, reached or stopped."""
+__all__ = [
+    "ChildExitedError",
+    "ChildProcess",
+    "Influxd",
+    "Mosquitto",
+    "SecureMosquitto",
+    "Service",
+    "ServiceError",
+    "VictoriaMetrics",
+    "free_port",
+    "influx_query",
+    "local_services",
+    "mqtt_ping",
+    "port_open",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -114,12 +128,9 @@ class Service:
                 f"{self.name}: port {self.host}:{self.port} is already in use by another process"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
-        argv = self.write_config()
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
+        child = ChildProcess(self.name, self.write_config(), self.log_file).start()
+        self.proc = child.popen
+        assert self.proc is not None
         self.pid_file.write_text(f"{self.proc.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -139,23 +150,7 @@ class Service:
         pid = self.pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
-            if self.proc is not None and self.proc.pid == pid:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(0.1)
-            else:
-                time.sleep(0.1)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            if self.proc is not None and self.proc.pid == pid:
-                self.proc.wait(5)
-        if self.proc is not None and self.proc.pid == pid:
-            # _pid_alive may have reaped our child; let Popen record that (no ResourceWarning)
-            self.proc.poll()
+        terminate(pid, timeout=timeout, sig=sig, popen=self.proc)
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
         return True

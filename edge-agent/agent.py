@@ -18,21 +18,44 @@ from concurrent.futures import ThreadPoolExecutor
 
 from epcwatch import logs
 from epcwatch.clock import Clock
+from epcwatch.edge.dlt645_bus import Dlt645Transport
+from epcwatch.edge.errors import SiteConfigError
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.health import HealthBook, write_status_file
 from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
-from epcwatch.edge.site import RtuBus, RtuOverTcpBus, SiteConfig, TcpBus
+from epcwatch.edge.site import AnyBus, Dlt645SerialBus, Dlt645TcpBus, SiteConfig
 from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
 from epcwatch.wire import DeviceTags
 
 log = logging.getLogger("epcwatch.edge.agent")
 
-TransportFactory = Callable[[TcpBus | RtuBus | RtuOverTcpBus], ModbusTransport]
+TransportFactory = Callable[[AnyBus], ModbusTransport]
+
+
+def transport_for_bus(bus: AnyBus) -> ModbusTransport:
+    """The transport of a bus: pymodbus for Modbus buses, the DL/T 645 transport for DL/T 645 ones."""
+    if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
+        return Dlt645Transport.for_bus(bus)
+    return PymodbusTransport.for_bus(bus)
 
 #: largest group of readings committed in one outbox transaction
 WRITE_GROUP = 2000
+
+
+def check_protocols(cfg: SiteConfig, plans: Mapping[str, DevicePlan]) -> None:
+    """Every enabled device's profile speaks its bus's protocol; raises :class:`SiteConfigError`."""
+    for d in cfg.devices:
+        if not d.enabled:
+            continue
+        bus = cfg.bus(d.bus)
+        wanted = "dlt645" if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus) else "modbus"
+        got = plans[d.id].protocol
+        if got != wanted:
+            raise SiteConfigError(
+                f"device {d.id}: profile {plans[d.id].profile} is a {got} profile, bus {bus.id} is {wanted}"
+            )
 
 
 class Agent:
@@ -43,7 +66,7 @@ class Agent:
         clock: Clock,
         *,
         password: str | None = None,
-        transport_factory: TransportFactory = PymodbusTransport.for_bus,
+        transport_factory: TransportFactory = transport_for_bus,
     ) -> None:
         self.cfg = cfg
         self.plans = plans
@@ -51,6 +74,7 @@ class Agent:
         self.transport_factory = transport_factory
         self.started_wall = time.monotonic()
         devices = [d for d in cfg.devices if d.enabled]
+        check_protocols(cfg, plans)
         self.health = HealthBook([d.id for d in devices], cfg.health.offline_after_failures)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.outbox = Outbox(

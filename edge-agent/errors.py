@@ -3,8 +3,10 @@ the boundary so callers only ever catch these."""
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class EdgeError(Exception):
+
+class EdgeError(EpcwatchError):
     """Base of every error the edge agent raises."""
 
 
@@ -13,7 +15,7 @@ class SiteConfigError(EdgeError):
 
 
 class ModbusError(EdgeError):
-    """A Modbus read that did not produce data."""
+    """A device read (Modbus or DL/T 645) that did not produce data."""
 
 
 class DeviceTimeoutError(ModbusError):
@@ -23,6 +25,9 @@ class DeviceTimeoutError(ModbusError):
 class ExceptionResponseError(ModbusError):
     """The device answered with a Modbus exception response (illegal address, busy, …)."""
 
+    #: whether the poller may retry it (Modbus: only busy/acknowledge/gateway codes, see poller)
+    retryable = True
+
     def __init__(self, code: int, message: str = "") -> None:
         self.code = code
         super().__init__(message or f"Modbus exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})")
@@ -30,6 +35,13 @@ class ExceptionResponseError(ModbusError):
 
 class FrameError(ModbusError):
     """An answer that is not a valid response to the request (garbage, wrong length, wrong unit)."""
+
+
+class Dlt645ErrorReplyError(ExceptionResponseError):
+    """A DL/T 645 meter answered with an error reply (control bit 6 set); ``code`` is its error
+    byte. Deterministic (no such data, unauthorised): never retried."""
+
+    retryable = False
 
 
 class BusUnavailableError(ModbusError):

@@ -25,10 +25,10 @@ from typing import Protocol, TypeVar
 import orjson
 
 from epcwatch import logs, topics
+from epcwatch.backoff import backoff_delay
 from epcwatch.edge.batching import Batch, batch_rows, envelope_prefix, message_body
 from epcwatch.edge.errors import OutboxError, PublishError
 from epcwatch.edge.outbox import Outbox
-from epcwatch.edge.schedule import backoff_delay
 from epcwatch.wire import DeviceKind, DeviceTags
 
 log = logging.getLogger("epcwatch.edge.forwarder")

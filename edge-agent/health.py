@@ -27,6 +27,8 @@ class _DeviceState:
     last_latency_ms: float | None = None
     last_ok_ts: int | None = None
     last_error: str | None = None
+    frame_errors: int = 0
+    error_replies: int = 0
 
 
 class HealthBook:
@@ -49,6 +51,12 @@ class HealthBook:
         s.last_latency_ms = round(latency_s * 1000.0, 3)
         s.last_error = error[:300]
 
+    def bad_answers(self, device: str, frame_errors: int, error_replies: int) -> None:
+        """Count answers that were not valid frames, and error/exception replies."""
+        s = self.devices[device]
+        s.frame_errors += frame_errors
+        s.error_replies += error_replies
+
     def counts(self, device: str) -> tuple[int, int]:
         s = self.devices[device]
         return s.polls_ok, s.polls_failed
@@ -63,6 +71,8 @@ class HealthBook:
                 last_latency_ms=s.last_latency_ms,
                 last_ok_ts=s.last_ok_ts,
                 last_error=s.last_error,
+                frame_errors=s.frame_errors,
+                error_replies=s.error_replies,
                 online=s.consecutive_failures < self.offline_after and s.polls_ok > 0,
             )
             for d, s in self.devices.items()

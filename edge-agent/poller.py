@@ -44,9 +44,16 @@ RETRYABLE_EXCEPTIONS = frozenset({5, 6, 11})
 
 @dataclass(frozen=True, slots=True)
 class ReadSpec:
+    """One request: a Modbus function, address and register count, or (DL/T 645) the read
+    control code, the data identifier and the value's byte count."""
+
     function: int
     address: int
     count: int
+    name: str = ""  # how errors name the read (default: fcN@address)
+
+    def label(self) -> str:
+        return self.name or f"fc{self.function}@{self.address}"
 
 
 Decoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
@@ -76,6 +83,7 @@ class DevicePlan:
     reads: tuple[ReadSpec, ...]
     decode: Decoder
     groups: tuple[ReadGroup, ...] = ()
+    protocol: str = "modbus"  # or "dlt645": which kind of bus the reads are for
 
     def poll_groups(self) -> tuple[ReadGroup, ...]:
         return self.groups or (ReadGroup("all", None, self.reads, self.decode),)
@@ -105,7 +113,7 @@ def _subplan(plan: DevicePlan, groups: tuple[ReadGroup, ...]) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(plan.profile, plan.kind, reads, decode)
+    return DevicePlan(plan.profile, plan.kind, reads, decode, protocol=plan.protocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,8 @@ class PollOutcome:
     quality: Quality
     latency_s: float
     error: str | None  # first error met, also on partial success
+    frame_errors: int = 0  # answers that were not valid frames (checksum, length, address, garbage)
+    error_replies: int = 0  # exception responses / DL/T 645 error replies
 
     @property
     def ok(self) -> bool:
@@ -160,6 +170,7 @@ async def poll_device(
     answers: list[Registers | None] = []
     first_error: str | None = None
     any_answer = False
+    frame_errors = error_replies = 0
     for i, read in enumerate(plan.reads):
         result: Registers | None = None
         for attempt in range(retries + 1):
@@ -169,11 +180,15 @@ async def poll_device(
                 break
             except ExceptionResponseError as exc:
                 any_answer = True  # the device is alive, it just refused this read
-                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
-                if exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
+                first_error = first_error or f"{read.label()}: {exc}"
+                error_replies += 1
+                if not exc.retryable or exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
                     break
-            except (DeviceTimeoutError, FrameError) as exc:
-                first_error = first_error or f"fc{read.function}@{read.address}: {exc}"
+            except FrameError as exc:
+                frame_errors += 1
+                first_error = first_error or f"{read.label()}: {exc}"
+            except DeviceTimeoutError as exc:
+                first_error = first_error or f"{read.label()}: {exc}"
             except BusUnavailableError as exc:
                 first_error = first_error or str(exc)
                 break
@@ -182,16 +197,17 @@ async def poll_device(
             answers.extend([None] * (len(plan.reads) - 1))
             break
     latency = time.monotonic() - started
+    counts = {"frame_errors": frame_errors, "error_replies": error_replies}
     if not any(a is not None for a in answers):
-        return PollOutcome({}, "partial", latency, first_error or "no answer")
+        return PollOutcome({}, "partial", latency, first_error or "no answer", **counts)
     try:
         values, quality = plan.decode(answers)
     except (ValueError, ArithmeticError, ModbusError) as exc:  # a decoder bug must not kill the bus
-        return PollOutcome({}, "partial", latency, f"decode failed: {exc}")
+        return PollOutcome({}, "partial", latency, f"decode failed: {exc}", **counts)
     clean, removed = sanitize(values)
     if removed or any(a is None for a in answers):
         quality = "partial"
-    return PollOutcome(clean, quality, latency, first_error)
+    return PollOutcome(clean, quality, latency, first_error, **counts)
 
 
 @dataclass
@@ -254,8 +270,9 @@ class BusPoller:
                 d.due = next_slot(self.clock.now(), cfg.poll_interval_s)
                 return
             plan = _subplan(d.plan, groups)
-            outcome = await poll_device(self.transport, plan, cfg.unit, cfg.timeout_s, cfg.retries)
+            outcome = await poll_device(self.transport, plan, cfg.target(), cfg.timeout_s, cfg.retries)
             now = self.clock.now()
+            self.health.bad_answers(cfg.id, outcome.frame_errors, outcome.error_replies)
             if outcome.ok:
                 d.failures = 0
                 for g in groups:

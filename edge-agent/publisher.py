@@ -4,7 +4,8 @@
   interval; MQTT 3.1.1 ``clean_session=False``. The client id is stable per site.
 * ``online`` birth (retained, QoS 1) on every connect, ``offline`` last will (retained), and an
   explicit retained ``offline`` on a clean shutdown (a will is not sent on a clean disconnect).
-* Reconnection is paho's network thread with capped exponential backoff
+* The client comes from the project's one paho factory (:func:`epcwatch.mqtt.make_client`).
+  Reconnection is paho's network thread with capped exponential backoff
   (``reconnect_delay_set``); messages handed to paho while the link is down stay in its
   in-flight window and are re-sent on reconnect — the outbox still holds them until PUBACK.
 * Acknowledgements (``on_publish``, with the MQTT 5 PUBACK reason code) are passed to the asyncio
@@ -18,20 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from epcwatch import logs, topics
 from epcwatch.clock import Clock
 from epcwatch.edge.errors import PublishError
 from epcwatch.edge.site import SiteConfig
+from epcwatch.mqtt import MqttError, connect_async, make_client
 from epcwatch.wire import StatusMessage
 
 log = logging.getLogger("epcwatch.edge.publisher")
@@ -61,38 +59,14 @@ class Publisher:
         m = cfg.mqtt
         self.v5 = m.protocol == "5"
         logs.redact(password)
-        if self.v5:
-            self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=cfg.client_id(), protocol=mqtt.MQTTv5
-            )
-        else:
-            self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=cfg.client_id(),
-                protocol=mqtt.MQTTv311,
-                clean_session=False,
-            )
         try:
-            if m.tls is not None:
-                self.client.tls_set(
-                    ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                    certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                    keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-                if m.tls.insecure:
-                    self.client.tls_insecure_set(True)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise PublishError(f"mqtt.tls: {exc}") from None
-        if m.username is not None:
-            self.client.username_pw_set(m.username, password)
+            self.client = make_client(m, client_id=cfg.client_id(), password=password)
+        except MqttError as exc:
+            raise PublishError(str(exc)) from None
         will = StatusMessage(site=self.site, state="offline", agent=self.agent)
         self.client.will_set(self.status_topic, will.model_dump_json(exclude_none=True), qos=1, retain=True)
         self.client.max_inflight_messages_set(m.max_inflight)
         self.client.max_queued_messages_set(0)  # the forwarder bounds what it hands over
-        self.client.reconnect_delay_set(
-            min_delay=max(1, round(m.reconnect_min_s)), max_delay=max(1, round(m.reconnect_max_s))
-        )
         self.client.on_connect = self._cb_connect
         self.client.on_disconnect = self._cb_disconnect
         self.client.on_publish = self._cb_publish
@@ -108,16 +82,10 @@ class Publisher:
         self._on_ack = on_ack
         self._on_connect = on_connect
         m = self.cfg.mqtt
-        props = None
-        kwargs: dict[str, Any] = {}
-        if self.v5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = m.session_expiry_s
-            kwargs = {"clean_start": False, "properties": props}
         try:
-            self.client.connect_async(m.host, m.effective_port(), keepalive=m.keepalive_s, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise PublishError(f"mqtt: {exc}") from None
+            connect_async(self.client, m, properties={"SessionExpiryInterval": m.session_expiry_s})
+        except MqttError as exc:
+            raise PublishError(str(exc)) from None
         self.client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -125,9 +93,7 @@ class Publisher:
         self._stopping = True
         if self.connected:
             try:
-                info = self.client.publish(
-                    self.status_topic, self._status("offline"), qos=1, retain=True
-                )
+                info = self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
                 deadline = time.monotonic() + timeout
                 while not info.is_published() and time.monotonic() < deadline and self.connected:
                     time.sleep(0.02)

@@ -19,12 +19,13 @@ from epcwatch import logs, measurements
 from epcwatch.clock import build_clock
 from epcwatch.config import ConfigError
 from epcwatch.edge.errors import EdgeError
+from epcwatch.errors import EpcwatchError
 from epcwatch.procs import pid_alive
 
 log = logging.getLogger(__name__)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
     return typer.Exit(code)
 
@@ -34,20 +35,24 @@ def _plan(profile: str) -> Any:
 
     try:
         return device_plan(profile)
-    except (ConfigError, ValueError, KeyError, OSError) as exc:
+    except EpcwatchError as exc:
         raise _fail(f"profile {profile!r}: {exc}") from None
 
 
 def read_cmd(
     *,
     profile: Annotated[str, typer.Option(help="profile id (see `epcwatch profiles list`) or YAML path")],
-    host: Annotated[str | None, typer.Option(help="Modbus TCP device or gateway address")] = None,
-    port: Annotated[int, typer.Option(help="TCP port")] = 502,
+    host: Annotated[str | None, typer.Option(help="Modbus TCP device, or gateway address")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 502; 8899 for DL/T 645)")] = None,
     unit: Annotated[int, typer.Option(help="Modbus unit (slave) id")] = 1,
-    serial: Annotated[str | None, typer.Option(help="serial port for Modbus RTU, e.g. /dev/ttyUSB0")] = None,
-    baud: Annotated[int, typer.Option(help="RTU baud rate")] = 9600,
-    parity: Annotated[str, typer.Option(help="RTU parity: N, E or O")] = "N",
-    stop_bits: Annotated[int, typer.Option(help="RTU stop bits: 1 or 2")] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(help="DL/T 645 meter address, 12 digits; without it the one meter on the line is asked"),
+    ] = None,
+    serial: Annotated[str | None, typer.Option(help="serial port (RS-485), e.g. /dev/ttyUSB0")] = None,
+    baud: Annotated[int | None, typer.Option(help="baud rate (default 9600; 2400 for DL/T 645)")] = None,
+    parity: Annotated[str | None, typer.Option(help="parity N, E or O (default N; E for DL/T 645)")] = None,
+    stop_bits: Annotated[int, typer.Option(help="serial stop bits: 1 or 2")] = 1,
     rtu_over_tcp: Annotated[
         bool, typer.Option("--rtu-over-tcp", help="--host is a serial converter passing raw RTU frames")
     ] = False,
@@ -55,42 +60,77 @@ def read_cmd(
     retries: Annotated[int, typer.Option(help="extra attempts per read after a timeout")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: name → value")] = False,
 ) -> None:
-    """Read a device once and print its decoded values (commissioning a meter)."""
+    """Read a device once and print its decoded values (commissioning a meter).
+
+    Modbus: --host (TCP) or --serial (RTU) with --unit. DL/T 645 (a DL/T 645 profile): --host of a
+    transparent serial-over-TCP gateway or --serial, with --address; without --address the
+    meter's address is read first with the wildcard address (one meter on the line only).
+    """
     from pydantic import ValidationError
 
     from epcwatch.edge.poller import poll_device
-    from epcwatch.edge.site import RtuBus, RtuOverTcpBus, TcpBus
-    from epcwatch.edge.transport import PymodbusTransport
+    from epcwatch.edge.site import AnyBus, Dlt645SerialBus, Dlt645TcpBus, RtuBus, RtuOverTcpBus, TcpBus
+    from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
 
     if (host is None) == (serial is None):
-        raise _fail("give either --host (Modbus TCP) or --serial (Modbus RTU)", 2)
+        raise _fail("give either --host (TCP) or --serial (RS-485)", 2)
+    plan = _plan(profile)
+    is_dlt645 = plan.protocol == "dlt645"
+    if address is not None and not is_dlt645:
+        raise _fail(f"--address is for DL/T 645 meters; {plan.profile} is a Modbus profile (use --unit)", 2)
     try:
-        bus: TcpBus | RtuBus | RtuOverTcpBus
+        bus: AnyBus
         if serial is not None:
-            bus = RtuBus.model_validate(
-                {
-                    "type": "rtu",
-                    "id": "cli",
-                    "port": serial,
-                    "baud": baud,
-                    "parity": parity,
-                    "stop_bits": stop_bits,
-                }
-            )
+            line = {
+                "id": "cli",
+                "port": serial,
+                "baud": baud or (2400 if is_dlt645 else 9600),
+                "parity": parity or ("E" if is_dlt645 else "N"),
+                "stop_bits": stop_bits,
+            }
+            if is_dlt645:
+                bus = Dlt645SerialBus.model_validate({"type": "dlt645_serial", **line})
+            else:
+                bus = RtuBus.model_validate({"type": "rtu", **line})
+        elif is_dlt645:
+            bus = Dlt645TcpBus(type="dlt645_tcp", id="cli", host=str(host), port=port or 8899)
         elif rtu_over_tcp:
-            bus = RtuOverTcpBus(type="rtu_over_tcp", id="cli", host=str(host), port=port)
+            bus = RtuOverTcpBus(type="rtu_over_tcp", id="cli", host=str(host), port=port or 502)
         else:
-            bus = TcpBus(type="tcp", id="cli", host=str(host), port=port)
+            bus = TcpBus(type="tcp", id="cli", host=str(host), port=port or 502)
     except ValidationError as exc:
         raise _fail(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2
         ) from None
-    plan = _plan(profile)
+    target = unit
+    if address is not None:
+        from epcwatch.profiles import dlt645
+
+        try:
+            target = dlt645.address_number(address)
+        except dlt645.Dlt645Error as exc:
+            raise _fail(f"--address: {exc}", 2) from None
 
     async def main() -> Any:
-        transport = PymodbusTransport.for_bus(bus)
+        nonlocal target, address
+        transport: ModbusTransport
+        if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
+            from epcwatch.edge.dlt645_bus import Dlt645Transport
+            from epcwatch.profiles import dlt645
+
+            dlt = Dlt645Transport.for_bus(bus)
+            transport = dlt
+            if address is None:
+                try:
+                    address = await dlt.discover(timeout)
+                except EdgeError:
+                    await dlt.close()
+                    raise
+                target = dlt645.address_number(address)
+        else:
+            transport = PymodbusTransport.for_bus(bus)
         try:
-            return await poll_device(transport, plan, unit, timeout, retries)
+            return await poll_device(transport, plan, target, timeout, retries)
         finally:
             await transport.close()
 
@@ -104,9 +144,8 @@ def read_cmd(
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(
-            title=f"{plan.profile} unit {unit}: {outcome.quality}, {outcome.latency_s * 1000:.0f} ms"
-        )
+        who = f"meter {address}" if is_dlt645 else f"unit {unit}"
+        table = Table(title=f"{plan.profile} {who}: {outcome.quality}, {outcome.latency_s * 1000:.0f} ms")
         table.add_column("measurement")
         table.add_column("value", justify="right")
         table.add_column("unit")
@@ -114,6 +153,8 @@ def read_cmd(
             m = measurements.VOCABULARY.get(name)
             table.add_row(name, str(value), m.unit if m else "")
         Console().print(table)
+    if is_dlt645 and address is not None:
+        typer.secho(f"meter address {address}", err=True)
     if outcome.error:
         typer.secho(f"warning: {outcome.error}", fg="yellow", err=True)
     if not outcome.ok:
@@ -172,7 +213,7 @@ def run_cmd(
     except ConfigError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
-    except ValueError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc), 2) from None
     logs.redact(password)
     plans = {}
@@ -180,6 +221,12 @@ def run_cmd(
         if d.enabled:
             plans[d.id] = _plan(d.profile)
     if check:
+        from epcwatch.edge.agent import check_protocols
+
+        try:
+            check_protocols(cfg, plans)
+        except EdgeError as exc:
+            raise _fail(str(exc), 2) from None
         reads = sum(len(p.reads) for p in plans.values())
         typer.echo(
             f"{config}: site {cfg.site}, {len(plans)} devices, {len(cfg.buses)} buses, {reads} reads/cycle"
@@ -260,7 +307,9 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
         f"published {h['published']} readings"
     )
     table = Table()
-    for col in ("device", "online", "polls ok", "failed", "consecutive", "latency ms", "last error"):
+    cols = ("device", "online", "polls ok", "failed", "consecutive", "bad frames / error replies",
+            "latency ms", "last error")
+    for col in cols:
         table.add_column(col)
     for d in h["devices"]:
         table.add_row(
@@ -269,6 +318,7 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
             str(d["polls_ok"]),
             str(d["polls_failed"]),
             str(d["consecutive_failures"]),
+            f"{d.get('frame_errors', 0)} / {d.get('error_replies', 0)}",
             "" if d.get("last_latency_ms") is None else f"{d['last_latency_ms']:.1f}",
             d.get("last_error") or "",
         )

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import math
 
+from epcwatch.backoff import backoff_delay
+
+__all__ = ["backoff_delay", "next_due", "next_slot"]
+
 
 def next_slot(now: float, interval: float) -> float:
     """The first grid point ``k · interval`` strictly after ``now``."""
@@ -23,14 +27,6 @@ def next_slot(now: float, interval: float) -> float:
         k += 1
         slot = k * interval
     return slot
-
-
-def backoff_delay(consecutive_failures: int, base: float, cap: float) -> float:
-    """``base · 2^(n-1)`` capped at ``cap``; 0 while the device is healthy (n = 0)."""
-    if consecutive_failures <= 0:
-        return 0.0
-    exponent = min(consecutive_failures - 1, 62)  # 2**62 · base overflows nothing and exceeds any cap
-    return float(min(cap, base * (2.0**exponent)))
 
 
 def next_due(now: float, interval: float, consecutive_failures: int = 0, backoff_cap: float = 300.0) -> float:

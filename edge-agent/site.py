@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from epcwatch.config import ConfigError, load_yaml_model, read_secret
+from epcwatch.config import ConfigError, load_yaml_model
+from epcwatch.mqtt import MqttConnection, MqttError, MqttTls
+from epcwatch.profiles import dlt645
 from epcwatch.wire import Category, Id, TagValue
 
 #: Modbus RTU unit ids a serial bus can address (0 is broadcast, which never answers a read)
@@ -70,7 +72,44 @@ class RtuOverTcpBus(_Model):
         return self.inter_frame_gap_ms / 1000.0
 
 
-Bus = Annotated[TcpBus | RtuBus | RtuOverTcpBus, Field(discriminator="type")]
+class Dlt645SerialBus(_Model):
+    """DL/T 645 meters on a local RS-485 line: one request at a time, a gap between frames.
+    The standard's default line is 2400 baud, 8 data bits, even parity, 1 stop bit."""
+
+    type: Literal["dlt645_serial"]
+    id: Id
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…")
+    baud: int = Field(default=2400, ge=300, le=921_600)
+    parity: Literal["N", "E", "O"] = "E"
+    stop_bits: Literal[1, 2] = 1
+    byte_size: Literal[7, 8] = 8
+    inter_frame_gap_ms: float = Field(default=20.0, ge=0, le=1000, description="silence between frames")
+    preamble: int = Field(default=4, ge=0, le=4, description="FE bytes sent before each request")
+
+    def gap_s(self) -> float:
+        return self.inter_frame_gap_ms / 1000.0
+
+
+class Dlt645TcpBus(_Model):
+    """DL/T 645 meters behind a transparent serial-to-Ethernet gateway (raw frames over TCP): the
+    RS-485 line behind it is still one request at a time."""
+
+    type: Literal["dlt645_tcp"]
+    id: Id
+    host: str
+    port: int = Field(default=8899, ge=1, le=65535)
+    inter_frame_gap_ms: float = Field(default=20.0, ge=0, le=1000)
+    preamble: int = Field(default=4, ge=0, le=4)
+
+    def gap_s(self) -> float:
+        return self.inter_frame_gap_ms / 1000.0
+
+
+ModbusBus = TcpBus | RtuBus | RtuOverTcpBus
+Dlt645Bus = Dlt645SerialBus | Dlt645TcpBus
+AnyBus = ModbusBus | Dlt645Bus
+Bus = Annotated[AnyBus, Field(discriminator="type")]
+DLT645_BUS_TYPES = (Dlt645SerialBus, Dlt645TcpBus)
 
 
 def rtu_gap_s(
@@ -96,7 +135,10 @@ class DeviceTagsConfig(_Model):
 class DeviceConfig(_Model):
     id: Id
     bus: Id
-    unit: int = Field(ge=0, le=255, description="Modbus unit (slave) id")
+    unit: int | None = Field(default=None, ge=0, le=255, description="Modbus unit (slave) id")
+    address: str | None = Field(
+        default=None, description="DL/T 645 meter address: the 12 digits on its nameplate (通信地址)"
+    )
     profile: str = Field(min_length=1, description="profile id (e.g. eastron-sdm630) or path to a YAML")
     tags: DeviceTagsConfig = DeviceTagsConfig()
     poll_interval_s: float = Field(default=60.0, ge=0.1, le=86_400)
@@ -112,57 +154,51 @@ class DeviceConfig(_Model):
     )
     enabled: bool = True
 
-
-class TlsConfig(_Model):
-    ca_file: Path | None = Field(default=None, description="CA bundle; system CAs when absent")
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = Field(default=False, description="skip host name verification (testing only)")
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise ValueError("write the address as a quoted string of 12 digits (leading zeros count)")
+        if isinstance(v, str):
+            try:
+                dlt645.address_number(v)
+            except dlt645.AddressError as exc:
+                raise ValueError(f"{exc}; wildcards are for discovery, not for a configured meter") from None
+            return dlt645.check_address(v)
+        return v
 
     @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
+    def _one_target(self) -> DeviceConfig:
+        if (self.unit is None) == (self.address is None):
+            raise ValueError("give unit (Modbus) or address (DL/T 645), not both")
         return self
 
+    def target(self) -> int:
+        """What the bus addresses: the Modbus unit id, or the DL/T 645 address as a number."""
+        if self.unit is not None:
+            return self.unit
+        assert self.address is not None
+        return dlt645.address_number(self.address)
 
-class MqttConfig(_Model):
+
+#: TLS settings of the uplink (the project's one MQTT model, :mod:`epcwatch.mqtt`)
+TlsConfig = MqttTls
+
+
+class MqttConfig(MqttConnection):
+    """The uplink: the shared connection keys (:mod:`epcwatch.mqtt`) plus the edge's own."""
+
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535, description="default 1883, or 8883 with TLS")
-    protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = Field(
-        default=None, max_length=128, description="default epcwatch-edge-{site}; must be stable"
+        default=None, min_length=1, max_length=128, description="default epcwatch-edge-{site}; must be stable"
     )
-    username: str | None = None
-    password_env: str | None = Field(default=None, description="environment variable holding the password")
-    password_file: Path | None = Field(default=None, description="file holding the password")
-    tls: TlsConfig | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
     session_expiry_s: int = Field(
         default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
     )
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
-    reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
-
-    @model_validator(mode="after")
-    def _secret_source(self) -> MqttConfig:
-        if self.password_env is not None and self.password_file is not None:
-            raise ValueError("give password_env or password_file, not both")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        return self
-
-    def effective_port(self) -> int:
-        return self.port if self.port is not None else (8883 if self.tls is not None else 1883)
-
-    def password(self) -> str | None:
-        """Resolve the password from its environment variable or file (never inline in YAML)."""
-        return read_secret(
-            env=self.password_env, file=str(self.password_file) if self.password_file else None
-        )
 
 
 class OutboxConfig(_Model):
@@ -208,12 +244,20 @@ class SiteConfig(_Model):
             bus = buses.get(d.bus)
             if bus is None:
                 raise ValueError(f"device {d.id}: unknown bus {d.bus!r} (buses: {', '.join(bus_ids)})")
-            if not isinstance(bus, TcpBus) and d.unit not in RTU_UNITS:
-                raise ValueError(f"device {d.id}: unit {d.unit} on serial bus {bus.id} must be 1..247")
-            other = seen.get((d.bus, d.unit))
+            if isinstance(bus, DLT645_BUS_TYPES):
+                if d.address is None:
+                    raise ValueError(f"device {d.id}: DL/T 645 bus {bus.id} needs the meter's address")
+                what = f"address {d.address}"
+            else:
+                if d.unit is None:
+                    raise ValueError(f"device {d.id}: Modbus bus {bus.id} needs a unit id")
+                if not isinstance(bus, TcpBus) and d.unit not in RTU_UNITS:
+                    raise ValueError(f"device {d.id}: unit {d.unit} on serial bus {bus.id} must be 1..247")
+                what = f"unit {d.unit}"
+            other = seen.get((d.bus, d.target()))
             if other is not None:
-                raise ValueError(f"devices {other} and {d.id} share unit {d.unit} on bus {d.bus}")
-            seen[(d.bus, d.unit)] = d.id
+                raise ValueError(f"devices {other} and {d.id} share {what} on bus {d.bus}")
+            seen[(d.bus, d.target())] = d.id
         return self
 
     def agent_name(self) -> str:
@@ -222,7 +266,7 @@ class SiteConfig(_Model):
     def client_id(self) -> str:
         return self.mqtt.client_id or f"epcwatch-edge-{self.site}"
 
-    def bus(self, bus_id: str) -> TcpBus | RtuBus | RtuOverTcpBus:
+    def bus(self, bus_id: str) -> AnyBus:
         return next(b for b in self.buses if b.id == bus_id)
 
     def status_file(self) -> Path:
@@ -243,16 +287,7 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
     """
     cfg = load_yaml_model(path, SiteConfig)
     base = Path(path).resolve().parent
-    tls = cfg.mqtt.tls
-    if tls is not None:
-        tls = tls.model_copy(
-            update={
-                "ca_file": _resolve(base, tls.ca_file),
-                "cert_file": _resolve(base, tls.cert_file),
-                "key_file": _resolve(base, tls.key_file),
-            }
-        )
-    mqtt = cfg.mqtt.model_copy(update={"tls": tls, "password_file": _resolve(base, cfg.mqtt.password_file)})
+    mqtt = cfg.mqtt.relative_to(base)
     outbox = cfg.outbox.model_copy(update={"path": _resolve(base, cfg.outbox.path)})
     health = cfg.health.model_copy(update={"status_file": _resolve(base, cfg.health.status_file)})
     return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health})
@@ -261,6 +296,6 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
 def resolve_password(cfg: SiteConfig, path: str | os.PathLike[str]) -> str | None:
     """The MQTT password, or a :class:`ConfigError` naming the variable or file (never its content)."""
     try:
-        return cfg.mqtt.password()
-    except ValueError as exc:
-        raise ConfigError(path, [f" mqtt.password: {exc}"]) from None
+        return cfg.mqtt.resolve_password()
+    except MqttError as exc:
+        raise ConfigError(path, [f" {exc}"]) from None

@@ -15,6 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from epcwatch import measurements
+from epcwatch.profiles import dlt645
+from epcwatch.profiles.dlt645_profile import (
+    Dlt645Profile,
+    is_dlt645_profile,
+    list_dlt645_profiles,
+    load_dlt645_file,
+    load_dlt645_profile,
+)
 from epcwatch.profiles.model import (
     ForbiddenRange,
     PointSpec,
@@ -40,7 +48,7 @@ def _out() -> Console:
 
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, fg="red", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 def _load(ref: str) -> Profile:
@@ -82,11 +90,26 @@ def list_cmd() -> None:
     for p in profiles:
         table.add_row(p.id, p.kind, p.vendor, p.model, str(len(p.points)))
     _out().print(table)
+    try:
+        dlt = list_dlt645_profiles()
+    except ProfileError as exc:
+        raise _fail(f"error: a shipped profile is invalid: {exc}") from None
+    table = Table("id", "kind", "vendor", "model", "edition", "points", title=f"{len(dlt)} DL/T 645 profiles")
+    for d in dlt:
+        table.add_row(d.id, d.kind, d.vendor, d.model, d.version, str(len(d.points)))
+    _out().print(table)
 
 
 @profiles_app.command("show")
 def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
-    """Show a profile: its device, quirks, poll groups and every point with its register layout."""
+    """Show a profile: its device, quirks, poll groups and every point with its register layout
+    (DL/T 645: its data identifier and BCD format)."""
+    if is_dlt645_profile(profile):
+        try:
+            _show_dlt645(load_dlt645_profile(profile))
+        except ProfileError as exc:
+            raise _fail(f"error: {exc}") from None
+        return
     p = _load(profile)
     out = _out()
     out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind})")
@@ -107,6 +130,25 @@ def show_cmd(profile: Annotated[str, typer.Argument(help=_REF_HELP)]) -> None:
         table.add_row(
             pt.name, unit, f"{pt.function} (FC{_FC[pt.function]})", f"{pt.address} (0x{pt.address:04X})",
             pt.type, _layout(pt), pt.group,
+        )
+    out.print(table)
+
+
+def _show_dlt645(p: Dlt645Profile) -> None:
+    out = _out()
+    out.print(f"[bold]{p.id}[/bold]  {p.vendor} {p.model}  (kind {p.kind}, DL/T 645-{p.version})")
+    out.print(f"source: {p.source}")
+    if p.description:
+        out.print(p.description)
+    out.print("poll groups: " + ", ".join(f"{g} every {pg.interval:g} s" for g, pg in p.poll_groups.items()))
+    table = Table("point", "unit", "DI", "format", "bytes", "scale", "group", "description")
+    for pt in p.points:
+        m = measurements.VOCABULARY[pt.name]
+        fmt = pt.format + (" ±" if pt.signed else "")
+        scale = "" if pt.scale == 1.0 else f"×{pt.scale:g}"
+        table.add_row(
+            pt.name, m.unit, dlt645.di_text(pt.di, p.version), fmt, str(pt.bcd.size), scale, pt.group,
+            pt.description or "",
         )
     out.print(table)
 
@@ -134,6 +176,10 @@ def validate_cmd(
     bad = 0
     for f in files:
         try:
+            if is_dlt645_profile(f):
+                dprof = load_dlt645_file(f)
+                typer.echo(f"ok  {f}  ({len(dprof.points)} points, {len(dprof.points)} reads, DL/T 645)")
+                continue
             prof = load_profile_file(f)
             plans = plan_profile(prof)
         except ProfileError as exc:
@@ -159,7 +205,13 @@ def plan_cmd(
         ),
     ] = None,
 ) -> None:
-    """Print the Modbus reads the edge agent would issue for a profile, per poll group."""
+    """Print the reads the edge agent would issue for a profile, per poll group."""
+    if is_dlt645_profile(profile):
+        try:
+            _plan_dlt645(load_dlt645_profile(profile))
+        except ProfileError as exc:
+            raise _fail(f"error: {exc}") from None
+        return
     p = _load(profile)
     try:
         plans = plan_profile(p, max_gap)
@@ -178,6 +230,22 @@ def plan_cmd(
                 str(_FC[r.function]), r.function,
                 f"{r.address}..{last} (0x{r.address:04X}..0x{last:04X})", str(r.count), ", ".join(r.points),
             )
+        out.print(table)
+
+
+def _plan_dlt645(p: Dlt645Profile) -> None:
+    """One read request per data identifier (DL/T 645 has no register ranges to merge)."""
+    out = _out()
+    control = dlt645.READ_DATA[p.version]
+    out.print(f"{p.id}: DL/T 645-{p.version}, control code {control:02X}, one request per data identifier")
+    for group, pg in p.poll_groups.items():
+        pts = [pt for pt in p.points if pt.group == group]
+        if not pts:
+            continue
+        title = f"group {group} (every {pg.interval:g} s): {len(pts)} reads"
+        table = Table("DI", "bytes", "point", title=title)
+        for pt in pts:
+            table.add_row(dlt645.di_text(pt.di, p.version), str(pt.bcd.size), pt.name)
         out.print(table)
 
 

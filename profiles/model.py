@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from epcwatch import measurements
 from epcwatch.config import ConfigError, load_yaml_model
 from epcwatch.measurements import FieldType
+from epcwatch.profiles.errors import ProfilesError
 from epcwatch.wire import DeviceKind
 
 Function = Literal["coil", "discrete", "holding", "input"]
@@ -293,6 +294,9 @@ class Profile(_Frozen):
     """A device model's register map (one YAML file; ``id`` is the file stem)."""
 
     id: Annotated[str, Field(pattern=_ID_RE.pattern, max_length=64)]
+    protocol: Literal["modbus"] = Field(
+        default="modbus", description="DL/T 645 meters are Dlt645Profile (epcwatch.profiles.dlt645_profile)"
+    )
     vendor: str = Field(min_length=1)
     model: str = Field(min_length=1)
     kind: DeviceKind
@@ -391,7 +395,7 @@ def point_spans(p: PointSpec) -> list[tuple[Function, int, int]]:
     return spans
 
 
-class ProfileError(ConfigError):
+class ProfileError(ConfigError, ProfilesError):
     """A profile that cannot be used; ``str()`` names the file, line and field."""
 
 

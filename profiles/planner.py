@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from epcwatch.profiles.errors import ProfilesError
 from epcwatch.profiles.model import Function, PointSpec, Profile, Quirks, point_spans
 
 #: unrequested registers a read may bridge between two needed ones when neither the caller nor
@@ -41,7 +42,7 @@ DEFAULT_MAX_GAP: Final = 16
 FUNCTION_ORDER: Final[tuple[Function, ...]] = ("coil", "discrete", "holding", "input")
 
 
-class PlanError(ValueError):
+class PlanError(ProfilesError, ValueError):
     """Points that cannot be read under the device's quirks."""
 
 

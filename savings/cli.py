@@ -9,16 +9,15 @@ from typing import Annotated
 
 import typer
 
-from epcwatch.config import ConfigError
-from epcwatch.devservices.services import ServiceError
+from epcwatch.errors import EpcwatchError
 from epcwatch.logs import fields
-from epcwatch.savings.errors import SavingsError
-from epcwatch.savings.models import ModelError
 from epcwatch.savings.sufficiency import InsufficientDataError
 
 log = logging.getLogger("epcwatch.savings")
 
-USER_ERRORS = (SavingsError, ModelError, InsufficientDataError, ConfigError, ServiceError, ValueError)
+#: what a command reports as one line (exit 2): the project's own errors (SavingsError,
+#: ModelError, InsufficientDataError, ConfigError, …); anything else is a bug with a traceback
+USER_ERRORS = (EpcwatchError,)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -27,6 +26,15 @@ def _fail(exc: Exception) -> typer.Exit:
         msg = f"baseline disqualified: {exc} (use --allow-insufficient to override)"
     typer.secho(f"error: {msg}", fg="red", err=True)
     return typer.Exit(2)
+
+
+def _period(text: str, option: str):  # type: ignore[no-untyped-def]
+    from epcwatch.savings.engine import Period
+
+    try:
+        return Period.parse(text)
+    except ValueError as exc:  # the user's text: a usage error, not a bug
+        raise _fail(ValueError(f"{option}: {exc}")) from None
 
 
 def _day_type(value: str) -> bool | None:
@@ -65,13 +73,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit a baseline on the baseline period and compute savings over the reporting period."""
         from epcwatch.savings.csvfit import fit_csv
-        from epcwatch.savings.engine import Period
 
         try:
             outcome = fit_csv(
                 data,
-                Period.parse(baseline),
-                Period.parse(reporting),
+                _period(baseline, "--baseline"),
+                _period(reporting, "--reporting"),
                 model=model.lower(),
                 temp_unit=temp_unit,
                 day_type=_day_type(day_type),

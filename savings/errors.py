@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from epcwatch.errors import EpcwatchError
 
-class SavingsError(Exception):
+
+class SavingsError(EpcwatchError):
     """Base of everything the M&V engine refuses; ``str()`` is ready to show to a user."""
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from epcwatch.savings.errors import SavingsError
+
 Array = NDArray[np.float64]
 
 #: every model type the engine knows; ``auto`` chooses among the first seven
@@ -32,7 +34,7 @@ class Frequency(StrEnum):
     MONTHLY = "monthly"
 
 
-class ModelError(ValueError):
+class ModelError(SavingsError, ValueError):
     """A model that cannot be fitted or used on the data given."""
 
 

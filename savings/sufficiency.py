@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from epcwatch.savings.errors import SavingsError
+
 MIN_BASELINE_DAYS = 365
 MIN_VALID_SHARE = 0.90
 
@@ -36,7 +38,7 @@ class DataWarning:
         return asdict(self)
 
 
-class InsufficientDataError(ValueError):
+class InsufficientDataError(SavingsError, ValueError):
     """A disqualified baseline used without an override."""
 
     def __init__(self, warnings: list[DataWarning]) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from epcwatch.clock import AcceleratedClock, build_clock
+from epcwatch.errors import EpcwatchError
 
 sim_app = typer.Typer(
     help="Simulated office complex: serve its devices over Modbus, export its truth, publish history.",
@@ -106,8 +107,11 @@ def site_yaml(
     poll_interval_s: float,
     outbox: str,
     rtu_port: str | None = None,
+    dlt645: list[dict[str, Any]] | None = None,
+    dlt645_port: int | None = None,
 ) -> str:
-    """An edge ``site.yaml`` polling exactly what ``sim serve`` serves."""
+    """An edge ``site.yaml`` polling exactly what ``sim serve`` serves (``dlt645``: the meters
+    served on the DL/T 645 gateway at ``dlt645_port``, as ``{device, address, profile}``)."""
     import yaml
 
     from epcwatch.sim.spec import demo_complex
@@ -119,30 +123,48 @@ def site_yaml(
         if rtu_port
         else {"type": "tcp", "id": "sim", "host": host, "port": port, "max_concurrency": 4}
     )
-    devices = []
-    for s in served:
-        d = by_id.get(s["source"])
+    def tags_of(device_id: str) -> dict[str, str]:
+        d = by_id.get(device_id)
         tags: dict[str, str] = {}
         if d is not None:
             for k in ("building", "floor", "category", "tenant"):
                 v = getattr(d, k)
                 if v is not None:
                     tags[k] = v
-        devices.append(
+        return tags
+
+    devices = [
+        {
+            "id": s["device"],
+            "bus": "sim",
+            "unit": s["unit"],
+            "profile": s["profile"],
+            "tags": tags_of(s["source"]),
+            "poll_interval_s": poll_interval_s,
+            "timeout_s": 2.0,
+        }
+        for s in served
+    ]
+    buses = [bus]
+    if dlt645:
+        buses.append({"type": "dlt645_tcp", "id": "sim645", "host": host, "port": dlt645_port,
+                      "inter_frame_gap_ms": 0})
+        devices += [
             {
-                "id": s["device"],
-                "bus": "sim",
-                "unit": s["unit"],
-                "profile": s["profile"],
-                "tags": tags,
+                "id": m["device"],
+                "bus": "sim645",
+                "address": m["address"],
+                "profile": m["profile"],
+                "tags": tags_of(m["device"]),
                 "poll_interval_s": poll_interval_s,
                 "timeout_s": 2.0,
             }
-        )
+            for m in dlt645
+        ]
     doc = {
         "site": site,
         "agent": "sim-edge",
-        "buses": [bus],
+        "buses": buses,
         "devices": devices,
         "mqtt": {"host": mqtt_host, "port": mqtt_port, "protocol": "5", "client_id": f"epcwatch-edge-{site}"},
         "outbox": {"path": outbox},
@@ -183,9 +205,18 @@ def serve_cmd(
     mqtt_host: Annotated[str, typer.Option(help="broker for the written site.yaml")] = "127.0.0.1",
     mqtt_port: Annotated[int, typer.Option(help="broker port for the written site.yaml")] = 11883,
     poll_interval: Annotated[float, typer.Option(help="poll interval (simulated s) in the site.yaml")] = 60.0,
+    dlt645_port: Annotated[
+        int | None,
+        typer.Option(help="serve one building's tenant sub-meters as DL/T 645 meters on this TCP port"),
+    ] = None,
+    dlt645_building: Annotated[str, typer.Option(help="the building of --dlt645-port")] = "b2",
+    dlt645_profile: Annotated[
+        str, typer.Option(help="DL/T 645 profile of those meters")
+    ] = "chint-dtsu666-dlt645",
     seed: Seed = 0,
 ) -> None:
-    """Serve the complex's devices over Modbus with values from the model at the simulated time."""
+    """Serve the complex's devices over Modbus with values from the model at the simulated time
+    (with --dlt645-port, one building's tenant sub-meters over DL/T 645 instead)."""
     import dataclasses
 
     from epcwatch.sim.ledger import Counters
@@ -195,7 +226,7 @@ def serve_cmd(
 
     try:
         clock = build_clock(sim_start, speed, anchor)
-    except ValueError as exc:
+    except EpcwatchError as exc:
         raise _fail(str(exc)) from None
     spec = demo_complex(seed)
     now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
@@ -219,6 +250,14 @@ def serve_cmd(
                     chosen.append(model.device(name))
                 except KeyError:
                     raise _fail(f"no device {name!r}; see 'epcwatch sim devices'") from None
+    dlt_devices: list[Device] = []
+    if dlt645_port is not None:
+        if chosen is not None:
+            raise _fail("--dlt645-port serves a building's tenant meters; it does not combine with --device")
+        dlt_devices = [d for d in model.devices if d.role == "tenant" and d.building == dlt645_building]
+        if not dlt_devices:
+            raise _fail(f"building {dlt645_building!r} has no tenant meters; see 'epcwatch sim devices'")
+        chosen = [d for d in model.devices if d not in dlt_devices]
     served = served_devices(model, chosen, first_unit=unit)
     log_file = served_log.open("a") if served_log else None
     images = SiteImages(
@@ -232,6 +271,28 @@ def serve_cmd(
     )
     images.values(served[0].unit)  # integrate the counters up to now before answering anyone
     context = ImageContext(images)
+    dlt_slave = None
+    dlt_served: list[dict[str, Any]] = []
+    if dlt_devices:
+        from epcwatch.profiles.dlt645 import address_text
+        from epcwatch.profiles.dlt645_profile import load_dlt645_profile
+        from epcwatch.profiles.model import ProfileError
+        from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues
+
+        try:
+            dprof = load_dlt645_profile(dlt645_profile)
+        except ProfileError as exc:
+            raise _fail(str(exc)) from None
+        dvalues = ModelValues(model, images.counters, dlt_devices, clock, images.update_s)
+        meters = [
+            Dlt645Meter(address_text(i + 1), dprof, dvalues.source(d.id, dprof))
+            for i, d in enumerate(dlt_devices)
+        ]
+        dlt_slave = Dlt645Slave(meters)
+        dlt_served = [
+            {"device": d.id, "address": m.address, "profile": dprof.id}
+            for d, m in zip(dlt_devices, meters, strict=True)
+        ]
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
     socat: subprocess.Popen[bytes] | None = None
     edge_port: str | None = None
@@ -261,6 +322,8 @@ def serve_cmd(
                 poll_interval_s=poll_interval,
                 outbox=str(site_config.parent / "outbox.sqlite"),
                 rtu_port=edge_port,
+                dlt645=dlt_served,
+                dlt645_port=dlt645_port,
             )
         )
 
@@ -269,6 +332,10 @@ def serve_cmd(
         typer.echo(f"serving {len(served)} device(s), {where}")
         for s in describe(images):
             typer.echo(f"  unit {s['unit']:3d}  {s['device']:16s} {s['profile']}")
+        if dlt_served:
+            typer.echo(f"and {len(dlt_served)} DL/T 645 meter(s) on a gateway at {host}:{dlt645_port}")
+            for m in dlt_served:
+                typer.echo(f"  address {m['address']}  {m['device']:16s} {m['profile']}")
         if isinstance(clock, AcceleratedClock):
             typer.echo(f"clock: --sim-start {sim_start} --speed {clock.speed:g} --anchor {clock.anchor:.3f}")
         sys.stdout.flush()
@@ -278,7 +345,16 @@ def serve_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_servers(make_servers(), stop, ready)
+        dlt_server = None
+        if dlt_slave is not None:
+            from epcwatch.sim.dlt645 import serve_tcp
+
+            dlt_server = await serve_tcp(dlt_slave, host, int(dlt645_port or 0))
+        try:
+            await run_servers(make_servers(), stop, ready)
+        finally:
+            if dlt_server is not None:
+                dlt_server.close()
 
     try:
         asyncio.run(main())
@@ -289,6 +365,102 @@ def serve_cmd(
                 socat.wait(5)
         if log_file is not None:
             log_file.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@sim_app.command("serve-dlt645")
+def serve_dlt645_cmd(
+    *,
+    port: Annotated[int, typer.Option(help="TCP port of the simulated transparent gateway")] = 8899,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
+    pty: Annotated[
+        bool, typer.Option(help="serve on a socat pseudo-terminal pair (an RS-485 line) instead of TCP")
+    ] = False,
+    baud: Annotated[int, typer.Option(help="serial baud rate (with --pty)")] = 2400,
+    device: Annotated[
+        list[str] | None, typer.Option(help="serve this device (repeatable) [every tenant sub-meter]")
+    ] = None,
+    profile: Annotated[str, typer.Option(help="DL/T 645 profile every served meter speaks")] = (
+        "chint-dtsu666-dlt645"
+    ),
+    first_address: Annotated[int, typer.Option(help="address of the first meter (then +1 each)")] = 1,
+    sim_start: SimStart = None,
+    speed: Speed = 1.0,
+    anchor: Anchor = None,
+    update_s: Annotated[float, typer.Option(help="simulated seconds between value refreshes")] = 60.0,
+    seed: Seed = 0,
+) -> None:
+    """Serve the complex's meters as DL/T 645 meters (a transparent gateway on TCP, or a pty line)."""
+    import dataclasses
+
+    from epcwatch.profiles.dlt645 import address_text
+    from epcwatch.profiles.dlt645_profile import load_dlt645_profile
+    from epcwatch.profiles.model import ProfileError
+    from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues, serve_serial, serve_tcp
+    from epcwatch.sim.ledger import Counters
+    from epcwatch.sim.model import ComplexModel
+    from epcwatch.sim.spec import demo_complex
+
+    try:
+        clock = build_clock(sim_start, speed, anchor)
+        prof = load_dlt645_profile(profile)
+    except (ValueError, ProfileError) as exc:
+        raise _fail(str(exc)) from None
+    spec = demo_complex(seed)
+    now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+    if now.date() < spec.counter_origin or (now.date() - spec.counter_origin).days > 800:
+        spec = dataclasses.replace(spec, counter_origin=now.date() - dt.timedelta(days=1))
+    model = ComplexModel(spec)
+    try:
+        chosen = (
+            [model.device(d) for d in device]
+            if device
+            else [d for d in model.devices if d.role == "tenant"]
+        )
+    except KeyError as exc:
+        raise _fail(f"no device {exc}; see 'epcwatch sim devices'") from None
+    values = ModelValues(model, Counters(model), chosen, clock, update_s)
+    values.at_instant()  # integrate the counters up to now before answering anyone
+    meters = [
+        Dlt645Meter(address_text(first_address + i), prof, values.source(d.id, prof))
+        for i, d in enumerate(chosen)
+    ]
+    slave = Dlt645Slave(meters)
+    tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
+    socat: subprocess.Popen[bytes] | None = None
+    edge_pty: Path | None = None
+    sim_pty: Path | None = None
+    if pty:
+        socat, sim_pty, edge_pty = _pty_pair(tmp)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if sim_pty is not None:
+            close = await serve_serial(slave, str(sim_pty), baud)
+            where = f"DL/T 645 on {edge_pty} ({baud} baud, 8E1)"
+        else:
+            server = await serve_tcp(slave, host, port)
+            close = server.close
+            where = f"DL/T 645 gateway on {host}:{port}"
+        typer.echo(f"serving {len(meters)} meter(s) ({prof.id}), {where}")
+        for m, d in zip(meters, chosen, strict=True):
+            typer.echo(f"  address {m.address}  {d.id}")
+        sys.stdout.flush()
+        try:
+            await stop.wait()
+        finally:
+            close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        if socat is not None:
+            socat.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                socat.wait(5)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -380,7 +552,7 @@ def history_cmd(
                 on_batch=step,
             )
         except PublishError as exc:
-            raise _fail(str(exc), 1) from None
+            raise _fail(str(exc)) from None
     typer.echo(f"published {readings} readings in {msgs} messages to {mqtt_host}:{mqtt_port}")
 
 

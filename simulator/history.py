@@ -23,6 +23,7 @@ import orjson
 
 from epcwatch import topics
 from epcwatch.measurements import VOCABULARY, FieldType, Kind
+from epcwatch.sim.errors import SimError
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
 from epcwatch.sim.spec import Device
@@ -153,7 +154,7 @@ def history_batches(
                 yield Batch(topic, orjson.dumps(doc), len(readings), d.id)
 
 
-class PublishError(RuntimeError):
+class PublishError(SimError):
     """The broker could not be reached or did not acknowledge the history."""
 
 

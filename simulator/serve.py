@@ -2,7 +2,7 @@
 register map holding the model's values at the simulated time.
 
 The I/O edge of the simulator. :class:`SiteImages` turns the model into register images (via
-``epcwatch.profiles.codec.register_image``) once per *served instant* ``floor(now / update_s) x
+``epcwatch.profiles.encode.register_image``) once per *served instant* ``floor(now / update_s) x
 update_s`` of the injected clock: like a real meter refreshing its registers, every read between
 two updates sees the same values, and the served counters are the exact integrals at that
 instant. :class:`ImageContext` answers Modbus reads from those images, honouring the profile's
@@ -30,7 +30,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from epcwatch import logs
 from epcwatch.clock import Clock
-from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import Profile, load_profile
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel

@@ -23,9 +23,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from epcwatch.wire import DeviceKind
+
+__all__ = ["DeviceKind"]
+
 Use = Literal["office", "service_hall", "archive_dc"]
 Measure = Literal["led_lighting", "chiller_replacement", "ahu_schedule"]
-DeviceKind = Literal["meter", "hvac", "lighting", "sensor"]
 Category = Literal["A", "B", "C", "D"]
 
 MEASURES: Final[tuple[Measure, ...]] = ("led_lighting", "chiller_replacement", "ahu_schedule")

@@ -45,11 +45,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +62,7 @@ EPCWATCH = str(ROOT / ".venv" / "bin" / "epcwatch")
 
 from epcwatch.broker import acl as mqtt_acl
 from epcwatch.broker import credentials, lab_ca
+from epcwatch.devservices.process import ChildProcess
 from epcwatch.devservices.services import (
     Influxd,
     SecureMosquitto,
@@ -94,48 +93,6 @@ def log(msg: str) -> None:
 # processes
 # --------------------------------------------------------------------------------------------
 @dataclass
-class Proc:
-    """An epcwatch command run as a child in its own session, killed and restarted by PID."""
-
-    name: str
-    argv: list[str]
-    log_file: Path
-    env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        if self.alive():
-            return
-        with open(self.log_file, "ab") as out:
-            out.write(f"\n--- start {self.starts + 1} at {time.strftime('%H:%M:%S')}\n".encode())
-            out.flush()
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **self.env},
-            )
-        self.starts += 1
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.popen.pid, sig)
-        try:
-            self.popen.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-
-@dataclass
 class Component:
     """Something the chaos schedule can take down and bring back."""
 
@@ -158,8 +115,8 @@ class Pipeline:
     broker: SecureMosquitto | None = None
     influx: Influxd | None = None
     modbus: dict[str, RecordingDevice] = field(default_factory=dict)
-    edges: dict[str, Proc] = field(default_factory=dict)
-    collectors: list[Proc] = field(default_factory=list)
+    edges: dict[str, ChildProcess] = field(default_factory=dict)
+    collectors: list[ChildProcess] = field(default_factory=list)
 
     def setup(self) -> None:
         w = self.work
@@ -195,20 +152,22 @@ class Pipeline:
             sdir.mkdir(parents=True, exist_ok=True)
             (sdir / "site.yaml").write_text(self.site_yaml(site, dev.port, pki.ca_cert, secrets / site))
             self.install_produced_log(sdir / "outbox.sqlite")
-            self.edges[site] = Proc(
+            self.edges[site] = ChildProcess(
                 f"edge-{site}",
                 [EPCWATCH, "--log-json", "edge", "run", "--config", str(sdir / "site.yaml")],
                 sdir / "edge.log",
+                mark_starts=True,
             )
         for name in ("collector-1", "collector-2"):
             cdir = w / name
             cdir.mkdir(parents=True, exist_ok=True)
             (cdir / "collector.yaml").write_text(self.collector_yaml(name, pki.ca_cert, secrets / name))
             self.collectors.append(
-                Proc(
+                ChildProcess(
                     name,
                     [EPCWATCH, "--log-json", "collector", "run", "--config", str(cdir / "collector.yaml")],
                     cdir / "collector.log",
+                    mark_starts=True,
                 )
             )
         for p in (*self.collectors, *self.edges.values()):
@@ -231,7 +190,7 @@ mqtt:
   host: 127.0.0.1
   port: {self.broker.port}
   username: {site}
-  password_file: {secret}
+  password: {{file: {secret}}}
   tls: {{ca_file: {ca}}}
   reconnect_min_s: 1
   reconnect_max_s: 2
@@ -307,7 +266,7 @@ rollup:
             self.influx.start()
         for p in (*self.collectors, *self.edges.values()):
             if not p.alive():
-                log(f"{p.name} was not running (exit {p.popen.returncode if p.popen else '-'}); restarting")
+                log(f"{p.name} was not running (exit {p.returncode if p.popen else '-'}); restarting")
                 p.start()
 
     def teardown(self) -> None:

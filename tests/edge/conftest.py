@@ -55,7 +55,7 @@ def step_clock() -> Iterator[StepClock]:
 
 
 
-#: image layout of ``epcwatch.profiles.codec.register_image``: table name → {address: value}
+#: image layout of ``epcwatch.profiles.encode.register_image``: table name → {address: value}
 Image = Mapping[str, Mapping[int, int | bool]]
 TABLES = ("coil", "discrete", "holding", "input")
 
@@ -190,6 +190,81 @@ def modbus_peer() -> Iterator[Callable[..., ModbusPeer]]:
 
     def make(images: Mapping[int, Image], **kw: Any) -> ModbusPeer:
         peer = ModbusPeer(images, **kw).start()
+        peers.append(peer)
+        return peer
+
+    yield make
+    for p in peers:
+        p.stop()
+
+
+class Dlt645Peer:
+    """A simulated DL/T 645 line (``epcwatch.sim.dlt645.Dlt645Slave``) served over TCP (a
+    transparent gateway) or on a serial port, from an event loop in a thread of its own.
+    ``slave.requests``, ``slave.silent`` and ``slave.faults`` count and break meters."""
+
+    def __init__(self, slave: Any, *, serial_port: str | None = None, baud: int = 2400) -> None:
+        self.slave = slave
+        self.serial_port = serial_port
+        self.baud = baud
+        self.port = free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    async def _main(self) -> None:
+        from epcwatch.sim.dlt645 import serve_serial, serve_tcp
+
+        self._stop = asyncio.Event()
+        if self.serial_port is not None:
+            close = await serve_serial(self.slave, self.serial_port, self.baud)
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                close()
+            return
+        server = await serve_tcp(self.slave, "127.0.0.1", self.port)
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def start(self) -> Dlt645Peer:
+        self._thread = threading.Thread(target=self._run, name="dlt645-peer", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("DL/T 645 peer did not start")
+        if self._error is not None:
+            raise RuntimeError(f"DL/T 645 peer failed: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            if self._thread.is_alive():
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+
+@pytest.fixture
+def dlt645_peer() -> Iterator[Callable[..., Dlt645Peer]]:
+    """Factory: ``dlt645_peer(slave, serial_port=None, baud=2400)``."""
+    peers: list[Dlt645Peer] = []
+
+    def make(slave: Any, **kw: Any) -> Dlt645Peer:
+        peer = Dlt645Peer(slave, **kw).start()
         peers.append(peer)
         return peer
 

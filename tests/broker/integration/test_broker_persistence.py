@@ -164,7 +164,7 @@ mqtt:
   host: 127.0.0.1
   port: {b.port}
   username: site-a
-  password_file: pw
+  password: {{file: pw}}
   tls: {{ca_file: {tmp_path / "pki" / "ca.crt"}}}
 outbox: {{path: outbox.sqlite}}
 """

@@ -54,10 +54,10 @@ def test_edge_loader_takes_the_secret_from_env_or_file(
     secret = marked_secret()
     monkeypatch.setenv("EPCWATCH_T_PW", secret)
     p = tmp_path / "site.yaml"
-    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password_env: EPCWATCH_T_PW"))
+    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password: {env: EPCWATCH_T_PW}"))
     assert resolve_password(load_site(p), p) == secret
     (tmp_path / "pw").write_text(secret + "\n")
-    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password_file: pw"))
+    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password: {file: pw}"))
     assert resolve_password(load_site(p), p) == secret
 
 
@@ -75,16 +75,16 @@ def test_edge_loader_errors_name_the_source_never_the_secret(
     assert "password" in str(ei.value) and secret not in str(ei.value)
     # a variable that is not set, or a file that cannot be read, is named
     monkeypatch.delenv("EPCWATCH_T_PW", raising=False)
-    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password_env: EPCWATCH_T_PW"))
+    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password: {env: EPCWATCH_T_PW}"))
     with pytest.raises(ConfigError, match="EPCWATCH_T_PW"):
         resolve_password(load_site(p), p)
-    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password_file: missing-pw"))
+    p.write_text(edge_yaml("  host: 127.0.0.1\n  username: site-a\n  password: {file: missing-pw}"))
     with pytest.raises(ConfigError, match="missing-pw"):
         resolve_password(load_site(p), p)
     # a secret given in both forms is a mistake named without the value
     monkeypatch.setenv("EPCWATCH_T_PW", secret)
     (tmp_path / "pw").write_text(secret)
-    p.write_text(edge_yaml("  host: 127.0.0.1\n  password_env: EPCWATCH_T_PW\n  password_file: pw"))
+    p.write_text(edge_yaml("  host: 127.0.0.1\n  password: {env: EPCWATCH_T_PW, file: pw}"))
     with pytest.raises(ConfigError) as ei:
         load_site(p)
     assert secret not in str(ei.value)
@@ -194,7 +194,7 @@ mqtt:
   host: 127.0.0.1
   port: {lab.broker.port}
   username: site-a
-  password_env: EPCWATCH_T_EDGE_PW
+  password: {{env: EPCWATCH_T_EDGE_PW}}
   tls: {{ca_file: {lab.pki.ca_cert}}}
   reconnect_min_s: 1
   reconnect_max_s: 1

@@ -141,7 +141,7 @@ def test_cli_prints_the_secret_once_on_stdout_and_never_in_logs(tmp_path: Path) 
         text=True,
         timeout=60,
     )
-    assert r.returncode == 1 and "already a site credential" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "already a site credential" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_lab_ca_issues_a_verifiable_chain(tmp_path: Path) -> None:

@@ -155,7 +155,7 @@ def test_metadata_command_reports_a_bad_portfolio_by_line(tmp_path: Path) -> Non
     res = subprocess.run(
         [EPC, "dashboards", "metadata", "--portfolio", str(pf)], capture_output=True, text=True, timeout=60
     )
-    assert res.returncode == 1 and "portfolio.yaml:7:" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "portfolio.yaml:7:" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_metadata_command_reports_an_unreachable_influxdb(tmp_path: Path) -> None:
@@ -169,5 +169,5 @@ def test_metadata_command_reports_an_unreachable_influxdb(tmp_path: Path) -> Non
          "--influx-password", "hunter22"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert res.returncode == 1 and "unreachable" in res.stderr
+    assert res.returncode == 2 and "unreachable" in res.stderr
     assert "Traceback" not in res.stderr and "hunter22" not in res.stderr

@@ -150,5 +150,5 @@ def test_cli_user_error_is_one_line(tmp_path: Path) -> None:
         [EPC, "stats", "--period", "month", "--at", "2025", "--portfolio", str(pf)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert res.stderr.startswith("error: --at '2025'") and "Traceback" not in res.stderr

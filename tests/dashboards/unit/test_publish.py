@@ -123,7 +123,7 @@ def test_cli_publish_with_token_from_environment_never_prints_it(
     bad = subprocess.run(
         [*args[:-2], "--token", "not-the-token"], capture_output=True, text=True, timeout=120
     )
-    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
     assert "not-the-token" not in bad.stderr
 
 

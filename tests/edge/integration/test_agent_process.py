@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from epcwatch.devservices.services import Mosquitto
-from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import load_profile
 from epcwatch.wire import TelemetryMessage
 from tests.support import EPCWATCH

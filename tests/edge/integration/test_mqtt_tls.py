@@ -75,7 +75,7 @@ mqtt:
   host: 127.0.0.1
   port: {tls_port}
   username: edge
-  password_file: secret
+  password: {{file: secret}}
   tls: {{ca_file: {ca}}}
 outbox: {{path: outbox.sqlite}}
 """

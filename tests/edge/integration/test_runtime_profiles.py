@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from epcwatch.cli import app
 from epcwatch.edge.poller import poll_device
 from epcwatch.edge.profile_plan import FUNCTION_CODES, device_plan
-from epcwatch.profiles.codec import register_image
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import list_profiles, load_profile
 from epcwatch.testing.fake_transport import FakeTransport
 
@@ -49,7 +49,7 @@ def _sample_values(profile_id: str) -> dict[str, Any]:
     """A value for every polled point that its encoding can carry: True for booleans, 1 else
     (enumerations and bit fields may refuse 1; those are covered by the profile tests)."""
     from epcwatch.measurements import VOCABULARY, FieldType
-    from epcwatch.profiles.codec import encode_point
+    from epcwatch.profiles.encode import encode_point
 
     out: dict[str, Any] = {}
     for p in load_profile(profile_id).points:
@@ -107,7 +107,7 @@ def test_edge_read_over_rtu_serial(modbus_peer: Callable[..., Any], pty_pair: tu
 def test_edge_read_of_a_dead_device_fails_cleanly(modbus_peer: Callable[..., Any]) -> None:
     peer = modbus_peer({1: {"holding": {0: 0}}})
     res = _read(["--host", "127.0.0.1", "--port", str(peer.port), "--unit", "9", "--timeout", "0.3"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "no answer" in res.stderr and "Traceback" not in res.output
 
 
@@ -118,7 +118,7 @@ def test_edge_read_needs_exactly_one_bus() -> None:
 
 def test_unknown_profile_is_a_clear_error() -> None:
     res = CliRunner().invoke(app, ["edge", "read", "--profile", "nope-9000", "--host", "127.0.0.1"])
-    assert res.exit_code == 1 and "nope-9000" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 2 and "nope-9000" in res.stderr and "Traceback" not in res.output
 
 
 def test_profile_poll_groups_keep_their_intervals() -> None:

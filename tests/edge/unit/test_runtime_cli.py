@@ -32,7 +32,7 @@ def test_unknown_profile_in_site_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "site.yaml"
     bad.write_text(EXAMPLE.read_text().replace("profile: generic-ahu", "profile: acme-ahu-9"))
     res = CliRunner().invoke(app, ["edge", "run", "--config", str(bad), "--check"])
-    assert res.exit_code == 1 and "acme-ahu-9" in res.stderr
+    assert res.exit_code == 2 and "acme-ahu-9" in res.stderr
 
 
 def test_missing_password_file_is_named_not_read(tmp_path: Path) -> None:
@@ -55,4 +55,4 @@ def test_shared_clock_options_build_an_accelerated_clock() -> None:
 
 def test_status_without_an_agent_fails_cleanly(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["edge", "status", "--status-file", str(tmp_path / "none.json")])
-    assert res.exit_code == 1 and "no agent status" in res.stderr
+    assert res.exit_code == 2 and "no agent status" in res.stderr

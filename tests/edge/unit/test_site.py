@@ -22,7 +22,7 @@ devices:
 mqtt:
   host: 127.0.0.1
   username: edge
-  password_file: secrets/mqtt.pw
+  password: {file: secrets/mqtt.pw}
   tls: {ca_file: ca.pem}
 outbox: {path: data/outbox.sqlite, max_bytes: 1000000, full_policy: pause}
 """
@@ -92,3 +92,81 @@ def test_rtu_gap_is_three_and_a_half_characters() -> None:
     assert rtu_gap_s(9600, "E", 1) == pytest.approx(3.5 * 11 / 9600)
     assert rtu_gap_s(115200) == pytest.approx(0.00175)  # fixed minimum above 19,200 baud
     assert rtu_gap_s(9600, override_ms=10) == pytest.approx(0.010)
+
+
+# -- DL/T 645 buses and meters -------------------------------------------------------------------
+
+DLT645_EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "site-dlt645.yaml"
+
+DLT_SITE = """\
+site: civic-centre
+buses:
+  - {type: dlt645_serial, id: rs485-645, port: /dev/ttyUSB1}
+  - {type: dlt645_tcp, id: gw645, host: 10.0.0.5}
+devices:
+  - {id: t1, bus: rs485-645, address: "000012345601", profile: chint-ddsu666-dlt645}
+  - {id: t2, bus: gw645, address: "000012345601", profile: chint-dtsu666-dlt645}
+mqtt: {host: 127.0.0.1}
+"""
+A1 = 'address: "000012345601", profile: chint-ddsu'
+
+
+def test_dlt645_buses_and_addresses_load(tmp_path: Path) -> None:
+    from epcwatch.edge.site import Dlt645SerialBus, Dlt645TcpBus
+
+    cfg = load_site(_write(tmp_path, DLT_SITE))
+    serial, tcp = cfg.buses
+    assert isinstance(serial, Dlt645SerialBus)
+    assert (serial.baud, serial.parity, serial.preamble) == (2400, "E", 4)
+    assert isinstance(tcp, Dlt645TcpBus) and tcp.port == 8899
+    assert cfg.devices[0].address == "000012345601" and cfg.devices[0].target() == 12345601
+    assert cfg.devices[0].unit is None
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [('"0000123456"', "not 12 digits"), ('"00001234560A"', "wildcard"), ("12345601", "quoted string")],
+)
+def test_bad_meter_address_names_file_line_and_field(tmp_path: Path, value: str, what: str) -> None:
+    p = _write(tmp_path, DLT_SITE.replace('address: "000012345601", profile: chint-ddsu',
+                                          f"address: {value}, profile: chint-ddsu"))
+    with pytest.raises(ConfigError) as err:
+        load_site(p)
+    assert f"{p}:6: devices[0].address" in str(err.value) and what in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (A1, "unit: 3, profile: chint-ddsu", "needs the meter's address"),
+        ("{id: t2, bus: gw645,", "{id: t2, bus: rs485-645,", "share address 000012345601"),
+        (A1, 'unit: 1, address: "000012345601", profile: chint-ddsu', "not both"),
+    ],
+)
+def test_dlt645_device_mistakes(tmp_path: Path, old: str, new: str, message: str) -> None:
+    p = _write(tmp_path, DLT_SITE.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_site(p)
+    assert message in str(err.value)
+
+
+def test_dlt645_example_site_checks() -> None:
+    from typer.testing import CliRunner
+
+    from epcwatch.cli import app
+
+    res = CliRunner().invoke(app, ["edge", "run", "--config", str(DLT645_EXAMPLE), "--check"])
+    assert res.exit_code == 0, res.output
+    assert "5 devices, 3 buses" in res.stdout
+
+
+def test_a_modbus_profile_on_a_dlt645_bus_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from epcwatch.cli import app
+
+    text = DLT645_EXAMPLE.read_text().replace("profile: chint-ddsu666-dlt645", "profile: eastron-sdm120", 1)
+    p = _write(tmp_path, text)
+    res = CliRunner().invoke(app, ["edge", "run", "--config", str(p), "--check"])
+    assert res.exit_code == 2
+    assert "eastron-sdm120 is a modbus profile, bus b2-rs485-645 is dlt645" in res.stderr

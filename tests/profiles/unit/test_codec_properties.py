@@ -11,15 +11,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from epcwatch.profiles.codec import (
+from epcwatch.profiles.decode import (
     DecodeError,
     NoValue,
     decode,
     decode_point,
     decode_raw,
-    encode_point,
-    register_image,
 )
+from epcwatch.profiles.encode import encode_point, register_image
 from epcwatch.profiles.model import IdentityPoint, Point, Profile
 from epcwatch.profiles.planner import plan_profile
 

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from epcwatch.profiles.codec import (
+from epcwatch.profiles.decode import (
     DecodeError,
     NoValue,
     decode,
     decode_point,
-    encode_point,
-    register_image,
 )
+from epcwatch.profiles.encode import encode_point, register_image
 from epcwatch.profiles.model import IdentityPoint, Point, Profile
 from epcwatch.profiles.planner import plan_profile
 

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from epcwatch.cli import app
+from epcwatch.profiles.dlt645_profile import list_dlt645_profiles, shipped_dlt645_paths
 from epcwatch.profiles.model import list_profiles, load_profile, shipped_profile_paths
 from epcwatch.profiles.planner import plan_profile
 
@@ -35,6 +36,16 @@ def test_list_shows_every_shipped_profile(run: CliRunner) -> None:
         assert p.id in res.output
 
 
+def test_list_and_show_dlt645_profiles(run: CliRunner) -> None:
+    res = run.invoke(app, ["profiles", "list"])
+    assert f"{len(list_dlt645_profiles())} DL/T 645 profiles" in res.output
+    assert all(p.id in res.output for p in list_dlt645_profiles())
+    res = run.invoke(app, ["profiles", "show", "chint-dtsu666-dlt645"])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.lstrip("│ ").startswith("active_power "))
+    assert "02030000" in line and "XX.XXXX ±" in line and "×1000" in line and " W " in line
+
+
 def test_show_prints_points_with_protocol_and_hex_address(run: CliRunner) -> None:
     res = run.invoke(app, ["profiles", "show", "eastron-sdm630"])
     assert res.exit_code == 0, res.output
@@ -45,7 +56,7 @@ def test_show_prints_points_with_protocol_and_hex_address(run: CliRunner) -> Non
 
 def test_show_unknown_id_is_a_clear_error(run: CliRunner) -> None:
     res = run.invoke(app, ["profiles", "show", "eastron-sdm63"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "did you mean eastron-sdm630" in res.output
     assert "Traceback" not in res.output
 
@@ -54,7 +65,8 @@ def test_validate_shipped_folder_passes(run: CliRunner) -> None:
     folder = shipped_profile_paths()["eastron-sdm630"].parent.parent
     res = run.invoke(app, ["profiles", "validate", str(folder)])
     assert res.exit_code == 0, res.output
-    assert res.output.count("ok  ") == len(shipped_profile_paths())
+    assert res.output.count("ok  ") == len(shipped_profile_paths()) + len(shipped_dlt645_paths())
+    assert res.output.count("DL/T 645)") == len(shipped_dlt645_paths())
 
 
 def test_validate_names_file_line_and_field_and_fails(run: CliRunner, tmp_path: Path) -> None:
@@ -66,7 +78,7 @@ def test_validate_names_file_line_and_field_and_fails(run: CliRunner, tmp_path: 
                    "  - {name: active_power, function: input, address: 0}\n"
                    "  - {name: voltage_l9, function: input, address: 1}\n")
     res = run.invoke(app, ["profiles", "validate", str(good), str(bad)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert f"ok  {good}" in res.output
     assert f"{bad}:7: points[1].name: " in res.output
     assert "1 of 2 profiles invalid" in res.output
@@ -94,5 +106,13 @@ def test_plan_max_gap_changes_the_plan(run: CliRunner) -> None:
 
 def test_plan_unknown_profile(run: CliRunner) -> None:
     res = run.invoke(app, ["edge", "plan", "--profile", "nope"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "no shipped profile" in res.output
+
+
+def test_edge_plan_of_a_dlt645_profile_lists_its_identifiers(run: CliRunner) -> None:
+    res = run.invoke(app, ["edge", "plan", "--profile", "generic-dlt645-1997"])
+    assert res.exit_code == 0, res.output
+    assert "DL/T 645-1997, control code 01" in res.output
+    line = next(ln for ln in res.output.splitlines() if "B611" in ln)
+    assert "voltage_l1" in line and " 2 " in line

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from epcwatch.profiles.codec import decode, register_image
+from epcwatch.profiles.decode import decode
+from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import load_profile
 from epcwatch.profiles.planner import plan_profile
 

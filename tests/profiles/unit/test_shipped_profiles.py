@@ -20,12 +20,19 @@ import yaml
 from pymodbus.client.mixin import ModbusClientMixin
 
 from epcwatch import measurements, wire
-from epcwatch.profiles.codec import decode
+from epcwatch.profiles.decode import decode
+from epcwatch.profiles.dlt645_profile import (
+    decode_values,
+    list_dlt645_profiles,
+    load_dlt645_profile,
+    shipped_dlt645_paths,
+)
 from epcwatch.profiles.model import PointSpec, Profile, list_profiles, load_profile, shipped_profile_paths
 from epcwatch.profiles.planner import plan_profile
 
 CASES = Path(__file__).parents[1] / "profile_cases"
 IDS = sorted(shipped_profile_paths())
+DLT645_IDS = sorted(shipped_dlt645_paths())
 DT = ModbusClientMixin.DATATYPE
 
 
@@ -78,10 +85,11 @@ def image_of(profile: Profile, case: Case) -> dict[str, dict[int, int | bool]]:
 
 
 def test_every_shipped_profile_has_a_case() -> None:
-    assert len(IDS) >= 14
-    missing = [i for i in IDS if not (CASES / f"{i}.yaml").exists()]
+    assert len(IDS) >= 14 and len(DLT645_IDS) >= 3
+    assert not set(IDS) & set(DLT645_IDS), "a Modbus and a DL/T 645 profile share an id"
+    missing = [i for i in IDS + DLT645_IDS if not (CASES / f"{i}.yaml").exists()]
     assert not missing, f"shipped profiles without a test case in {CASES}: {missing}"
-    stale = sorted({p.stem for p in CASES.glob("*.yaml")} - set(IDS))
+    stale = sorted({p.stem for p in CASES.glob("*.yaml")} - set(IDS) - set(DLT645_IDS))
     assert not stale, f"cases for profiles that do not exist: {stale}"
 
 
@@ -137,3 +145,34 @@ def test_library_covers_the_demo_site() -> None:
     assert {"supply_air_temp", "supply_air_temp_setpoint", "fan_speed", "active_power"} <= ahu
     weather = {pt.name for pt in load_profile("generic-rs485-th").points}
     assert weather == {"outdoor_temp", "outdoor_humidity"}
+
+
+@pytest.mark.parametrize("profile_id", DLT645_IDS)
+def test_dlt645_profile_decodes_its_case(profile_id: str) -> None:
+    """The value bytes are written in the case as the standard prints them (most significant byte
+    first, sign in bit 7); the meter sends them least significant byte first. Built here by
+    reversing the printed bytes, never with epcwatch's encoder."""
+    profile = load_dlt645_profile(profile_id)
+    case = load_case(profile_id)
+    assert {p.name for p in profile.points} == set(case)
+    for _, _, layout in case.values():
+        assert layout == "bcd"
+    answers = [bytes.fromhex(case[p.name][0])[::-1] for p in profile.points]
+    for p, raw in zip(profile.points, answers, strict=True):
+        assert len(raw) == p.bcd.size, f"{p.name}: {len(raw)} bytes in the case, {p.format} is {p.bcd.size}"
+    values, quality, errors = decode_values(profile.points, answers)
+    assert quality == "good" and not errors, errors
+    for name, (_, expected, _) in case.items():
+        got = values[name]
+        assert type(got) is type(expected), f"{name}: {got!r} is not a {type(expected).__name__}"
+        assert got == expected, f"{name}: decoded {got!r}, expected {expected!r}"
+    wire.Reading(seq=0, ts=wire.MIN_TS_MS, values=values)
+
+
+def test_dlt645_library_covers_meters() -> None:
+    for p in list_dlt645_profiles():
+        assert p.source.strip() and "DL/T 645" in p.source
+        names = {pt.name for pt in p.points}
+        assert {"active_power", "energy_import", "voltage_l1", "current_l1", "power_factor"} <= names, p.id
+    editions = {p.version for p in list_dlt645_profiles()}
+    assert editions == {"2007", "1997"}

@@ -24,7 +24,7 @@ from pymodbus.exceptions import ModbusIOException
 from epcwatch.clock import ManualClock
 from epcwatch.devservices.services import free_port
 from epcwatch.measurements import VOCABULARY, FieldType
-from epcwatch.profiles.codec import decode
+from epcwatch.profiles.decode import decode
 from epcwatch.profiles.model import Profile, load_profile
 from epcwatch.profiles.planner import plan_profile
 from epcwatch.sim.ledger import Counters

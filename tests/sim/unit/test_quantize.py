@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from epcwatch.measurements import VOCABULARY, Kind
-from epcwatch.profiles.codec import decode_point, encode_point
+from epcwatch.profiles.decode import decode_point
+from epcwatch.profiles.encode import encode_point
 from epcwatch.profiles.model import load_profile
 from epcwatch.sim.history import register_quantizer
 from epcwatch.sim.spec import demo_complex
