@@ -1,7 +1,8 @@
 """InfluxDB side of reporting: period sums per meter, and virtual meters written as series.
 
-Reads ``energy_interval`` (daily rows, ``interval = '1d'``) with one GROUP BY query per field and
-period, so a city of 13,000 institutions costs a handful of queries, not one per meter. Virtual
+Reads ``energy_interval`` (daily rows, ``interval = '1d'``) with one GROUP BY query per site,
+field and period, so a city of 13,000 institutions in 130 sites costs a few hundred small
+queries, not one per meter nor one that must sum the whole city at once. Virtual
 meters are computed from their inputs' interval rows and written back into ``energy_interval``
 as their own series (tag ``virtual = true``, ``device`` = the virtual meter's id) beside a
 ``virtual_meter`` point holding the formula, so dashboards, statistics and contracts read them
@@ -34,12 +35,14 @@ DEVICES_PER_QUERY = 200
 
 
 def period_sums(
-    client: InfluxClient, field: str, start_ms: int, end_ms: int
+    client: InfluxClient, field: str, start_ms: int, end_ms: int, site: str | None = None
 ) -> dict[tuple[str, str], MeterFigures]:
-    """``{(site, device): figures}`` of daily rows in ``[start, end)`` (one query)."""
+    """``{(site, device): figures}`` of daily rows in ``[start, end)`` (one query; one site's
+    devices when ``site`` is given)."""
+    where = f' AND "site" = {literal(site)}' if site is not None else ""
     q = (
         f'SELECT sum("{field}") AS v, sum("coverage") AS c FROM "{MEASUREMENT}" '
-        f"WHERE \"interval\" = '1d' AND time >= {start_ms}ms AND time < {end_ms}ms "
+        f"WHERE \"interval\" = '1d'{where} AND time >= {start_ms}ms AND time < {end_ms}ms "
         'GROUP BY "site", "device"'
     )
     out: dict[tuple[str, str], MeterFigures] = {}
@@ -56,21 +59,23 @@ def period_sums(
 def meter_figures(
     client: InfluxClient, register: Register, period: Period, workers: int = 2
 ) -> dict[str, MeterFigures]:
-    """Each meter's figures over ``period`` (physical and already rolled-up virtual meters)."""
+    """Each meter's figures over ``period`` (physical and already rolled-up virtual meters).
+
+    One query per site and field, two at a time: each query stays small (a city-wide GROUP BY
+    over 13,000 meters can outlast any sensible timeout on a busy server), and the results
+    stream in site by site."""
     start, end = period.window_ms(register.timezone)
-    by_field: dict[str, list[Meter]] = {}
+    jobs: dict[tuple[str, str], list[Meter]] = {}
     for m in register.all_meters():
-        by_field.setdefault(m.field, []).append(m)
+        jobs.setdefault((m.site or "", m.field), []).append(m)
     out: dict[str, MeterFigures] = {}
-    with ThreadPoolExecutor(workers) as pool:  # InfluxDB sums one query per core
-        sums = dict(
-            zip(by_field, pool.map(lambda f: period_sums(client, f, start, end), by_field), strict=True)
-        )
-    for field, meters in by_field.items():
-        for m in meters:
-            fig = sums[field].get((m.site or "", m.device_id))
-            if fig is not None:
-                out[m.id] = fig
+    with ThreadPoolExecutor(workers) as pool:
+        results = pool.map(lambda job: period_sums(client, job[1], start, end, job[0]), jobs)
+        for (_, _), meters, sums in zip(jobs, jobs.values(), results, strict=True):
+            for m in meters:
+                fig = sums.get((m.site or "", m.device_id))
+                if fig is not None:
+                    out[m.id] = fig
     return out
 
 
@@ -78,10 +83,8 @@ def institution_reports(
     client: InfluxClient, register: Register, period: Period, imports: Iterable[ImportedRow]
 ) -> Iterator[InstitutionReport]:
     """One report per institution, in register order (the queries run first, once)."""
-    with ThreadPoolExecutor(2) as pool:  # this year's and last year's sums side by side
-        this_f = pool.submit(meter_figures, client, register, period, 1)
-        last_f = pool.submit(meter_figures, client, register, period.last_year(), 1)
-        this_year, last_year = this_f.result(), last_f.result()
+    this_year = meter_figures(client, register, period)
+    last_year = meter_figures(client, register, period.last_year())
     rows = list(imports)
     by_inst: dict[str, list[ImportedRow]] = {}
     for r in rows:
