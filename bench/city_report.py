@@ -197,10 +197,17 @@ def main() -> None:
             out = tmp / f"out-{n}"
             wall, rss, summary = run_report(reg, out, influxd.url, db)
             results.append((n, wall, rss, t_floor))
+            floor = (
+                ""
+                if args.no_floor
+                else (
+                    f"; the two GROUP BY queries alone {t_floor:.1f} s "
+                    f"(report / queries = {wall / t_floor:.1f}x)"
+                )
+            )
             print(
                 f"{n:>6} institutions: city report {wall:.1f} s ({wall / n * 1000:.2f} ms per institution), "
-                f"peak RSS {rss:.0f} MB; the two GROUP BY queries alone {t_floor:.1f} s "
-                f"(report / queries = {wall / t_floor:.1f}x)",
+                f"peak RSS {rss:.0f} MB{floor}",
                 flush=True,
             )
             print(f"        {summary}", flush=True)
