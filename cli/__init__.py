@@ -41,7 +41,7 @@ def _root(
 def schema(
     model: Annotated[
         str | None,
-        typer.Argument(help="TelemetryMessage, StatusMessage, HealthMessage or DeadLetter; all if omitted"),
+        typer.Argument(help="a wire model (TelemetryMessage, HealthMessage, Ack …); all if omitted"),
     ] = None,
 ) -> None:
     """Print the JSON Schema of the wire contract."""
@@ -70,6 +70,7 @@ COMPONENTS = (
     "epcwatch.uplink.cli",
     "epcwatch.broker.cli",
     "epcwatch.demo.run",
+    "epcwatch.verify.cli",
 )
 
 for _mod in COMPONENTS:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import orjson
 
+from epcwatch import itemcodes
 from epcwatch.collector.lineprotocol import (
     DEVICE_TAG_KEYS,
     FIELD_FORMAT,
@@ -38,10 +39,14 @@ from epcwatch.wire import (
 )
 
 _TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings"})
-_TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile"})
+_TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile", "item_code"})
 _READING_KEYS: Final = frozenset({"seq", "ts", "values", "quality"})
 _KINDS: Final = frozenset(DEVICE_KINDS)
 _CATEGORIES: Final = frozenset({"A", "B", "C", "D"})
+#: known item code → the category it stands for (None outside electricity items)
+_ITEM_CATEGORY: Final = {c: itemcodes.category_of(c) for c in itemcodes.known_codes()}
+#: category letter → its level-1 item code (A → 01A00)
+_ALIAS_CODE: Final = {c: itemcodes.resolve(c) for c in _CATEGORIES}
 _QUALITIES: Final = frozenset({"good", "partial"})
 _MAX_TAG_LEN: Final = 128
 _FLOAT: Final = FieldType.FLOAT
@@ -56,11 +61,15 @@ class FastResult:
     lines: list[str]
     #: the newest reading's timestamp (ms), for the lag statistic
     max_ts: int
+    #: the readings' seqs as inclusive ranges (for the end-to-end acknowledgement)
+    seq_ranges: list[tuple[int, int]]
 
 
 def _tag_ok(key: str, value: object) -> bool:
     if key == "category":
         return type(value) is str and value in _CATEGORIES
+    if key == "item_code":
+        return type(value) is str and value in _ITEM_CATEGORY
     return type(value) is str and len(value) <= _MAX_TAG_LEN and tag_value_writable(value)
 
 
@@ -141,6 +150,15 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
         if not _tag_ok(key, value):
             return None
         tags[key] = value
+    code = tags["item_code"]
+    if code is not None:
+        # the category tag is derived from the item code; a contradicting one goes the slow way
+        derived = _ITEM_CATEGORY[code]
+        if tags["category"] is not None and tags["category"] != derived:
+            return None
+        tags["category"] = derived
+    elif tags["category"] is not None:
+        tags["item_code"] = _ALIAS_CODE[tags["category"]]
     tags["site"] = site
     tags["device"] = device
     readings = doc.get("readings")
@@ -150,6 +168,8 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
     lines = []
     last_seq = -1
     max_ts = 0
+    ranges: list[tuple[int, int]] = []
+    run_first = -1
     for r in readings:
         if type(r) is not dict or not _READING_KEYS.issuperset(r):
             return None
@@ -159,6 +179,10 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
             return None
         if not (last_seq < seq <= INT64_MAX) or not (MIN_TS_MS <= ts < MAX_TS_MS):
             return None
+        if seq != last_seq + 1 or run_first < 0:
+            if run_first >= 0:
+                ranges.append((run_first, last_seq))
+            run_first = seq
         last_seq = seq
         quality = r.get("quality", "good")
         if type(quality) is not str or quality not in _QUALITIES:
@@ -168,4 +192,5 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
             return None
         lines.append(f"{key} {fields} {ts}")
         max_ts = max(max_ts, ts)
-    return FastResult(lines, max_ts)
+    ranges.append((run_first, last_seq))
+    return FastResult(lines, max_ts, ranges)

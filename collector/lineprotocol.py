@@ -29,6 +29,7 @@ from epcwatch.influx.lineprotocol import (
     tag_value_writable,
 )
 from epcwatch.influx.schema import DEVICE_TAG_KEYS
+from epcwatch.itemcodes import ItemCodeError, derive_tags
 from epcwatch.measurements import VOCABULARY, FieldType
 from epcwatch.wire import TelemetryMessage, Value
 
@@ -77,12 +78,19 @@ def format_typed(name: str, value: Value) -> str:
 
 
 def device_tags(msg: TelemetryMessage) -> dict[str, str | None]:
+    """The InfluxDB tags of ``msg``'s device; ``category`` and ``item_code`` complete each other
+    (``01A10`` → ``A``, ``A`` → ``01A00``, see :func:`epcwatch.itemcodes.derive_tags`)."""
     t = msg.tags
+    try:
+        category, item_code = derive_tags(t.category, t.item_code)
+    except ItemCodeError as exc:
+        raise LineProtocolError(str(exc)) from None
     return {
         "building": t.building,
-        "category": t.category,
+        "category": category,
         "device": msg.device,
         "floor": t.floor,
+        "item_code": item_code,
         "profile": t.profile,
         "site": msg.site,
         "tenant": t.tenant,

@@ -11,6 +11,8 @@ input. The reasons are a closed set so that dead letters can be counted and filt
 - ``schema``: JSON that does not match the message model (types, missing fields, unknown
   measurements, values out of range, …); the detail names the first offending fields
 - ``topic_mismatch``: site or device in the payload differ from the topic's
+- ``item_code``: a well-formed ``tags.item_code`` that is not a national item code, or one its
+  ``category`` contradicts (the detail names the known codes of its energy class)
 - ``unwritable``: a valid message that line protocol cannot carry (a tag value ending in a
   backslash); rejected rather than stored as something else
 """
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from epcwatch import topics
 from epcwatch.collector.lineprotocol import tag_value_writable
+from epcwatch.itemcodes import ItemCodeError, derive_tags
 from epcwatch.wire import HealthMessage, StatusMessage, TelemetryMessage
 
 #: Mosquitto's max_packet_size in the shipped config is 1 MiB; 256 KiB holds 1000 readings
@@ -39,7 +42,10 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"
     SCHEMA = "schema"
     TOPIC_MISMATCH = "topic_mismatch"
+    ITEM_CODE = "item_code"
     UNWRITABLE = "unwritable"
+    #: a signed message whose key or signature does not check out (docs/provenance.md)
+    PROVENANCE = "provenance"
     #: assigned later by a writer: the database refused the point (type conflict, …)
     REJECTED_BY_DATABASE = "rejected_by_database"
 
@@ -109,6 +115,10 @@ def validate(topic: str, payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             return Rejection(
                 Reason.TOPIC_MISMATCH, f"payload device {result.device!r} != topic device {parsed.device!r}"
             )
+        try:
+            derive_tags(result.tags.category, result.tags.item_code)
+        except ItemCodeError as exc:
+            return Rejection(Reason.ITEM_CODE, f"tags.item_code: {exc}")
         for key, value in result.tags.model_dump(exclude_none=True).items():
             if not tag_value_writable(value):
                 return Rejection(Reason.UNWRITABLE, f"tag {key} value {value!r} ends with a backslash")

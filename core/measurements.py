@@ -93,9 +93,41 @@ def _vocabulary() -> dict[str, Measurement]:
         _m("reactive_energy_export", "kvarh", "reactive energy exported", "energy", counter=True),
         # -- other energy types (分类) ----------------------------------------------------------
         _m("water_volume", "m3", "cumulative water volume", "energy", counter=True),
-        _m("gas_volume", "m3", "cumulative gas volume", "energy", counter=True),
-        _m("heat_energy", "kWh", "cumulative heat energy (district heating/cooling)", "energy", counter=True),
+        _m(
+            "gas_volume",
+            "m3",
+            "cumulative gas volume as billed (at base conditions where the meter corrects for them)",
+            "energy",
+            counter=True,
+        ),
+        _m(
+            "heat_energy", "kWh", "cumulative heat energy delivered (central heating)", "energy", counter=True
+        ),
+        _m(
+            "cooling_energy",
+            "kWh",
+            "cumulative cooling energy delivered (central cooling)",
+            "energy",
+            counter=True,
+        ),
         _m("flow_rate", "m3/h", "volumetric flow rate", "hvac"),
+        # -- thermal-energy, water and gas meters -----------------------------------------------
+        _m("thermal_power", "W", "heat or cooling power measured by a thermal-energy meter", "thermal"),
+        _m(
+            "temperature_difference",
+            "K",
+            "supply minus return temperature at a thermal-energy meter",
+            "thermal",
+        ),
+        _m(
+            "thermal_volume",
+            "m3",
+            "cumulative volume of heat-transfer water through a thermal-energy meter",
+            "thermal",
+            counter=True,
+        ),
+        _m("gas_pressure", "kPa", "gas pressure at the meter (gauge)", "thermal"),
+        _m("gas_temp", "°C", "gas temperature at the meter", "thermal"),
         # -- environment ----------------------------------------------------------------------
         _m("outdoor_temp", "°C", "outdoor air dry-bulb temperature", "environment"),
         _m("outdoor_humidity", "%", "outdoor relative humidity", "environment"),

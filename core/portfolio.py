@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from epcwatch import itemcodes
 from epcwatch.config import load_yaml_model
 from epcwatch.wire import Id, TagValue
 
@@ -23,6 +24,21 @@ class Building(BaseModel):
     floor_area_m2: float = Field(gt=0)
     occupants: int = Field(ge=0, default=0)
     floors: int = Field(ge=1, default=1)
+    code: str | None = Field(
+        default=None,
+        description="building identification code (建筑识别编码): administrative division (GB/T 2260) "
+        "+ building class letter + serial, e.g. 510104A001",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                itemcodes.parse_building_id(v)
+            except itemcodes.ItemCodeError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
 
 class Site(BaseModel):

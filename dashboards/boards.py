@@ -8,7 +8,7 @@ or are written here against docs/data-model.md; titles and units come from the v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
@@ -32,6 +32,7 @@ from epcwatch.dashboards.model import (
     unit_of,
     year_variable,
 )
+from epcwatch.influx import schema
 
 #: units of the vocabulary's energy and power measurements (kWh → kwatth, W → watt)
 ENERGY_UNIT: Final = unit_of("energy_import")
@@ -54,6 +55,18 @@ def _bars(b: timeseries.Panel) -> timeseries.Panel:
         .fill_opacity(80)
         .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
     )
+
+
+_L = TypeVar("_L", piechart.Panel, timeseries.Panel, table.Panel)
+
+
+def _item_labels(b: _L) -> _L:
+    """Bilingual labels of item codes: series named by a category letter or an item code are
+    shown as "01A00 照明插座用电 Lighting and sockets"; table cells holding one are mapped alike."""
+    for key, label in q.ITEM_LABELS.items():
+        b = b.override_by_name(key, [dm.DynamicConfigValue(id_val="displayName", value=label)])
+    options = {key: dm.ValueMappingResult(text=label) for key, label in q.ITEM_LABELS.items()}
+    return b.mappings([dm.ValueMap(options=options)])
 
 
 def _join_on_tags() -> list[dm.DataTransformerConfig]:
@@ -120,26 +133,76 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         ).decimals(3),
         panel(
             table.Panel(),
+            "Energy by carrier and site (分类: kWh, m³)",
+            [
+                Target(q.electricity(SITE_TAGS), "A", "table"),
+                Target(q.energy_types(SITE_TAGS), "B", "table"),
+            ],
+            w=12,
+            description="Electricity 01000 (category sub-meters), water 02000, gas 03000 (m³), "
+            "central heating 04000 and cooling 05000 (kWh) over whole local days.",
+        ).transformations(_join_on_tags()),
+        panel(
+            table.Panel(),
+            "Energy by site in standard coal (tce)",
+            [
+                Target(q.electricity_tce(SITE_TAGS), "A", "table"),
+                Target(q.other_tce(SITE_TAGS), "B", "table"),
+            ],
+            w=12,
+            description="GB/T 2589-2020: electricity 0.1229 kgce/kWh (calorific equivalent), natural gas "
+            "1.2143 kgce/m³, heat 34.12 kgce/GJ; water is not converted. Total = the sum of the columns.",
+        )
+        .decimals(3)
+        .transformations(
+            [
+                *_join_on_tags(),
+                transformation(
+                    "calculateField",
+                    {"mode": "reduceRow", "alias": "tce_total", "reduce": {"reducer": "sum"}},
+                ),
+            ]
+        ),
+        panel(
+            table.Panel(),
             "Energy intensity by building (kWh/m²)",
             [Target(q.electricity(BUILDING_TAGS), result_format="table"), building_area],
             w=12,
         ).transformations(_ratio("electricity_kwh", "floor_area_m2", "kWh/m²")),
-        panel(
-            piechart.Panel(),
-            "Category shares (分项)",
-            [Target(q.electricity(("category",), meters=q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit=ENERGY_UNIT,
-            w=12,
+        _item_labels(
+            panel(
+                piechart.Panel(),
+                "Category shares (分项)",
+                [Target(q.electricity(("category",), meters=q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
+                unit=ENERGY_UNIT,
+                w=12,
+                description="Level-1 items of the national code (01A00 … 01D00; A–D are their letters).",
+            )
         )
         .pie_type(pm.PieChartType.DONUT)
         .reduce_options(_sum()),
+        _item_labels(
+            panel(
+                table.Panel(),
+                "Electricity by item code, level 2 (分项 01A10 …, kWh)",
+                [
+                    Target(
+                        q.electricity(("category", "item_code"), meters=q.SELECTED_CATEGORY_METERS),
+                        result_format="table",
+                    )
+                ],
+                unit=ENERGY_UNIT,
+                w=12,
+                description="Sub-items of the national code; a meter of a whole level-1 item appears "
+                "under its level-1 code (01D00).",
+            )
+        ),
         panel(
             table.Panel(),
             "Data completeness by category sub-meter (%)",
             [Target(q.completeness(), result_format="table")],
             unit="percent",
-            w=24,
-            h=6,
+            w=12,
             description="Share of the range's days covered by each sub-meter's readings; "
             "below 100 % the energy figures miss consumption.",
         ).decimals(1),
@@ -193,7 +256,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         layout,
         [
             *site_building_variables(),
-            tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
+            tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
             timezone_variable(o.timezone),
             year_variable(o.first_year, o.last_year, o.year),
         ],
@@ -213,12 +276,14 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
             unit=POWER_UNIT,
             w=24,
         ),
-        panel(
-            timeseries.Panel(),
-            "Power by category (分项)",
-            [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
-            unit=POWER_UNIT,
-            description="Mean power over each interval from the 15-minute energy rollups.",
+        _item_labels(
+            panel(
+                timeseries.Panel(),
+                "Power by category (分项)",
+                [Target(q.power_by("category", q.SELECTED_CATEGORY_METERS), alias="$tag_category")],
+                unit=POWER_UNIT,
+                description="Mean power over each interval from the 15-minute energy rollups.",
+            )
         ).interval("15m"),
         panel(
             timeseries.Panel(),
@@ -231,16 +296,33 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
     layout.row(
         "Energy",
         _bars(
-            panel(
-                timeseries.Panel(),
-                "Daily electricity by category (分项, kWh)",
-                [
-                    Target(
-                        q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "category"),
-                        alias="$tag_category",
-                    )
-                ],
-                unit=ENERGY_UNIT,
+            _item_labels(
+                panel(
+                    timeseries.Panel(),
+                    "Daily electricity by category (分项, kWh)",
+                    [
+                        Target(
+                            q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "category"),
+                            alias="$tag_category",
+                        )
+                    ],
+                    unit=ENERGY_UNIT,
+                )
+            )
+        ),
+        _bars(
+            _item_labels(
+                panel(
+                    timeseries.Panel(),
+                    "Daily electricity by item code, level 2 (分项, kWh)",
+                    [
+                        Target(
+                            q.daily("energy_import", q.SELECTED_CATEGORY_METERS, "item_code"),
+                            alias="$tag_item_code",
+                        )
+                    ],
+                    unit=ENERGY_UNIT,
+                )
             )
         ),
         _bars(
@@ -276,8 +358,8 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
     )
     variables = [
         *site_building_variables(),
-        tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
-        tag_variable("tenant", "Tenant (分户)", "energy_interval", '"site" =~ /^$site$/'),
+        tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
+        tag_variable("tenant", "Tenant (分户)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
         timezone_variable(o.timezone),
     ]
     return _assemble(
@@ -300,7 +382,7 @@ def _savings_q(fields: str, by_time: bool = True) -> str:
 
 
 def _model_q(fields: str) -> str:
-    return f'SELECT {fields} FROM "savings_model" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
+    return f'SELECT {fields} FROM "{schema.SAVINGS_MODEL}" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
 
 
 def epc_savings(o: BuildOptions) -> dict[str, object]:
@@ -499,6 +581,38 @@ def device_health(o: BuildOptions) -> dict[str, object]:
                     result_format="table",
                 )
             ],
+        ),
+        panel(
+            timeseries.Panel(),
+            "Unacknowledged readings 未确认读数",
+            [
+                Target(
+                    'SELECT max("outbox_unacked") AS "outbox_unacked" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            description=(
+                "Readings published but not yet acknowledged end to end by a collector (stored in "
+                "InfluxDB). They stay in the edge outbox until then; a steady rise means no collector "
+                "stores this site's data."
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Oldest reading in outbox 最旧读数 (s)",
+            [
+                Target(
+                    'SELECT max("outbox_oldest_age_s") AS "outbox_oldest_age_s" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            unit="suffix: s",
+            description=(
+                "Age of the oldest reading the edge still holds: how far behind storage this site is. "
+                "When it nears the outage the outbox cap covers, readings start being dropped (counted)."
+            ),
         ),
     )
     layout.row(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from epcwatch.dashboards.errors import StatsError
 from epcwatch.dashboards.influx import InfluxClient
 from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_DATABASE, load_ports
@@ -155,14 +156,40 @@ def stats(  # noqa: PLR0917 - typer options
     influx_password: InfluxPassword = None,
     out: Annotated[Path | None, typer.Option("--out", help="also write the table as CSV")] = None,
     gas_factor: Annotated[
-        float, typer.Option("--gas-kgce-per-m3", help="natural gas conversion factor (kgce/m³)")
-    ] = 1.2143,
+        float | None,
+        typer.Option("--gas-kgce-per-m3", help="natural gas factor (kgce/m³); default 1.2143 (GB/T 2589)"),
+    ] = None,
+    basis: Annotated[
+        str, typer.Option("--basis", help="electricity in tce: calorific (当量值) or equal_value (等价值)")
+    ] = "calorific",
+    equal_value: Annotated[
+        float | None,
+        typer.Option("--equal-value-kgce-per-kwh", help="the year's coal rate for --basis equal_value"),
+    ] = None,
+    co2_electricity: Annotated[
+        float | None, typer.Option("--co2-kg-per-kwh", help="grid emission factor; default 0.5703 (MEE 2022)")
+    ] = None,
+    factors_file: Annotated[
+        Path | None, typer.Option("--factors", help="a factor table of your own (energy_factors.yaml format)")
+    ] = None,
+    by_item: Annotated[
+        bool, typer.Option("--by-item", help="electricity per national item code, levels 1 and 2, instead")
+    ] = False,
 ) -> None:
-    """Energy statistics per site and building for a month or year (the Portfolio dashboard's numbers)."""
+    """Energy statistics per site and building for a month or year (the Portfolio dashboard's numbers):
+    every energy carrier, tce (GB/T 2589-2020) and CO2; --by-item: per national item code (分项)."""
     from rich.console import Console
     from rich.table import Table
 
-    from epcwatch.dashboards.stats import Factors, compute, parse_period, to_csv
+    from epcwatch import energy
+    from epcwatch.dashboards.stats import (
+        Factors,
+        compute,
+        compute_items,
+        items_to_csv,
+        parse_period,
+        to_csv,
+    )
     from epcwatch.portfolio import load_portfolio
 
     if ctx.invoked_subcommand is not None:
@@ -171,12 +198,43 @@ def stats(  # noqa: PLR0917 - typer options
         typer.secho("error: missing option '--portfolio'", fg="red", err=True)
         raise typer.Exit(2)
     try:
+        if basis not in ("calorific", "equal_value"):
+            raise StatsError(f"--basis must be calorific or equal_value, not {basis!r}")
+        table_ = energy.load_factors(factors_file) if factors_file else energy.default_factors()
+        if gas_factor is not None:
+            table_ = table_.with_carrier("natural_gas", kgce=gas_factor)
+        if equal_value is not None:
+            table_ = table_.with_equal_value(equal_value)
+        if co2_electricity is not None:
+            table_ = table_.with_carrier("electricity", co2_kg=co2_electricity)
         pf = load_portfolio(portfolio)
         p = parse_period(period, at, dt.date.today())
         client = _influx(influx_url, database, influx_user, influx_password)
-        rows = compute(pf, p, client.query, Factors(kgce_per_m3_gas=gas_factor))
+        if by_item:
+            item_rows = compute_items(pf, p, client.query)
+        else:
+            b: energy.Basis = "equal_value" if basis == "equal_value" else "calorific"
+            rows = compute(pf, p, client.query, Factors(table_, b))
     except EpcwatchError as exc:
         raise _fail(exc) from None
+    import sys
+
+    if by_item:
+        t = Table(title=f"Electricity by item code (分项) {p.label}")
+        for head in ("site", "building", "level", "code", "中文", "English", "kWh", "share %"):
+            t.add_column(head, justify="right" if head in ("kWh", "share %") else "left")
+        for r in item_rows:
+            share = r["share_pct"]
+            t.add_row(
+                str(r["site"]), str(r["building"]) or "(all)", str(r["level"]), str(r["code"]),
+                str(r["zh"]), str(r["en"]), f"{r['electricity_kwh']:,.2f}",
+                "—" if share is None else f"{share:.1f}",
+            )  # fmt: skip
+        Console(width=None if sys.stdout.isatty() else 200).print(t)
+        if out is not None:
+            out.write_text(items_to_csv(item_rows), encoding="utf-8")
+            typer.echo(f"wrote {out}")
+        return
     table = Table(title=f"Energy statistics {p.label}")
     cols = (
         ("site", "site"),
@@ -186,7 +244,12 @@ def stats(  # noqa: PLR0917 - typer options
         ("category_B_kwh", "B kWh"),
         ("category_C_kwh", "C kWh"),
         ("category_D_kwh", "D kWh"),
+        ("water_m3", "water m³"),
+        ("gas_m3", "gas m³"),
+        ("heat_kwh", "heat kWh"),
+        ("cooling_kwh", "cooling kWh"),
         ("tce_total", "tce"),
+        ("co2_t", "t CO2"),
         ("kwh_per_m2", "kWh/m²"),
         ("kwh_per_occupant", "kWh/person"),
         ("electricity_kwh_last_year", "kWh last year"),
@@ -194,7 +257,8 @@ def stats(  # noqa: PLR0917 - typer options
         ("completeness_pct", "data %"),
     )
     for _, head in cols:
-        table.add_column(head, justify="left" if head in ("site", "building") else "right")
+        names = head in ("site", "building")
+        table.add_column(head, justify="left" if names else "right", no_wrap=names)
     for r in rows:
         cells = []
         for key, _ in cols:
@@ -203,7 +267,6 @@ def stats(  # noqa: PLR0917 - typer options
                 v = "(all)"
             cells.append("—" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v)))
         table.add_row(*cells)
-    import sys
 
     # a pipe or file gets the whole table rather than an 80-column squeeze
     Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -12,11 +12,12 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from epcwatch import energy, itemcodes
 from epcwatch.dashboards import queries as q
 from epcwatch.dashboards.errors import StatsError
 from epcwatch.dashboards.influx import Series
@@ -90,8 +91,13 @@ COLUMNS: Final = (
     "water_m3",
     "gas_m3",
     "heat_kwh",
+    "cooling_kwh",
     "tce_electricity",
+    "tce_gas",
+    "tce_heat",
+    "tce_cooling",
     "tce_total",
+    "co2_t",
     "floor_area_m2",
     "occupants",
     "kwh_per_m2",
@@ -104,9 +110,11 @@ COLUMNS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Factors:
-    kgce_per_kwh: float = q.KGCE_PER_KWH
-    kgce_per_m3_gas: float = q.KGCE_PER_M3_GAS
-    kgce_per_kwh_heat: float = q.KGCE_PER_KWH_HEAT
+    """The conversion table (GB/T 2589-2020 and CO2 defaults, epcwatch.energy) and the basis of
+    electricity (calorific equivalent, or equal value with the table's equal-value factor)."""
+
+    table: energy.Factors = field(default_factory=energy.default_factors)
+    basis: energy.Basis = "calorific"
 
 
 Row = dict[str, object]
@@ -136,6 +144,8 @@ def _sum_by(
 def compute(portfolio: Portfolio, period: Period, run: Runner, factors: Factors | None = None) -> list[Row]:
     """Rows per site (``building`` empty) followed by that site's buildings."""
     f = factors or Factors()
+    if f.basis == "equal_value" and f.table.electricity.equal_value_kgce is None:
+        raise StatsError("the equal-value basis needs the year's factor (--equal-value-kgce-per-kwh)")
     rows: list[Row] = []
     for site in portfolio.sites:
         rows += _site_rows(site, period, run, f)
@@ -171,7 +181,7 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
             complete.setdefault(s.tags.get("building", ""), []).append(float(r["completeness_pct"]))
     types = {
         fld: _sum_by(types_series, fld, _building_key)
-        for fld in ("water_volume", "gas_volume", "heat_energy")
+        for fld in ("water_volume", "gas_volume", "heat_energy", "cooling_energy")
     }
 
     def row(building: str, keys: Sequence[str], area: float, occupants: int) -> Row:
@@ -180,9 +190,16 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
 
         e = total(elec)
         ly = total(elec_ly)
-        water, gas, heat = (total(types[x]) for x in ("water_volume", "gas_volume", "heat_energy"))
-        tce_e = e * f.kgce_per_kwh / 1000
+        water, gas, heat, cool = (
+            total(types[x]) for x in ("water_volume", "gas_volume", "heat_energy", "cooling_energy")
+        )
         by_category = {f"category_{c}_kwh": sum(cats.get((k, c), 0.0) for k in keys) for c in q.CATEGORIES}
+        amounts = {"electricity": (e, "kWh"), "natural_gas": (gas, "m3"), "heat": (heat, "kWh")}
+        amounts["cooling"] = (cool, "kWh")
+        tce = {
+            c: energy.tce_or_none(c, v, u, basis=f.basis, factors=f.table) for c, (v, u) in amounts.items()
+        }
+        co2 = [_co2_or_none(c, v, u, f.table) for c, (v, u) in amounts.items() if v]
         return {
             "period": period.label,
             "site": site.id,
@@ -192,8 +209,14 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
             "water_m3": water,
             "gas_m3": gas,
             "heat_kwh": heat,
-            "tce_electricity": tce_e,
-            "tce_total": tce_e + (gas * f.kgce_per_m3_gas + heat * f.kgce_per_kwh_heat) / 1000,
+            "cooling_kwh": cool,
+            "tce_electricity": tce["electricity"],
+            "tce_gas": tce["natural_gas"],
+            "tce_heat": tce["heat"],
+            "tce_cooling": tce["cooling"],
+            # carriers without a factor (water; cooling unless configured) are not in the total
+            "tce_total": sum(v for v in tce.values() if v is not None),
+            "co2_t": sum(v for v in co2 if v is not None),
             "floor_area_m2": area,
             "occupants": occupants,
             "kwh_per_m2": e / area if area else None,
@@ -209,6 +232,67 @@ def _site_rows(site: Site, period: Period, run: Runner, f: Factors) -> list[Row]
     rows = [row("", [b.id for b in site.buildings], area, people)]
     rows += [row(b.id, [b.id], b.floor_area_m2, b.occupants) for b in site.buildings]
     return rows
+
+
+def _co2_or_none(carrier: str, quantity: float, unit: str, table: energy.Factors) -> float | None:
+    try:
+        return energy.to_co2(carrier, quantity, unit, factors=table)
+    except energy.EnergyError:
+        return None
+
+
+#: CSV columns of the item-code table (``epcwatch stats --by-item``)
+ITEM_COLUMNS: Final = (
+    "period", "site", "building", "level", "code", "zh", "en", "electricity_kwh", "share_pct",
+)  # fmt: skip
+
+
+def compute_items(portfolio: Portfolio, period: Period, run: Runner) -> list[Row]:
+    """Electricity of the category sub-meters per national item code, level 1 (01A00 …, from the
+    ``category`` tag) and level 2 (01A10 …, from ``item_code``), per site and building, with the
+    share of the site's or building's electricity. Pure: the query runner is passed in."""
+    rows: list[Row] = []
+    for site in portfolio.sites:
+        variables = _variables(site)
+        t0, t1 = period.window_ms(site.timezone)
+        by = ("building", "category", "item_code")
+        series = run(expand(q.electricity(by), t0, t1, variables))
+        kwh = _sum_by(series, "electricity_kwh", lambda t: (t.get("building", ""), t.get("item_code", "")))
+        scopes = [("", [b.id for b in site.buildings]), *((b.id, [b.id]) for b in site.buildings)]
+        for building, keys in scopes:
+            total = sum(v for (b, _), v in kwh.items() if b in keys)
+            per_code: dict[tuple[int, str], float] = {}
+            for (b, code), v in kwh.items():
+                if b not in keys or not itemcodes.is_known(code):
+                    continue
+                l1 = itemcodes.first_level(code)
+                per_code[(1, l1)] = per_code.get((1, l1), 0.0) + v
+                per_code[(2, code)] = per_code.get((2, code), 0.0) + v
+            for (level, code), v in sorted(per_code.items()):
+                c = itemcodes.lookup(code)
+                rows.append(
+                    {
+                        "period": period.label,
+                        "site": site.id,
+                        "building": building,
+                        "level": level,
+                        "code": code,
+                        "zh": c.zh,
+                        "en": c.en,
+                        "electricity_kwh": v,
+                        "share_pct": v / total * 100 if total else None,
+                    }
+                )
+    return rows
+
+
+def items_to_csv(rows: Sequence[Row]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ITEM_COLUMNS)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in ITEM_COLUMNS])
+    return buf.getvalue()
 
 
 def _mean(values: list[float]) -> float | None:

@@ -116,6 +116,7 @@ def portfolio_yaml(seed: int = 0) -> str:
                 "floor_area_m2": b.floor_area_m2,
                 "occupants": b.occupants,
                 "floors": b.floors,
+                **({"code": b.code} if b.code else {}),
             }
             for b in spec.buildings
         ],
@@ -154,7 +155,8 @@ def write_building_info(influx_url: str, portfolio: Path) -> int:
 
 
 def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
-    """Readings stored in [t0, t1): counted on each kind's always-present field."""
+    """Readings stored in [t0, t1): counted on each kind's always-present field (a meter's
+    counter: electricity, water or gas, exactly one per reading)."""
     from epcwatch.influx import InfluxClient
     from epcwatch.influx.schema import HVAC, LIGHTING, METER, SENSOR
 
@@ -163,6 +165,8 @@ def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
     for measurement, fld in (
         (METER, "energy_import"),
+        (METER, "water_volume"),
+        (METER, "gas_volume"),
         (HVAC, "active_power"),
         (LIGHTING, "active_power"),
         (SENSOR, "outdoor_temp"),
@@ -195,6 +199,9 @@ EXAMPLE_QUERIES = (
     "GROUP BY building, category",
     "SELECT mean(outdoor_temp) FROM sensor WHERE time >= '2025-07-01' AND time < '2025-08-01' "
     "GROUP BY time(1d) tz('Asia/Shanghai')",
+    # b1's national item codes: electricity items, water (02000) and gas (03000)
+    "SELECT sum(energy_import), sum(water_volume), sum(gas_volume) FROM energy_interval "
+    "WHERE interval = '1d' AND building = 'b1' AND tenant = '' AND item_code != '' GROUP BY item_code",
 )
 
 

@@ -53,6 +53,8 @@ class MeterSelector(_Strict):
     device: Id | None = None
     category: TagValue | None = None
     tenant: TagValue | None = None
+    #: national item code (01A00 level 1, 01A10 level 2, 02000 water …; docs/chinese-standards.md)
+    item_code: str | None = Field(default=None, pattern=r"^[0-9]{2}[0-9A-Z][0-9]{2}$")
     #: InfluxDB measurement (device kind) holding the raw counter, for the fallback path
     measurement: str = Field(default="meter", pattern=r"^[a-z][a-z0-9_]*$")
     #: counter field (from the measurement vocabulary) whose daily increase is the energy
@@ -60,8 +62,8 @@ class MeterSelector(_Strict):
 
     @model_validator(mode="after")
     def _some_tag(self) -> Self:
-        if not any((self.building, self.device, self.category, self.tenant)):
-            raise ValueError("select meters by at least one of building, device, category, tenant")
+        if not any((self.building, self.device, self.category, self.tenant, self.item_code)):
+            raise ValueError("select meters by at least one of building, device, category, tenant, item_code")
         return self
 
     def tags(self) -> dict[str, str]:
@@ -70,6 +72,7 @@ class MeterSelector(_Strict):
             "device": self.device,
             "category": self.category,
             "tenant": self.tenant,
+            "item_code": self.item_code,
         }
         return {k: v for k, v in t.items() if v is not None}
 
@@ -206,13 +209,16 @@ class Factors(_Strict):
 class Adjustment(_Strict):
     """A non-routine adjustment added to the adjusted baseline over a date range:
     ``amount_kwh`` in total (spread evenly over the range's days) or ``fraction`` of the
-    adjusted baseline (e.g. 0.05 for a 5 % larger floor area). Negative values reduce it."""
+    adjusted baseline (e.g. 0.05 for a 5 % larger floor area). Negative values reduce it.
+    ``uncertainty`` is the adjustment's own standard uncertainty (one standard deviation) as a
+    share of the applied amount, e.g. 0.2 for ± 20 %; 0 (the default) states it as exact."""
 
     start: date
     end: date
     amount_kwh: float | None = None
     fraction: float | None = Field(default=None, gt=-1, lt=10)
     reason: str = Field(min_length=3)
+    uncertainty: float = Field(default=0.0, ge=0, le=10)
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -285,6 +291,12 @@ class Contract(_Strict):
     calendar: Calendar = Calendar()
     #: fit even when data sufficiency disqualifies the baseline (stated in the report)
     allow_insufficient_baseline: bool = False
+    #: below this share (0-1) of reporting-period energy resting on verified readings, the
+    #: report is marked "not verifiable" (docs/provenance.md; checked with `--keyring`)
+    min_verified_share: float | None = Field(default=None, ge=0, le=1)
+    #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
+    #: model are used unchanged and any later change in the stored baseline data is reported
+    frozen_baseline: str | None = None
 
     @field_validator("timezone")
     @classmethod

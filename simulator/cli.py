@@ -61,9 +61,12 @@ def devices_cmd(seed: Seed = 0) -> None:
     from epcwatch.sim.spec import demo_complex
 
     spec = demo_complex(seed)
-    table = Table("unit", "device", "kind", "profile", "building", "category", "tenant")
+    table = Table("unit", "device", "kind", "profile", "building", "category", "item code", "tenant")
     for i, d in enumerate(spec.devices()):
-        table.add_row(str(i + 1), d.id, d.kind, d.profile, d.building or "", d.category or "", d.tenant or "")
+        table.add_row(
+            str(i + 1), d.id, d.kind, d.profile, d.building or "", d.category or "", d.item_code or "",
+            d.tenant or "",
+        )  # fmt: skip
     Console().print(table)
 
 
@@ -127,7 +130,7 @@ def site_yaml(
         d = by_id.get(device_id)
         tags: dict[str, str] = {}
         if d is not None:
-            for k in ("building", "floor", "category", "tenant"):
+            for k in ("building", "floor", "category", "tenant", "item_code"):
                 v = getattr(d, k)
                 if v is not None:
                     tags[k] = v

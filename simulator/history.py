@@ -49,6 +49,7 @@ def device_tags(d: Device) -> dict[str, str]:
         "category": d.category,
         "tenant": d.tenant,
         "profile": d.profile,
+        "item_code": d.item_code,
     }
     return {k: v for k, v in tags.items() if v is not None}
 

@@ -7,7 +7,8 @@ sums per site-local day, so what a meter served over Modbus and what the truth e
 agree by construction (up to the register's resolution).
 
 Counters: ``energy_import`` (kWh) of every device with power; ``run_hours`` (h) of the chiller
-plants and AHUs (the integral of their run status).
+plants and AHUs (the integral of their run status); ``water_volume`` / ``gas_volume`` (m³) of the
+water and gas meters (the integral of their flow).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy.typing as npt
 
 from epcwatch.sim.model import ComplexModel, SiteLoads
 from epcwatch.sim.noise import stream_key, uniform
+from epcwatch.sim.spec import VOLUME_ROLES
 from epcwatch.sim.timegrid import STEP_S, date_of, day_number, day_steps, grid, local_midnight
 from epcwatch.sim.weather import weather
 
@@ -40,6 +42,8 @@ def step_increments(model: ComplexModel, loads: SiteLoads) -> dict[tuple[str, st
         out[(dev, "energy_import")] = p * KWH_PER_WSTEP
     for dev, run in model.run_status(loads).items():
         out[(dev, "run_hours")] = run.astype(np.float64) * H_PER_STEP
+    for d in model.volume_meters:
+        out[(d.id, VOLUME_ROLES[d.role])] = model.volume_m3h(loads)[d.id] * H_PER_STEP
     return out
 
 
@@ -52,6 +56,9 @@ def initial_values(model: ComplexModel) -> dict[tuple[str, str], float]:
         out[(d.id, "energy_import")] = round(1_000.0 + 49_000.0 * u, 1)
         if d.kind == "hvac":
             out[(d.id, "run_hours")] = round(2_000.0 + 18_000.0 * u)
+    for d in model.volume_meters:
+        u = float(uniform(stream_key(model.spec.seed, f"{d.id}.initial"), one)[0])
+        out[(d.id, VOLUME_ROLES[d.role])] = round(100.0 + 9_900.0 * u, 1)
     return out
 
 
@@ -64,6 +71,8 @@ class DailyTotals:
     counterfactual_kwh: dict[str, F64]
     run_hours: dict[str, F64]
     temp_mean_c: F64
+    #: water and gas meters: m³ per day
+    volume_m3: dict[str, F64]
 
 
 def _day_starts(local_day: I64) -> I64:
@@ -82,6 +91,7 @@ def daily_totals(
     actual: dict[str, list[F64]] = {d.id: [] for d in model.metered}
     cf: dict[str, list[F64]] = {d.id: [] for d in model.metered}
     run: dict[str, list[F64]] = {d.id: [] for d in model.metered if d.kind == "hvac"}
+    volume: dict[str, list[F64]] = {d.id: [] for d in model.volume_meters}
     temps: list[F64] = []
     day = first
     while day <= last:
@@ -95,7 +105,8 @@ def daily_totals(
         temps.append(np.add.reduceat(w.temp_c, starts) / counts)
         inc = step_increments(model, model.loads_on(g, w, True))
         for (dev, name), v in inc.items():
-            (actual if name == "energy_import" else run)[dev].append(np.add.reduceat(v, starts))
+            into = actual if name == "energy_import" else run if name == "run_hours" else volume
+            into[dev].append(np.add.reduceat(v, starts))
         if counterfactual:
             inc_cf = step_increments(model, model.loads_on(g, w, False))
             for (dev, name), v in inc_cf.items():
@@ -108,6 +119,7 @@ def daily_totals(
         counterfactual_kwh={k: np.concatenate(v) for k, v in cf.items()} if counterfactual else {},
         run_hours={k: np.concatenate(v) for k, v in run.items()},
         temp_mean_c=np.concatenate(temps),
+        volume_m3={k: np.concatenate(v) for k, v in volume.items()},
     )
 
 

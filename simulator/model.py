@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from epcwatch.sim.noise import normal, smooth_normal, stream_key, uniform
-from epcwatch.sim.spec import TIGHT_AHU, Building, ComplexSpec, Device, Measure, Schedule
+from epcwatch.sim.spec import TIGHT_AHU, VOLUME_ROLES, Building, ComplexSpec, Device, Measure, Schedule
 from epcwatch.sim.timegrid import TimeGrid, day_number, grid
 from epcwatch.sim.weather import Weather, weather
 
@@ -163,6 +163,8 @@ class BuildingLoads:
     ahu_speed: tuple[F64, ...]  #: %
     ahu_power: tuple[F64, ...]
     terminal_power: F64
+    water_m3h: F64  #: tap water flow (zero without a water meter)
+    gas_m3h: F64  #: canteen gas flow (zero without a gas meter)
 
 
 @dataclass(frozen=True)
@@ -190,12 +192,18 @@ class ComplexModel:
 
     @cached_property
     def metered(self) -> list[Device]:
-        """Devices with an energy counter (meters, plant, AHUs, lighting controllers)."""
-        return [d for d in self.devices if d.kind != "sensor"]
+        """Devices with an energy counter (electricity meters, plant, AHUs, lighting controllers)."""
+        return [d for d in self.devices if d.kind != "sensor" and d.role not in VOLUME_ROLES]
 
     @cached_property
     def meters(self) -> list[Device]:
-        return [d for d in self.devices if d.kind == "meter"]
+        """Electricity meters."""
+        return [d for d in self.devices if d.kind == "meter" and d.role not in VOLUME_ROLES]
+
+    @cached_property
+    def volume_meters(self) -> list[Device]:
+        """Water and gas meters (a volume counter, m³)."""
+        return [d for d in self.devices if d.role in VOLUME_ROLES]
 
     def _key(self, name: str) -> int:
         return stream_key(self.spec.seed, name)
@@ -253,7 +261,34 @@ class ComplexModel:
             ahu_speed=hvac.ahu_speed,
             ahu_power=hvac.ahu_power,
             terminal_power=hvac.terminal_power,
+            water_m3h=self._water(b, g, occ),
+            gas_m3h=self._gas(b, g, attendance),
         )
+
+    def _water(self, b: Building, g: TimeGrid, occ: F64) -> F64:
+        """Tap water (m³/h): the day's quota spread over ~10 occupied hours, plus a small leak."""
+        if b.water_m3_per_person_day <= 0:
+            return np.zeros(len(g))
+        peak = b.water_m3_per_person_day * b.occupants / 10.0
+        flow = 0.01 * peak + peak * occ * (1.0 + 0.1 * normal(self._key(f"{b.id}.water"), g.k))
+        return np.asarray(np.clip(flow, 0.0, None), dtype=np.float64)
+
+    def _gas(self, b: Building, g: TimeGrid, attendance: F64) -> F64:
+        """Canteen gas (m³/h): burners at the meal times of working days, a pilot otherwise."""
+        if b.canteen_gas_m3h <= 0:
+            return np.zeros(len(g))
+        meals = np.where(g.workday, _curve(_MEALS, g.tod_h), 0.0) * attendance
+        flow = b.canteen_gas_m3h * (0.01 + meals * (1.0 + 0.05 * normal(self._key(f"{b.id}.gas"), g.k)))
+        return np.asarray(np.clip(flow, 0.0, None), dtype=np.float64)
+
+    def volume_m3h(self, loads: SiteLoads) -> dict[str, F64]:
+        """Flow (m³/h) of every water and gas meter."""
+        out: dict[str, F64] = {}
+        for d in self.volume_meters:
+            assert d.building is not None
+            bl = loads.buildings[d.building]
+            out[d.id] = bl.water_m3h if d.role == "water" else bl.gas_m3h
+        return out
 
     def _occupancy(self, b: Building, g: TimeGrid) -> tuple[F64, F64]:
         """Occupancy 0..1 (schedule x the day's attendance x slow wander) and the attendance."""
@@ -431,6 +466,10 @@ def _device_power(d: Device, bl: BuildingLoads) -> F64:
     if role in ("light", "hvac", "power", "special"):
         assert d.category is not None
         return bl.category[d.category]
+    if role == "hvac-plant":  # 01B10: the plant's share of B
+        return bl.plant_power
+    if role == "hvac-terminals":  # 01B20: AHU fans and fan coils, the rest of B
+        return np.asarray(np.sum(bl.ahu_power, axis=0) + bl.terminal_power, dtype=np.float64)
     if role == "chiller":
         return bl.plant_power
     if role == "ahu":

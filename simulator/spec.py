@@ -6,7 +6,10 @@ are ``{building}-{role}``; every device names the shipped profile whose register
 
 Sub-metering, as this model defines it (the identity the tests check):
 
-* ``{b}-main`` = ``{b}-light`` (A) + ``{b}-hvac`` (B) + ``{b}-power`` (C) + ``{b}-special`` (D)
+* ``{b}-main`` = ``{b}-light`` (A) + ``{b}-hvac`` (B) + ``{b}-power`` (C) + ``{b}-special`` (D);
+  in a building with ``hvac_submeters`` B is metered by two level-2 sub-meters instead,
+  ``{b}-hvac-plant`` (01B10 冷热站) + ``{b}-hvac-terminals`` (01B20 空调末端: AHUs and fan coils)
+  (:meth:`ComplexSpec.category_meters` lists a building's category meters either way)
 * ``{b}-light`` (A, lighting & sockets) = sum of the tenant meters ``{b}-t-{tenant}``: each
   department's meter carries its floors' lighting and sockets, and together they cover all of A
 * ``{b}-lc1`` (lighting controller) reports the lighting part of A (its zones' power)
@@ -14,7 +17,10 @@ Sub-metering, as this model defines it (the identity the tests check):
 
 Tags: category meters carry ``category``; tenant meters carry ``tenant`` (and ``category`` A,
 whose part they are); main meters and controllers carry neither, so summing the category meters
-(``category`` set, ``tenant`` empty) counts every kWh once.
+(``category`` set, ``tenant`` empty) counts every kWh once. A building with ``item_codes`` tags
+its category meters with the national level-1 item codes (``01A00`` …) and its water and gas
+meters (``{b}-water``, ``{b}-gas``, present where the building's water or gas use is set) with
+the energy classes ``02000`` and ``03000``.
 """
 
 from __future__ import annotations
@@ -84,6 +90,16 @@ class Building:
     base_power_kw: float = 18.0  #: pumps and ventilation, around the clock
     special_kw: float = 60.0  #: kitchen peak / server room / data-centre IT load
     ahu_schedule: Schedule = LOOSE_AHU
+    #: tap water per occupant and working day (m³); > 0 gives the building a water meter
+    water_m3_per_person_day: float = 0.0
+    #: canteen gas burners at the lunch peak (m³/h); > 0 gives the building a gas meter
+    canteen_gas_m3h: float = 0.0
+    #: tag the category, water and gas meters with the national item codes
+    item_codes: bool = False
+    #: building identification code (建筑识别编码), e.g. 510104A001
+    code: str | None = None
+    #: meter HVAC (B) as its two national level-2 items: plant 01B10 and terminals 01B20
+    hvac_submeters: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class Device:
     category: Category | None = None
     tenant: str | None = None
     index: int = 0  #: AHU number, lighting controller number
+    item_code: str | None = None  #: national item code (分类分项能耗编码)
 
 
 #: which shipped profile serves which role (a main meter on CTs, DIN-rail sub-meters, …)
@@ -120,7 +137,17 @@ DEFAULT_PROFILES: Final[dict[str, str]] = {
     "ahu": "generic-ahu",
     "lc": "generic-lighting-controller",
     "weather": "generic-rs485-th",
+    "water": "generic-water-meter",
+    "gas": "generic-gas-meter",
 }
+#: level-2 HVAC sub-meters (role, item code) of a building with ``hvac_submeters``
+HVAC_SUBMETERS: Final[tuple[tuple[str, str], ...]] = (("hvac-plant", "01B10"), ("hvac-terminals", "01B20"))
+#: roles of meters that count a volume (m³), not electrical energy
+VOLUME_ROLES: Final[dict[str, str]] = {"water": "water_volume", "gas": "gas_volume"}
+#: level-1 national item code of each category, and the classes of water and gas
+ITEM_CODES: Final[dict[str, str]] = {
+    "A": "01A00", "B": "01B00", "C": "01C00", "D": "01D00", "water": "02000", "gas": "03000",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +174,29 @@ class ComplexSpec:
         for b in self.buildings:
             out.append(Device(f"{b.id}-main", "meter", "main", p["main"], b.id, "B1"))
             for cat, role in CATEGORY_ROLES.items():
-                out.append(Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", category=cat))
+                if cat == "B" and b.hvac_submeters:
+                    for sub, sub_code in HVAC_SUBMETERS:
+                        out.append(
+                            Device(
+                                f"{b.id}-{sub}",
+                                "meter",
+                                sub,
+                                p[role],
+                                b.id,
+                                "B1",
+                                category=cat,
+                                item_code=sub_code,
+                            )
+                        )
+                    continue
+                code: str | None = ITEM_CODES[cat] if b.item_codes else None
+                out.append(
+                    Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", category=cat, item_code=code)
+                )
+            for role, wanted in (("water", b.water_m3_per_person_day), ("gas", b.canteen_gas_m3h)):
+                if wanted > 0:
+                    code = ITEM_CODES[role] if b.item_codes else None
+                    out.append(Device(f"{b.id}-{role}", "meter", role, p[role], b.id, "B1", item_code=code))
             for t in b.tenants:
                 out.append(
                     Device(
@@ -163,6 +212,14 @@ class ComplexSpec:
         out.append(Device("weather", "sensor", "weather", p["weather"]))
         return out
 
+    def category_meters(self, building_id: str) -> list[Device]:
+        """The building's category sub-meters (category set, no tenant): they add up to its main meter."""
+        return [
+            d
+            for d in self.devices()
+            if d.building == building_id and d.category is not None and d.tenant is None
+        ]
+
     def device(self, device_id: str) -> Device:
         for d in self.devices():
             if d.id == device_id:
@@ -174,6 +231,7 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
     """Site ``civic-centre``: baseline 2024, retrofits installed 2025-01-01, reporting 2025."""
     b1 = Building(
         id="b1",
+        code="510104A001",
         name="Administration tower",
         use="office",
         floor_area_m2=24_000.0,
@@ -190,9 +248,15 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
         plant_capacity_kw=2_400.0,
         lifts=8,
         special_kw=70.0,
+        # about 40 L per person and working day (GB 50555 office quota: 30-50 L), a staff canteen
+        water_m3_per_person_day=0.04,
+        canteen_gas_m3h=24.0,
+        item_codes=True,
+        hvac_submeters=True,
     )
     b2 = Building(
         id="b2",
+        code="510104A002",
         name="Public service hall",
         use="service_hall",
         floor_area_m2=12_000.0,
@@ -216,6 +280,7 @@ def demo_complex(seed: int = 0) -> ComplexSpec:
     )
     b3 = Building(
         id="b3",
+        code="510104H001",
         name="Archive and data centre",
         use="archive_dc",
         floor_area_m2=8_000.0,

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import BuildingLoads, ComplexModel, SiteLoads
-from epcwatch.sim.spec import Device
+from epcwatch.sim.spec import VOLUME_ROLES, Device
 
 F64 = npt.NDArray[np.float64]
 Values = dict[str, F64]
@@ -166,6 +166,25 @@ def _weather(model: ComplexModel, loads: SiteLoads) -> Values:
     }
 
 
+def _volume_meter(
+    model: ComplexModel,
+    d: Device,
+    bl: BuildingLoads,
+    loads: SiteLoads,
+    counters: Mapping[tuple[str, str], F64],
+) -> Values:
+    """A water or gas meter: its volume counter and flow; a gas corrector also reports the gas's
+    pressure (regulated, ~2.5 kPa) and temperature (following the outdoor air in the meter room)."""
+    k = loads.grid.k
+    name = VOLUME_ROLES[d.role]
+    out: Values = {name: np.asarray(counters[(d.id, name)], dtype=np.float64)}
+    out["flow_rate"] = bl.water_m3h if d.role == "water" else bl.gas_m3h
+    if d.role == "gas":
+        out["gas_pressure"] = 2.5 + 0.05 * model.noise(f"{d.id}.p", k)
+        out["gas_temp"] = 0.6 * loads.weather.temp_c + 6.0 + 0.2 * model.noise(f"{d.id}.t", k)
+    return out
+
+
 def device_values(
     model: ComplexModel,
     loads: SiteLoads,
@@ -186,6 +205,9 @@ def device_values(
             continue
         assert d.building is not None
         bl = loads.buildings[d.building]
+        if d.role in VOLUME_ROLES:
+            out[d.id] = _volume_meter(model, d, bl, loads, counters)
+            continue
         if d.kind == "meter":
             v = meter_values(model, d, power[d.id], loads)
         elif d.role == "chiller":

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
+from epcwatch import itemcodes
 from tests.collector.strategies import documents
 
 SITE, DEVICE = "s1", "bad1"
@@ -118,6 +119,16 @@ def not_json(draw: st.DrawFn) -> bytes:
     )
 
 
+@st.composite
+def unknown_item_code(draw: st.DrawFn) -> bytes:
+    """A valid document whose well-formed item code is not in the national table."""
+    d = draw(documents(site=SITE, device=DEVICE))
+    code = draw(st.from_regex(r"\A[0-9]{2}[0-9A-Z][0-9]{2}\Z").filter(lambda c: not itemcodes.is_known(c)))
+    d["tags"] = {**d.get("tags", {}), "item_code": code}
+    d["tags"].pop("category", None)
+    return orjson.dumps(d)
+
+
 #: (strategy, reasons it may be rejected with)
 BAD: dict[str, tuple[st.SearchStrategy[bytes], frozenset[str]]] = {
     "wrong_types": (wrong_types(), frozenset({"schema"})),
@@ -127,5 +138,6 @@ BAD: dict[str, tuple[st.SearchStrategy[bytes], frozenset[str]]] = {
     "non_utf8": (non_utf8(), frozenset({"not_utf8"})),
     "oversized": (oversized(), frozenset({"oversized"})),
     "not_json": (not_json(), frozenset({"invalid_json", "schema"})),
+    "unknown_item_code": (unknown_item_code(), frozenset({"item_code"})),
 }
 bad_payloads = st.sampled_from(sorted(BAD)).flatmap(lambda k: st.tuples(st.just(k), BAD[k][0]))

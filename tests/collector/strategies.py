@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from epcwatch import measurements
+from epcwatch import itemcodes, measurements
 from epcwatch.measurements import FieldType
 from epcwatch.wire import MAX_TS_MS, MIN_TS_MS
 
@@ -48,9 +48,17 @@ def documents(draw: st.DrawFn, site: str | None = None, device: str | None = Non
                 "category": st.sampled_from("ABCD"),
                 "tenant": tag_text,
                 "profile": tag_text,
+                "item_code": st.sampled_from(sorted(itemcodes.known_codes())),
             },
         )
     )
+    if "item_code" in tags:
+        # a category must agree with the item code's level-1 item
+        category = itemcodes.category_of(tags["item_code"])
+        if category is None:
+            tags.pop("category", None)
+        elif "category" in tags:
+            tags["category"] = category
     doc: dict[str, Any] = {
         "site": site or draw(ids),
         "device": device or draw(ids),

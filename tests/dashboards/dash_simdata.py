@@ -1,8 +1,9 @@
 """Representative data for the dashboards' tests, as line protocol following docs/data-model.md.
 
-A small office site in Asia/Shanghai: two buildings with category sub-meters (A–D), tenant
-meters, a main meter and water/heat meters; daily ``energy_interval`` points at local midnight
-for 2024-01-01 … 2025-02-28; hourly telemetry, health and savings points around 2025-02-01/02.
+A small office site in Asia/Shanghai: two buildings with category sub-meters (A–D; b1's with
+level-2 national item codes), tenant meters, a main meter and water, gas, heat and cooling
+meters; daily ``energy_interval`` points at local midnight for 2024-01-01 … 2025-02-28; hourly
+telemetry, health and savings points around 2025-02-01/02.
 Values are a deterministic function of device and day, so tests derive expectations from the
 same generator instead of hard-coding numbers.
 """
@@ -45,12 +46,27 @@ class Meter:
     tenant: str = ""
     field: str = "energy_import"
     base: float = 100.0
+    #: national item code as the collector stores it (level 2, or the level-1 code of a meter
+    #: set up with a category letter only, or the energy class of a water/gas/heat meter)
+    item_code: str = ""
 
 
+#: b1's sub-meters carry level-2 item codes (two sub-items of A and of B), b2's only category
+#: letters (stored with their level-1 codes), as a site part-way through adopting the codes
 METERS = [
     *(
-        Meter(f"{b}-{role}", b, cat, base=base * scale)
-        for b, scale in (("b1", 1.0), ("b2", 0.55))
+        Meter(f"b1-{role}", "b1", cat, base=base, item_code=code)
+        for role, cat, base, code in (
+            ("light", "A", 800, "01A10"),
+            ("corridor", "A", 120, "01A20"),
+            ("hvac", "B", 1500, "01B10"),
+            ("terminals", "B", 500, "01B20"),
+            ("power", "C", 400, "01C10"),
+            ("special", "D", 250, "01D00"),
+        )
+    ),
+    *(
+        Meter(f"b2-{role}", "b2", cat, base=base * 0.55, item_code=f"01{cat}00")
         for role, cat, base in (
             ("light", "A", 800),
             ("hvac", "B", 1500),
@@ -62,9 +78,15 @@ METERS = [
     Meter("b2-main", "b2", base=1700),
     Meter("b1-t-finance", "b1", tenant="finance", base=600),
     Meter("b1-t-planning", "b1", tenant="planning", base=450),
-    Meter("b1-water", "b1", field="water_volume", base=40),
-    Meter("b2-heat", "b2", field="heat_energy", base=900),
+    Meter("b1-water", "b1", field="water_volume", base=40, item_code="02000"),
+    Meter("b1-gas", "b1", field="gas_volume", base=60, item_code="03000"),
+    Meter("b2-heat", "b2", field="heat_energy", base=900, item_code="04000"),
+    Meter("b2-cooling", "b2", field="cooling_energy", base=700, item_code="05000"),
 ]
+
+
+def meter(device: str) -> Meter:
+    return next(m for m in METERS if m.device == device)
 
 
 #: days a meter sent nothing (a gap the statistics must report)
@@ -91,6 +113,8 @@ def _tags(m: Meter) -> str:
     t = f"building={m.building},device={m.device}"
     if m.category:
         t = f"building={m.building},category={m.category},device={m.device}"
+    if m.item_code:
+        t += f",item_code={m.item_code}"
     if m.tenant:
         t += f",tenant={m.tenant}"
     return t
@@ -171,7 +195,8 @@ def lines() -> list[str]:
             )
         out.append(
             f"agent_health,agent=edge-1,site={SITE} outbox_depth={(i * 37) % 500}i,outbox_bytes={i * 1000}i,"
-            f"outbox_dropped=0i,published={i * 90}i,connected=true,uptime_s={i * 300}.0 {ts}"
+            f"outbox_dropped=0i,outbox_unacked={(i * 13) % 200}i,outbox_oldest_age_s={(i % 12) * 30}.0,"
+            f"published={i * 90}i,connected=true,uptime_s={i * 300}.0 {ts}"
         )
         out.append(
             f"collector_health,collector=c1,group=collectors messages_per_s=150.0,points_per_s=2100.0,"

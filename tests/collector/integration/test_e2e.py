@@ -42,6 +42,7 @@ def test_telemetry_health_status_and_dead_letters(mosquitto, influxdb, database,
         bad = [
             ("epc/v1/s1/m1/telemetry", b"\xff not utf-8"),
             ("epc/v1/s1/m1/telemetry", telemetry("s2", "m1", 1, TS)),
+            ("epc/v1/s1/m2/telemetry", telemetry("s1", "m2", 1, TS, item_code="01A40")),
             ("epc/v1/s1/health", b'{"site": "s1"}'),
         ]
         health = orjson.dumps(
@@ -59,18 +60,20 @@ def test_telemetry_health_status_and_dead_letters(mosquitto, influxdb, database,
         status = orjson.dumps({"site": "s1", "state": "online", "ts": TS + 1, "agent": "edge-1"})
         pub.publish(
             good[:100]
-            + bad[:2]
+            + bad[:3]
             + [("epc/v1/s1/health", health), ("epc/v1/s1/status", status)]
             + good[100:]
-            + bad[2:]
+            + bad[3:]
         )
         assert wait_for(lambda: counts_per_device(influxdb.url, database) == {"m1": 300, "m2": 300}, 60), (
             counts_per_device(influxdb.url, database),
             c.log()[-3000:],
         )
-        assert wait_for(lambda: len(dl) == 3, 30), dl.items
+        assert wait_for(lambda: len(dl) == 4, 30), dl.items
         reasons = sorted(d["reason"].split(":")[0] for d in dl.items)
-        assert reasons == ["not_utf8", "schema", "topic_mismatch"]
+        assert reasons == ["item_code", "not_utf8", "schema", "topic_mismatch"]
+        item = next(d["reason"] for d in dl.items if d["reason"].startswith("item_code"))
+        assert item.startswith("item_code: tags.item_code: '01A40' is not a national item code (known: 01000")
         assert any(base64.b64decode(d["payload_b64"]) == b"\xff not utf-8" for d in dl.items)
         assert all(d["collector"] == "e2e-1" for d in dl.items)
 
@@ -88,9 +91,9 @@ def test_telemetry_health_status_and_dead_letters(mosquitto, influxdb, database,
         assert [v[1:] for v in values] == [[3, True], [None, True]]
         dev = influx_query(influxdb.url, "SELECT polls_ok, polls_failed FROM device_health", db=database)
         assert dev["results"][0]["series"][0]["values"] == [[TS, 9, 1]]  # type: ignore[index]
-        # 200 telemetry + 3 bad + health + status messages; 600 readings + agent_health, device_health
-        # and the status point; 3 dead letters
-        assert wait_for(lambda: _health(influxdb.url, database) == (205, 603, 3), 20), _health(
+        # 200 telemetry + 4 bad + health + status messages; 600 readings + agent_health, device_health
+        # and the status point; 4 dead letters
+        assert wait_for(lambda: _health(influxdb.url, database) == (206, 603, 4), 20), _health(
             influxdb.url, database
         )
     finally:

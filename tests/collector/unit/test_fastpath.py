@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from epcwatch.collector import fastpath
 from epcwatch.collector.lineprotocol import telemetry_lines
 from epcwatch.collector.validate import validate
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import TelemetryMessage, coalesce
 from tests.collector.strategies import documents
 
 junk = st.recursive(
@@ -31,7 +31,9 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     if where == "top":
         d[draw(st.sampled_from(["v", "site", "device", "kind", "tags", "readings", "extra"]))] = draw(junk)
     elif where == "tags":
-        d.setdefault("tags", {})[draw(st.sampled_from(["building", "category", "floor", "x"]))] = draw(junk)
+        key = draw(st.sampled_from(["building", "category", "floor", "item_code", "x"]))
+        codes = st.sampled_from(["01A10", "01B00", "02000", "01A40", "01E00", "1A10", "A"])
+        d.setdefault("tags", {})[key] = draw(junk | codes)
     elif where == "reading":
         r = d["readings"][0]
         r[draw(st.sampled_from(["seq", "ts", "values", "quality", "extra"]))] = draw(junk)
@@ -65,6 +67,8 @@ def check(payload: bytes) -> None:
         assert isinstance(slow, TelemetryMessage), (payload, slow)
         assert [meaning(x) for x in fast.lines] == [meaning(x) for x in telemetry_lines(slow)]
         assert fast.max_ts == max(r.ts for r in slow.readings)
+        # the seqs the end-to-end acknowledgement will name: exactly the readings', coalesced
+        assert fast.seq_ranges == coalesce((r.seq, r.seq) for r in slow.readings)
 
 
 @settings(max_examples=400)

@@ -86,3 +86,43 @@ def test_health_and_status() -> None:
     assert reason("epc/v1/s2/health", h) is Reason.TOPIC_MISMATCH
     s = orjson.dumps({"site": "s1", "state": "offline"})
     assert isinstance(validate("epc/v1/s1/status", s), StatusMessage)
+
+
+def test_unknown_item_code_is_rejected_with_the_known_codes() -> None:
+    r = validate(TOPIC, doc(tags={"item_code": "01A40"}))
+    assert isinstance(r, Rejection) and r.reason is Reason.ITEM_CODE
+    assert str(r) == (
+        "item_code: tags.item_code: '01A40' is not a national item code "
+        "(known: 01000, 01A00, 01A10, 01A20, 01A30, 01B00, 01B10, 01B20, 01C00, 01C10, 01C20, 01C30, 01D00)"
+    )
+    # the shape is the wire's business, the table the collector's
+    assert reason(TOPIC, doc(tags={"item_code": "lighting"})) is Reason.SCHEMA
+
+
+def test_item_code_contradicting_its_category_is_rejected() -> None:
+    r = validate(TOPIC, doc(tags={"item_code": "01B10", "category": "A"}))
+    assert isinstance(r, Rejection) and r.reason is Reason.ITEM_CODE
+    assert (
+        "category 'A' contradicts item code 01B10 (01B00 空调用电 Air conditioning, category B)" in r.detail
+    )
+
+
+def test_known_item_codes_pass_and_give_their_category() -> None:
+    from epcwatch.collector.lineprotocol import telemetry_lines
+
+    msg = validate(TOPIC, doc(tags={"item_code": "01C20", "building": "b1"}))
+    assert isinstance(msg, TelemetryMessage)
+    assert telemetry_lines(msg) == [
+        "meter,building=b1,category=C,device=d1,item_code=01C20,site=s1 active_power=1.5 1700000000000"
+    ]
+    water = validate(TOPIC, doc(tags={"item_code": "02000"}))
+    assert isinstance(water, TelemetryMessage)
+    assert telemetry_lines(water)[0].startswith("meter,device=d1,item_code=02000,site=s1 ")
+
+
+def test_category_letter_alone_is_its_level_one_code() -> None:
+    from epcwatch.collector.lineprotocol import telemetry_lines
+
+    msg = validate(TOPIC, doc(tags={"category": "B"}))
+    assert isinstance(msg, TelemetryMessage)
+    assert telemetry_lines(msg)[0].startswith("meter,category=B,device=d1,item_code=01B00,site=s1 ")

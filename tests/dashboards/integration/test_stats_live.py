@@ -58,8 +58,8 @@ def test_month_matches_generator(sim_db: InfluxClient) -> None:
     assert site["change_pct"] < 0  # the retrofit year uses less
     assert row(rows, "b1")["completeness_pct"] == pytest.approx(100.0)
     assert row(rows, "b2")["completeness_pct"] == pytest.approx((3 * 100 + 25 / 28 * 100) / 4)
-    assert site["completeness_pct"] == pytest.approx((7 * 100 + 25 / 28 * 100) / 8)
-    water = sum(simdata.daily_value(simdata.METERS[-2], d) for d in simdata.days(*feb25))
+    assert site["completeness_pct"] == pytest.approx((9 * 100 + 25 / 28 * 100) / 10)
+    water = sum(simdata.daily_value(simdata.meter("b1-water"), d) for d in simdata.days(*feb25))
     assert row(rows, "b1")["water_m3"] == pytest.approx(water)
     assert (
         row(rows, "b2")["heat_kwh"] > 0 and row(rows, "b2")["tce_total"] > row(rows, "b2")["tce_electricity"]

@@ -155,6 +155,9 @@ def test_transformations_refer_to_fields_the_queries_return(name: str) -> None:
             assert len(groups) == 1, (p["title"], groups)
             assert all(t["resultFormat"] == "table" for t in p["targets"]), p["title"]
         for t in p["transformations"]:
-            if t["id"] == "calculateField":
+            if t["id"] == "calculateField" and t["options"]["mode"] == "binary":
                 binary = t["options"]["binary"]
                 assert {binary["left"], binary["right"]} <= aliases, (p["title"], binary)
+            elif t["id"] == "calculateField":
+                # a row reduction sums every numeric column the merged targets return
+                assert t["options"]["mode"] == "reduceRow" and t["options"]["reduce"]["reducer"] == "sum"

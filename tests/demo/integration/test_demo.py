@@ -71,6 +71,26 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
         )
         # within the register's resolution: the PM5100 counts whole Wh, at each end of the day
         assert stored[day1] == pytest.approx(want, abs=2 * 0.0005 + 1e-9)
+        # b1's water and canteen gas meters and national item codes came through the same path
+        from epcwatch.sim.ledger import daily_totals
+        from epcwatch.sim.model import ComplexModel
+        from epcwatch.sim.spec import demo_complex
+
+        volumes = daily_totals(
+            ComplexModel(demo_complex()), dt.date(2025, 3, 3), dt.date(2025, 3, 3), counterfactual=False
+        ).volume_m3
+        for device, field, resolution in (
+            ("b1-water", "water_volume", 0.001),
+            ("b1-gas", "gas_volume", 0.01),
+        ):
+            got = rows(
+                f"SELECT {field} FROM energy_interval WHERE interval = '1d' AND device = '{device}' "
+                f"AND item_code != '' AND time = {day1}ms"
+            )
+            assert got and got[0][1] == pytest.approx(float(volumes[device][0]), abs=2 * resolution)
+        # SHOW TAG VALUES rows are [key, value]
+        codes = {str(v[1]) for v in rows('SHOW TAG VALUES FROM "energy_interval" WITH KEY = "item_code"')}
+        assert {"01A00", "01B00", "01B10", "01B20", "01C00", "01D00", "02000", "03000"} <= codes
         assert (state / "demo" / "truth.csv").exists()
         # dashboards provisioning written when the installation has the dashboards component
         if "dashboards" in res.stdout:

@@ -33,3 +33,12 @@ def test_generated_portfolio_equals_the_shipped_one():
 
     shipped = load_portfolio(ROOT / "demo" / "data" / "portfolio.yaml")
     assert Portfolio.model_validate(yaml.safe_load(portfolio_yaml())) == shipped
+
+
+def test_demo_buildings_have_national_building_codes():
+    from epcwatch import itemcodes
+
+    site = load_portfolio(ROOT / "demo" / "data" / "portfolio.yaml").site(demo_complex().site)
+    for b in site.buildings:
+        assert b.code is not None
+        assert itemcodes.parse_building_id(b.code).division == "510104"

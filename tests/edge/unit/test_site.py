@@ -43,6 +43,8 @@ def test_example_loads_and_resolves_paths(tmp_path: Path) -> None:
     assert cfg.client_id() == "epcwatch-edge-civic-centre"
     assert cfg.status_file() == tmp_path / "data" / "status.json"
     assert cfg.devices[1].poll_interval_s == 15
+    coded = load_site(_write(tmp_path, SITE.replace("category: A", "item_code: 01A10")))
+    assert coded.devices[0].tags.item_code == "01A10"
 
 
 def test_password_from_file_and_missing_file_named_not_leaked(tmp_path: Path) -> None:
@@ -64,6 +66,9 @@ def test_password_from_file_and_missing_file_named_not_leaked(tmp_path: Path) ->
         ("unit: 7, profile", "unit: 0, profile", "must be 1..247"),
         ("full_policy: pause", "full_policy: keep", ":15: outbox.full_policy"),
         ("category: A", "category: E", ":7: devices[0].tags.category"),
+        ("category: A", "item_code: 01A40", "'01A40' is not a national item code"),
+        ("category: A", "category: A, item_code: 01B10", "category 'A' contradicts item code 01B10"),
+        ("category: A", "item_code: 02000", 'quote item codes made of digits in YAML'),
         (
             "  host: 127.0.0.1\n  username",
             "  host: 127.0.0.1\n  hostname: x\n  username",

@@ -129,14 +129,21 @@ def test_profile_values_make_a_valid_wire_reading(profile_id: str) -> None:
 
 
 def test_library_covers_the_demo_site() -> None:
-    """Every meter gives active power and imported energy; HVAC, lighting and sensor maps exist."""
+    """Every electricity meter gives active power and imported energy, every other meter the
+    counter of its carrier (water, gas, heat, cooling); HVAC, lighting and sensor maps exist."""
     by_kind: dict[str, list[Profile]] = {}
     for p in list_profiles():
         by_kind.setdefault(p.kind, []).append(p)
         assert p.source.strip()
+    carriers = {"water_volume", "gas_volume", "heat_energy", "cooling_energy"}
     for meter in by_kind["meter"]:
         names = {pt.name for pt in meter.points}
-        assert {"active_power", "energy_import"} <= names, meter.id
+        if names & carriers:
+            assert "energy_import" not in names, meter.id
+        else:
+            assert {"active_power", "energy_import"} <= names, meter.id
+    kinds = [{pt.name for pt in m.points} & carriers for m in by_kind["meter"]]
+    assert all(any(c in k for k in kinds) for c in carriers), "a profile for every energy carrier"
     assert len(by_kind["meter"]) >= 10
     assert len(by_kind["hvac"]) >= 2 and len(by_kind["lighting"]) >= 2 and by_kind["sensor"]
     chiller = {pt.name for pt in load_profile("generic-chiller-plant").points}

@@ -14,7 +14,7 @@ from epcwatch.devservices.services import Mosquitto
 from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import Counters, daily_totals
 from epcwatch.sim.model import ComplexModel
-from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex
+from epcwatch.sim.spec import demo_complex
 from epcwatch.sim.timegrid import local_midnight
 from epcwatch.wire import TelemetryMessage
 
@@ -54,7 +54,8 @@ class Collect:
 
 def test_history_messages_carry_exact_counters_and_profile_points(mosquitto: Mosquitto):
     model = ComplexModel(demo_complex())
-    devices = [model.device(f"b1-{r}") for r in ("main", *CATEGORY_ROLES.values(), "chiller", "lc1")]
+    devices = [model.device(f"b1-{r}") for r in ("main", "chiller", "lc1")]
+    devices[1:1] = model.spec.category_meters("b1")
     devices.append(model.device("weather"))
     names = profile_points(model, devices)
     sub = Collect(mosquitto)
@@ -99,6 +100,6 @@ def test_history_messages_carry_exact_counters_and_profile_points(mosquitto: Mos
         inc = {
             dev: next(r.values["energy_import"] for r in by_device[dev] if r.ts == ts)
             - next(r.values["energy_import"] for r in by_device[dev] if r.ts == ts - 900_000)
-            for dev in [f"b1-{r}" for r in ("main", *CATEGORY_ROLES.values())]
+            for dev in ["b1-main", *(d.id for d in model.spec.category_meters("b1"))]
         }
         assert inc["b1-main"] == pytest.approx(sum(v for k, v in inc.items() if k != "b1-main"), rel=1e-9)

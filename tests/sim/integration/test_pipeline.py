@@ -31,7 +31,7 @@ from epcwatch.profiles.model import load_profile
 from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import Counters
 from epcwatch.sim.model import ComplexModel
-from epcwatch.sim.spec import CATEGORY_ROLES, demo_complex
+from epcwatch.sim.spec import demo_complex
 from epcwatch.sim.timegrid import local_midnight
 from epcwatch.sim.truth import daily_truth
 from tests.sim.conftest import Child, spawn
@@ -89,7 +89,7 @@ def test_fast_history_through_collector_and_rollup_equals_the_model(
         for day in (d0, d1):
             t = local_midnight(day, TZ) * 1000
             main = stored[(f"{b}-main", t)]["energy_import"]
-            cats = sum(stored[(f"{b}-{role}", t)]["energy_import"] for role in CATEGORY_ROLES.values())
+            cats = sum(stored[(d.id, t)]["energy_import"] for d in MODEL.spec.category_meters(b))
             tenants = sum(stored[(d.id, t)]["energy_import"] for d in meters if d.building == b and d.tenant)
             assert cats == pytest.approx(main, rel=1e-9)
             assert tenants == pytest.approx(stored[(f"{b}-light", t)]["energy_import"], rel=1e-9)
@@ -132,7 +132,7 @@ def test_truth_export_is_consistent_with_actual_and_counterfactual(children: lis
     for col in ("actual_kwh", "counterfactual_kwh"):
         wide = df.pivot(index="date", columns="device", values=col)
         for b in ("b1", "b2", "b3"):
-            cats = sum(wide[f"{b}-{role}"] for role in CATEGORY_ROLES.values())
+            cats = sum(wide[d.id] for d in MODEL.spec.category_meters(b))
             np.testing.assert_allclose(wide[f"{b}-main"], cats, rtol=1e-6)
 
 
@@ -294,7 +294,7 @@ def test_live_stretch_of_b1_through_modbus_edge_and_collector(
     assert checked >= polls * len(meters) * 0.9
     # between two instants at which all of b1's category meters and its main meter were read,
     # the main meter's energy is the sum of the four categories' (within their resolutions)
-    group = ["b1-main", *(f"b1-{role}" for role in CATEGORY_ROLES.values())]
+    group = ["b1-main", *(d.id for d in MODEL.spec.category_meters("b1"))]
     common = sorted(set.intersection(*(set(per_instant[d]) for d in group)))
     assert len(common) >= 3
     t1, t2 = common[0], common[-1]
