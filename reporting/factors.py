@@ -1,18 +1,19 @@
 """Standard-coal factors and unit conversion of the statistics report (pure).
 
-The table is ``data/factors.yaml`` (GB/T 2589-2020 Appendix A, cited there). A report lists the
-factor it used beside every carrier, so a reader can recompute its tce.
+The factors are the project's shared table, :mod:`epcwatch.energy` (GB/T 2589-2020 Appendix A,
+cited there); this module adds what a statistics report needs on top: litres of liquid fuel
+(vehicle fuel receipts) converted through a density. A report lists the factor it used beside
+every carrier, so a reader can recompute its tce.
 """
 
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from typing import Final
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from epcwatch import energy
 from epcwatch.reporting.errors import ReportingError
 
 #: other units per base unit's worth: quantity_in_base = quantity × table[base][unit]
@@ -65,7 +66,19 @@ class Factors(BaseModel):
         return None if k is None else quantity_base * k / 1000.0
 
 
+#: kg per litre of fuels bought by the litre: typical densities (gasoline 0.73 kg/L, diesel
+#: 0.84 kg/L, within the GB 17930 / GB 19147 ranges); a bureau with its own rule replaces them
+DENSITY_KG_PER_L: Final[dict[str, float]] = {"gasoline": 0.73, "diesel": 0.84, "kerosene": 0.80}
+
+
 @functools.cache
 def default_factors() -> Factors:
-    text = resources.files("epcwatch.reporting").joinpath("data/factors.yaml").read_text(encoding="utf-8")
-    return Factors.model_validate(yaml.safe_load(text))
+    """The shared table (:func:`epcwatch.energy.default_factors`) with the litre densities."""
+    shared = energy.default_factors()
+    return Factors(
+        standard=shared.standard,
+        carriers={
+            name: Carrier(zh=c.zh, unit=c.base_unit, kgce=c.kgce, density_kg_per_l=DENSITY_KG_PER_L.get(name))
+            for name, c in shared.carriers.items()
+        },
+    )
