@@ -10,7 +10,8 @@ What runs:
   powers at 0x00–0x11, phase power factors at 0x1E–0x23, total power at 0x34, frequency at 0x46);
   the server counts the requests it answers;
 * a local Mosquitto (``epcwatch.devservices``) and a subscriber in this process that counts the
-  readings and values each agent delivers;
+  readings and values each agent delivers (and, as a collector would, acknowledges epcwatch's
+  readings end to end, so its outbox deletes them);
 * each agent in turn as a process of its own, polling every meter every second: ``epcwatch edge
   run`` with a site file and a profile of those 14 points, and ThingsBoard IoT Gateway 3.8.5
   (``thingsboard-gateway==3.8.5`` from PyPI, installed by this script into its own virtual
@@ -163,6 +164,16 @@ class Counter:
             return
         if msg.topic.startswith("epc/"):
             family, readings = "epcwatch", doc["readings"]
+            # play the collector: acknowledge end to end, so the outbox deletes what arrived
+            seqs = sorted(r["seq"] for r in readings)
+            ranges: list[list[int]] = []
+            for q in seqs:
+                if ranges and q == ranges[-1][1] + 1:
+                    ranges[-1][1] = q
+                else:
+                    ranges.append([q, q])
+            ack = {"v": 1, "site": SITE, "devices": {doc["device"]: ranges}, "collector": "bench"}
+            client.publish(f"epc/v1/{SITE}/ack", json.dumps(ack), qos=1)
         else:  # {"device name": [{"ts": …, "values": {…}}, …], …}
             family = "tb"
             readings = [r for rs in doc.values() for r in rs]

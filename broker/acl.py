@@ -6,9 +6,10 @@ would be allowed to publish telemetry for a "site" called ``collector-a``. With 
 blocks a username has exactly the rights written under it and nothing else.
 
 - site ``S``: write ``epc/v1/S/+/telemetry``, ``epc/v1/S/status`` (birth and last will) and
-  ``epc/v1/S/health``; no reads.
-- collector of group ``G``: read telemetry, status and health of every site, write dead letters
-  on ``epc/deadletter/v1/G``. Mosquitto 2.0 checks a ``$share/G/…`` subscription against the
+  ``epc/v1/S/health``; read only its own acknowledgements, ``epc/v1/S/ack``.
+- collector of group ``G``: read telemetry, status and health of every site, write the
+  end-to-end acknowledgements of every site (``epc/v1/+/ack``) and dead letters on
+  ``epc/deadletter/v1/G``. Mosquitto 2.0 checks a ``$share/G/…`` subscription against the
   topic filter without the ``$share/G/`` prefix, so one ``read`` line covers both forms.
 
 The functions here are pure text transformations: an ACL file is a sequence of blocks, one
@@ -54,6 +55,7 @@ class AclBlock:
                 f"topic write {topics.PREFIX}/{s}/+/telemetry",
                 f"topic write {topics.status(s)}",
                 f"topic write {topics.health(s)}",
+                f"topic read {topics.ack(s)}",
             ]
         group = self.group or "collectors"
         return [
@@ -62,8 +64,14 @@ class AclBlock:
             f"topic read {topics.TELEMETRY_FILTER}",
             f"topic read {topics.PREFIX}/+/status",
             f"topic read {topics.PREFIX}/+/health",
+            f"topic write {topics.ACK_FILTER}",
             f"topic write {topics.dead_letter(group)}",
         ]
+
+    def legacy_lines(self) -> list[str]:
+        """What earlier releases wrote for this credential (before end-to-end acks): still
+        accepted when reading an ACL file, and replaced by :meth:`lines` when it is rewritten."""
+        return [line for line in self.lines() if not line.endswith("/ack")]
 
 
 def site_block(site: str) -> AclBlock:
@@ -93,34 +101,40 @@ def parse(text: str) -> tuple[list[str], list[AclBlock]]:
     preamble: list[str] = []
     blocks: list[AclBlock] = []
     current: AclBlock | None = None
-    expected: list[str] = []
+    got: list[tuple[int, str]] = []
+
+    def close() -> None:
+        if current is None:
+            return
+        lines = [line for _, line in got]
+        if lines in (current.lines()[1:], current.legacy_lines()[1:]):
+            return
+        want = current.lines()[1:]
+        for i, (n, line) in enumerate(got):
+            if i >= len(want) or line != want[i]:
+                raise AclError(
+                    f"line {n}: {line!r} inside the epcwatch-managed part is not what epcwatch "
+                    f"writes for {current.username}; move hand-written rules above the first "
+                    f"'{MARKER}' line"
+                )
+        raise AclError(f"block of {current.username} is incomplete")
+
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip()
         m = _MARKER_RE.match(line)
         if m:
-            if expected:
-                raise AclError(f"line {n}: block of {current.username if current else '?'} is incomplete")
+            close()
             role: Role = "site" if m.group(1) == "site" else "collector"
             current = AclBlock(role, m.group(2), m.group(3))
             blocks.append(current)
-            expected = current.lines()[1:]
+            got = []
             continue
         if current is None:
             preamble.append(raw)
             continue
-        if not line.strip():
-            continue
-        if not expected or line.strip() != expected[0]:
-            raise AclError(
-                f"line {n}: {line.strip()!r} inside the epcwatch-managed part is not what epcwatch "
-                f"writes for {current.username}; move hand-written rules above the first "
-                f"'{MARKER}' line"
-            )
-        expected.pop(0)
-    if expected:
-        raise AclError(
-            f"block of {current.username if current else '?'} is incomplete at the end of the file"
-        )
+        if line.strip():
+            got.append((n, line.strip()))
+    close()
     while preamble and not preamble[-1].strip():
         preamble.pop()
     return preamble, blocks

@@ -41,7 +41,7 @@ def _root(
 def schema(
     model: Annotated[
         str | None,
-        typer.Argument(help="TelemetryMessage, StatusMessage, HealthMessage or DeadLetter; all if omitted"),
+        typer.Argument(help="a wire model (TelemetryMessage, HealthMessage, Ack …); all if omitted"),
     ] = None,
 ) -> None:
     """Print the JSON Schema of the wire contract."""
@@ -66,8 +66,11 @@ COMPONENTS = (
     "epcwatch.sim.cli",
     "epcwatch.savings.cli",
     "epcwatch.dashboards.cli",
+    "epcwatch.reporting.cli",
+    "epcwatch.uplink.cli",
     "epcwatch.broker.cli",
     "epcwatch.demo.run",
+    "epcwatch.verify.cli",
 )
 
 for _mod in COMPONENTS:

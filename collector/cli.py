@@ -126,5 +126,57 @@ def rollup(
         typer.echo(f"energy_interval: {total} points written ({', '.join(i.value for i in intervals)})")
 
 
+@collector_app.command("dead-letters")
+def dead_letters(
+    config: ConfigOpt,
+    since: Annotated[
+        str, typer.Option(help="oldest to show, ISO 8601 (UTC unless an offset is given)")
+    ] = "1970-01-01",
+    site: Annotated[str | None, typer.Option(help="only this site's dead letters")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="show at most this many, newest first")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """List the dead letters stored in InfluxDB (messages the collector could not store, with why).
+
+    Each has a reason, its topic, site and device, the payload's size, SHA-256 and first bytes;
+    the full payload went to the broker's dead-letter topic (epc/deadletter/v1/GROUP).
+    """
+    import json
+
+    from epcwatch.collector import deadletters
+    from epcwatch.collector.errors import CollectorError
+    from epcwatch.collector.runner import make_query
+
+    cfg = _load(config)
+    try:
+        q = deadletters.list_query(since_ms=_parse_time(since, "--since"), site=site, limit=limit)
+        found = deadletters.rows(make_query(cfg.influx).query(q))
+    except (CollectorError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        for row in found:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dead letters 死信 ({len(found)}, newest first)")
+    for col in ("time", "site", "device", "reason", "topic", "bytes", "sha256", "excerpt"):
+        table.add_column(col)
+    for row in found:
+        when = datetime.fromtimestamp(int(row["time"]) / 1000, UTC).isoformat(timespec="milliseconds")
+        table.add_row(
+            when,
+            row["site"] or "",
+            row["device"] or "",
+            row["reason"] or "",
+            row["topic"] or "",
+            str(row["bytes"]),
+            (row["sha256"] or "")[:16],
+            (row["excerpt"] or "")[:60],
+        )
+    Console(width=200).print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(collector_app, name="collector")

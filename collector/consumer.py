@@ -28,7 +28,7 @@ from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.pipeline import Inbound
 from epcwatch.collector.settings import Mqtt
 from epcwatch.mqtt import MqttError, connect_async, make_client
-from epcwatch.wire import DeadLetter
+from epcwatch.wire import Ack, DeadLetter
 
 log = logging.getLogger("epcwatch.collector.mqtt")
 
@@ -72,9 +72,14 @@ class Consumer:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
         #: PUBACKs of our dead letters: packet id → accepted
         self._published = threading.Condition()
         self._pub_done: dict[int, bool] = {}
+        #: packet ids of acknowledgements, whose PUBACK nobody waits for
+        self._unwatched: set[int] = set()
+        self.subscribed = threading.Event()
+        self.acks_published = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -125,7 +130,17 @@ class Consumer:
         with self._lock:
             self._gen += 1
         self._connected.clear()
+        self.subscribed.clear()
         log.warning("MQTT disconnected", extra=logs.fields(reason=str(reason)))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            log.error("MQTT subscription refused", extra=logs.fields(reasons=", ".join(failed)))
+            return
+        self.subscribed.set()
+        # tests and operators wait for this line: from here on the group receives telemetry
+        log.info("MQTT subscribed", extra=logs.fields(topics=len(reasons)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # keep this trivial: anything raised here would stop paho's loop
@@ -174,9 +189,26 @@ class Consumer:
                     raise BrokerError("dead letters not confirmed by the broker in time")
                 self._published.wait(min(remaining, 1.0))
 
+    def confirm(self, acks: Sequence[Ack]) -> None:
+        """Publish end-to-end acknowledgements at QoS 1 without waiting for the broker: a lost one
+        only makes the edge send those readings again (and they are stored again, harmlessly)."""
+        mids = []
+        for a in acks:
+            info = self.client.publish(topics.ack(a.site), a.model_dump_json(exclude_none=True), qos=1)
+            if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                mids.append(info.mid)
+        self.acks_published += len(mids)
+        with self._published:
+            for m in mids:
+                if self._pub_done.pop(m, None) is None:
+                    self._unwatched.add(m)
+
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         # reason codes below 0x80 are successes (0x10: accepted, but no subscriber at the moment)
         ok = not getattr(reason, "is_failure", False)
         with self._published:
+            if mid in self._unwatched:
+                self._unwatched.discard(mid)
+                return
             self._pub_done[mid] = ok
             self._published.notify_all()

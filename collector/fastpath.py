@@ -61,6 +61,8 @@ class FastResult:
     lines: list[str]
     #: the newest reading's timestamp (ms), for the lag statistic
     max_ts: int
+    #: the readings' seqs as inclusive ranges (for the end-to-end acknowledgement)
+    seq_ranges: list[tuple[int, int]]
 
 
 def _tag_ok(key: str, value: object) -> bool:
@@ -166,6 +168,8 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
     lines = []
     last_seq = -1
     max_ts = 0
+    ranges: list[tuple[int, int]] = []
+    run_first = -1
     for r in readings:
         if type(r) is not dict or not _READING_KEYS.issuperset(r):
             return None
@@ -175,6 +179,10 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
             return None
         if not (last_seq < seq <= INT64_MAX) or not (MIN_TS_MS <= ts < MAX_TS_MS):
             return None
+        if seq != last_seq + 1 or run_first < 0:
+            if run_first >= 0:
+                ranges.append((run_first, last_seq))
+            run_first = seq
         last_seq = seq
         quality = r.get("quality", "good")
         if type(quality) is not str or quality not in _QUALITIES:
@@ -184,4 +192,5 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
             return None
         lines.append(f"{key} {fields} {ts}")
         max_ts = max(max_ts, ts)
-    return FastResult(lines, max_ts)
+    ranges.append((run_first, last_seq))
+    return FastResult(lines, max_ts, ranges)

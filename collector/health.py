@@ -12,6 +12,7 @@ from epcwatch.wire import HealthMessage, StatusMessage
 def agent_health_lines(msg: HealthMessage) -> list[str]:
     """``agent_health`` and one ``device_health`` point per device, at the message's ``ts``."""
     lines = []
+    age = msg.outbox_oldest_age_s
     agent = point(
         "agent_health",
         {"site": msg.site, "agent": msg.agent},
@@ -19,6 +20,8 @@ def agent_health_lines(msg: HealthMessage) -> list[str]:
             "outbox_depth": msg.outbox_depth,
             "outbox_bytes": msg.outbox_bytes,
             "outbox_dropped": msg.outbox_dropped,
+            "outbox_unacked": msg.outbox_unacked,
+            "outbox_oldest_age_s": None if age is None else float(age),
             "published": msg.published,
             "connected": msg.connected,
             "uptime_s": float(msg.uptime_s),

@@ -4,9 +4,16 @@ Independent of paho: the consumer hands :class:`Inbound` messages to :meth:`Pipe
 the pipeline talks back through the :class:`Broker` interface (acks and dead letters), so the
 whole policy is tested with fakes as well as end to end.
 
-The guarantee (DESIGN "Delivery guarantees", 3 and 4): a message is acked only after every point
-of it is written, or after it is dead-lettered with a reason and the broker has confirmed the
-dead letter. Acks go out in the order the messages came in (MQTT requires PUBACKs in order).
+The guarantee (DESIGN "Delivery guarantees", 2 to 4): a message is acked only after every point
+of it is written, or after it is dead-lettered with a reason: the dead letter written to
+InfluxDB (``dead_letter`` measurement, :mod:`epcwatch.collector.deadletters`) and confirmed by
+the broker on the dead-letter topic. Then two acknowledgements leave, in this order:
+
+- the end-to-end one (:class:`~epcwatch.wire.Ack` on ``epc/v1/{site}/ack``): per site, one
+  message per batch with each device's stored seq ranges, coalesced. The edge deletes readings
+  from its outbox only on it. It is published at QoS 1 without waiting: if it is lost (a broker
+  crash), the edge sends the readings again and they are stored again, harmlessly;
+- the MQTT PUBACK of every message, in the order the messages came in (MQTT requires it).
 Writes are retried forever on transient errors with capped exponential backoff (honouring
 Retry-After); meanwhile nothing is acked and the broker keeps the messages. A batch the server
 partly refuses (400) is resolved: the refused lines are identified from the server's message
@@ -25,7 +32,7 @@ from typing import Protocol
 
 from epcwatch import logs, topics
 from epcwatch.backoff import backoff_delay, jittered
-from epcwatch.collector import fastpath, partial
+from epcwatch.collector import deadletters, fastpath, partial, proofs
 from epcwatch.collector.errors import (
     RejectedWriteError,
     StoppedError,
@@ -36,7 +43,8 @@ from epcwatch.collector.health import HealthReporter, Stats, agent_health_lines,
 from epcwatch.collector.lineprotocol import LineProtocolError, body, telemetry_lines
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.collector.writers import Writer
-from epcwatch.wire import DeadLetter, HealthMessage, TelemetryMessage
+from epcwatch.provenance import Keyring
+from epcwatch.wire import Ack, DeadLetter, HealthMessage, TelemetryMessage, coalesce
 
 log = logging.getLogger("epcwatch.collector")
 
@@ -63,6 +71,10 @@ class Broker(Protocol):
         """Publish dead letters and return once the broker confirmed them; raise otherwise."""
         ...
 
+    def confirm(self, acks: Sequence[Ack]) -> None:
+        """Publish end-to-end acknowledgements (QoS 1) to the sites; need not wait for PUBACK."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -84,6 +96,12 @@ class _Batch:
     #: owner[i] = index into items of line i, or -1 (the collector's own health)
     owners: list[int] = field(default_factory=list)
     rejections: dict[int, str] = field(default_factory=dict)
+    #: items index → (site, device, seq ranges) the message carries, for the end-to-end ack
+    seqs: dict[int, tuple[str, str, list[tuple[int, int]]]] = field(default_factory=dict)
+    #: dead letters of this batch, built (and written to InfluxDB) by Pipeline.write
+    letters: list[DeadLetter] | None = None
+    #: the dead letters are in InfluxDB
+    letters_stored: bool = False
     first_t: float | None = None
     max_ts: int = 0
 
@@ -109,6 +127,7 @@ class Pipeline:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         wait: Callable[[float], bool] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.writer = writer
         self.broker = broker
@@ -125,6 +144,13 @@ class Pipeline:
         #: sleeps; returns True when the collector is stopping (threading.Event.wait)
         self.wait = wait or _sleep
         self._batch = _Batch()
+        #: signed messages are checked against it on the way in (None: stored unchecked)
+        self.keyring = keyring
+        self._proof_ms: dict[tuple[str, str], int] = {}  # last provenance point time per device
+        #: per device, the newest signed range seen: its last seq and chain head
+        self._heads: dict[tuple[str, str], tuple[int, bytes]] = {}
+        #: (site, device, first missing seq, last missing seq) of every chain gap seen
+        self.chain_gaps: list[tuple[str, str, int, int]] = []
 
     # -- intake -------------------------------------------------------------------------------
     def add(self, item: Inbound) -> None:
@@ -135,15 +161,20 @@ class Pipeline:
         if b.first_t is None:
             b.first_t = self.monotonic()
         try:
-            lines, max_ts = self._parse(item)
+            lines, max_ts, seqs = self._parse(item)
         except _RejectError as rej:
             b.rejections[idx] = str(rej.rejection)
+            claimed = deadletters.claimed_seqs(item.topic, item.payload)
+            if claimed is not None:
+                b.seqs[idx] = claimed
             return
+        if seqs is not None:
+            b.seqs[idx] = seqs
         b.lines.extend(lines)
         b.owners.extend([idx] * len(lines))
         b.max_ts = max(b.max_ts, max_ts)
 
-    def _parse(self, item: Inbound) -> tuple[list[str], int]:
+    def _parse(self, item: Inbound) -> tuple[list[str], int, tuple[str, str, list[tuple[int, int]]] | None]:
         payload = item.payload
         if len(payload) <= self.max_payload_bytes:
             parts = item.topic.split("/")
@@ -160,18 +191,54 @@ class Pipeline:
                         log.exception("fast path failed; using the model")
                         fast = None
                     if fast is not None:
-                        return fast.lines, fast.max_ts
+                        return fast.lines, fast.max_ts, (t.site, t.device, fast.seq_ranges)
         result = validate(item.topic, payload, self.max_payload_bytes)
         if isinstance(result, Rejection):
             raise _RejectError(result)
         try:
             if isinstance(result, TelemetryMessage):
-                return telemetry_lines(result), max(r.ts for r in result.readings)
+                seqs = (result.site, result.device, coalesce((r.seq, r.seq) for r in result.readings))
+                if result.proof is not None:
+                    return self._signed(result, item), max(r.ts for r in result.readings), seqs
+                return telemetry_lines(result), max(r.ts for r in result.readings), seqs
             if isinstance(result, HealthMessage):
-                return agent_health_lines(result), 0
-            return status_lines(result, item.received_ms), 0
+                return agent_health_lines(result), 0, None
+            return status_lines(result, item.received_ms), 0, None
         except LineProtocolError as exc:  # pragma: no cover - validation prevents it
             raise _RejectError(Rejection(Reason.UNWRITABLE, str(exc))) from None
+
+    def _signed(self, msg: TelemetryMessage, item: Inbound) -> list[str]:
+        try:
+            sr, sig = proofs.check(msg, self.keyring)
+        except proofs.ProofError as exc:
+            raise _RejectError(Rejection(Reason.PROVENANCE, str(exc))) from None
+        # one provenance point per message received, at its receive time, made unique per device
+        # (ms precision): a replayed message becomes a second point the verifier reports
+        dev = (msg.site, msg.device)
+        seen = self._heads.get(dev)
+        if seen is not None:
+            last, head = seen
+            if sr.first_seq == last + 1 and sr.first_prev != head:
+                raise _RejectError(
+                    Rejection(
+                        Reason.PROVENANCE, f"broken link: seq {sr.first_seq} does not follow seq {last}"
+                    )
+                )
+            if sr.first_seq > last + 1:
+                # readings lost before they were sent (e.g. the edge's outbox full): stored data
+                # shows the gap to the verifier too; here it is logged as it happens
+                self.chain_gaps.append((msg.site, msg.device, last + 1, sr.first_seq - 1))
+                log.warning(
+                    "chain gap",
+                    extra=logs.fields(
+                        site=msg.site, device=msg.device, first=last + 1, last=sr.first_seq - 1
+                    ),
+                )
+        if seen is None or sr.last_seq > seen[0]:
+            self._heads[dev] = (sr.last_seq, sr.head)
+        at = max(item.received_ms, self._proof_ms.get(dev, 0) + 1)
+        self._proof_ms[dev] = at
+        return proofs.signed_lines(msg, sr, sig, at)
 
     # -- flushing -----------------------------------------------------------------------------
     @property
@@ -213,47 +280,93 @@ class Pipeline:
 
     def write(self, b: Sealed, writer: Writer | None = None) -> dict[int, str]:
         """Write a sealed batch (retrying, resolving partial writes) through ``writer`` (default:
-        the pipeline's); returns the refused lines. Batches may be written concurrently through
-        different writers, since a rewrite of the same point is harmless.
+        the pipeline's), then its dead letters; returns the refused lines. Batches may be written
+        concurrently through different writers, since a rewrite of the same point is harmless.
 
         Raises :class:`StoppedError` when the collector stops before the batch is written: then
         nothing of it is acked and the broker redelivers it to the next collector session.
         """
-        return self._write_resolving(b.lines, writer or self.writer) if b.lines else {}
+        w = writer or self.writer
+        refused = self._write_resolving(b.lines, w) if b.lines else {}
+        self._dead_letters(b, refused)
+        if b.letters:
+            self._store_dead_letters(b, w)
+        return refused
+
+    def _dead_letters(self, b: Sealed, refused: dict[int, str]) -> None:
+        """Turn parse rejections and refused lines into the batch's dead letters."""
+        if b.letters is not None:
+            return
+        for i, reason in refused.items():
+            owner = b.owners[i]
+            if owner < 0:
+                log.warning("collector health point refused", extra=logs.fields(reason=reason))
+                continue
+            if owner not in b.rejections:
+                b.rejections[owner] = f"{Reason.REJECTED_BY_DATABASE.value}: {reason}"
+        now_ms = int(self.wall() * 1000)
+        b.letters = [
+            DeadLetter(
+                topic=b.items[i].topic,
+                reason=reason,
+                received_ts=b.items[i].received_ms or now_ms,
+                payload_b64=base64.b64encode(b.items[i].payload).decode("ascii"),
+                collector=self.collector,
+            )
+            for i, reason in sorted(b.rejections.items())
+        ]
+
+    def _store_dead_letters(self, b: Sealed, writer: Writer) -> None:
+        """Write the batch's dead letters to InfluxDB (retrying like any write). Only once they are
+        stored do their messages count as handled for the end-to-end acknowledgement."""
+        lines = [
+            deadletters.dead_letter_line(
+                topic=b.items[i].topic,
+                reason=reason,
+                payload=b.items[i].payload,
+                received_ms=b.items[i].received_ms or int(self.wall() * 1000),
+                collector=self.collector,
+            )
+            for i, reason in sorted(b.rejections.items())
+        ]
+        refused = self._write_resolving(lines, writer)
+        if refused:  # pragma: no cover - dead-letter points are plain strings and integers
+            log.error("dead letters refused by the database", extra=logs.fields(count=len(refused)))
+            return
+        b.letters_stored = True
 
     def finish(self, b: Sealed, refused: dict[int, str]) -> None:
-        """Dead-letter what cannot be stored, then ack every message of the batch in order.
-        Batches must be finished in the order they were sealed (MQTT wants PUBACKs in order)."""
-        if refused:
-            for i, reason in refused.items():
-                owner = b.owners[i]
-                if owner < 0:
-                    log.warning("collector health point refused", extra=logs.fields(reason=reason))
-                    continue
-                prev = b.rejections.get(owner)
-                msg = f"{Reason.REJECTED_BY_DATABASE.value}: {reason}"
-                b.rejections[owner] = msg if prev is None else prev
-        if b.rejections:
-            now_ms = int(self.wall() * 1000)
-            letters = [
-                DeadLetter(
-                    topic=b.items[i].topic,
-                    reason=reason,
-                    received_ts=b.items[i].received_ms or now_ms,
-                    payload_b64=base64.b64encode(b.items[i].payload).decode("ascii"),
-                    collector=self.collector,
-                )
-                for i, reason in sorted(b.rejections.items())
-            ]
+        """Publish the dead letters, the end-to-end acknowledgements and then ack every message of
+        the batch in order. Batches must be finished in the order they were sealed (MQTT wants
+        PUBACKs in order)."""
+        self._dead_letters(b, refused)
+        letters = b.letters or []
+        if letters:
             self.broker.dead_letter(letters)
             for letter in letters[:5]:
                 log.info("dead letter", extra=logs.fields(topic=letter.topic, reason=letter.reason[:300]))
+        acks = self.acks(b)
+        if acks:
+            self.broker.confirm(acks)
         if b.items:
             self.broker.ack(b.items)
         written = sum(1 for i, o in enumerate(b.owners) if o >= 0 and i not in refused)
         self.stats.add(messages=len(b.items), points=written, dead_letters=len(b.rejections))
         if b.max_ts:
             self.stats.set_lag(self.wall() * 1000 - b.max_ts)
+
+    def acks(self, b: Sealed) -> list[Ack]:
+        """One acknowledgement per site: every device's seq ranges that are stored, coalesced (a
+        dead-lettered message's only when its dead letter is in InfluxDB)."""
+        per_site: dict[str, dict[str, list[tuple[int, int]]]] = {}
+        for idx, (site, device, ranges) in b.seqs.items():
+            if idx in b.rejections and not b.letters_stored:
+                continue
+            per_site.setdefault(site, {}).setdefault(device, []).extend(ranges)
+        return [
+            Ack(site=site, devices={d: coalesce(r) for d, r in devices.items()}, collector=self.collector)
+            for site, devices in per_site.items()
+        ]
 
     # -- writing ------------------------------------------------------------------------------
     def _write_retrying(self, lines: Sequence[str], writer: Writer) -> None:

@@ -34,6 +34,7 @@ Intervals are ``[start, end)``; days start at local midnight of the site's timez
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -184,6 +185,21 @@ def interval_energy(
             if dt <= gap_ms:
                 cell[1] += overlap
     return [IntervalEnergy(s, e, inc, min(1.0, cov / (e - s))) for (s, e), (inc, cov) in sorted(acc.items())]
+
+
+def edge_samples(times: Sequence[int], start: int, end: int) -> tuple[int, int] | None:
+    """The timestamps of the samples an interval ``[start, end)``'s energy rests on: the last
+    sample at or before its start and the first at or after its end (the nearest inside when the
+    counter has none beyond an edge). ``times`` is sorted; ``None`` when no sample is near."""
+    if not times:
+        return None
+    i = bisect.bisect_right(times, start) - 1  # last <= start
+    j = bisect.bisect_left(times, end)  # first >= end
+    first = times[i] if i >= 0 else times[0]
+    last = times[j] if j < len(times) else times[-1]
+    if first > end or last < start:
+        return None
+    return first, last
 
 
 def align_range(interval: Interval, t0: int, t1: int, tz: ZoneInfo) -> tuple[int, int]:

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from epcwatch.collector.errors import CollectorError
 from epcwatch.collector.lineprotocol import point
-from epcwatch.collector.rollup import Interval, Rules, align_range, interval_energy
+from epcwatch.collector.rollup import Interval, Rules, align_range, edge_samples, interval_energy
 from epcwatch.influx import InfluxClient, InfluxError, Series
 from epcwatch.influx.influxql import ident as _ident
-from epcwatch.influx.schema import COVERAGE, DEVICE_KINDS, ENERGY_INTERVAL, INTERVAL
+from epcwatch.influx.schema import COVERAGE, DEVICE_KINDS, ENERGY_INTERVAL, INTERVAL, SEQ
 from epcwatch.measurements import VOCABULARY, Kind
 
 log = logging.getLogger("epcwatch.collector.rollup")
@@ -116,6 +116,13 @@ def rollup_lines(
         # (series, interval start) -> fields
         cells: dict[tuple[SeriesKey, int], dict[str, float]] = {}
         coverage: dict[tuple[SeriesKey, int], float] = {}
+        # the seqs of signed readings (docs/provenance.md): an interval keeps the first and last
+        # seq of the counter readings at its edges, so a verifier can check it against them
+        seqs = {
+            k: {t: int(v) for t, v in rows}
+            for k, rows in (_samples(db, measurement, SEQ, q0, q1) if fields else {}).items()
+        }
+        links: dict[tuple[SeriesKey, int], tuple[int, int]] = {}
         for fname in fields:
             if progress:
                 progress(f"{measurement}.{fname}")
@@ -123,14 +130,23 @@ def rollup_lines(
                 site = dict(key).get("site")
                 tz = settings.tz(site)
                 a, b = align_range(interval, t0, t1, tz)
+                series_seqs = seqs.get(key, {})
+                times = [t for t, _ in samples if t in series_seqs]
                 for iv in interval_energy(samples, interval, tz, settings.rules_for(fname), start=a, end=b):
                     cell = (key, iv.start)
                     cells.setdefault(cell, {})[fname] = iv.increase
                     coverage[cell] = min(coverage.get(cell, 1.0), iv.coverage)
+                    edges = edge_samples(times, iv.start, iv.end)
+                    if edges is not None:
+                        lo, hi = series_seqs[edges[0]], series_seqs[edges[1]]
+                        old = links.get(cell, (lo, hi))
+                        links[cell] = (min(old[0], lo), max(old[1], hi))
         for (key, start), values in sorted(cells.items()):
             tags: dict[str, str | None] = dict(key)
             tags[INTERVAL] = interval.value
-            line = point(ENERGY_INTERVAL, tags, {**values, COVERAGE: coverage[(key, start)]}, start)
+            link = links.get((key, start))
+            extra = {} if link is None else {"first_seq": link[0], "last_seq": link[1]}
+            line = point(ENERGY_INTERVAL, tags, {**values, COVERAGE: coverage[(key, start)], **extra}, start)
             if line:
                 lines.append(line)
     return lines

@@ -26,6 +26,7 @@ from epcwatch.collector.rollup_job import InfluxQL, RollupSettings, rollup_lines
 from epcwatch.collector.settings import CollectorConfig, Influx
 from epcwatch.collector.writers import V1Writer, V2Writer, Writer
 from epcwatch.influx import InfluxClient
+from epcwatch.verify.keyring import load_keyring
 
 log = logging.getLogger("epcwatch.collector")
 
@@ -98,6 +99,7 @@ class Collector:
             stats=self.stats,
             health_interval_s=cfg.health.interval_s,
             wait=self.stop_event.wait,
+            keyring=load_keyring(Path(cfg.keyring)) if cfg.keyring else None,
         )
 
     def install_signal_handlers(self) -> None:

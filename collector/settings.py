@@ -154,6 +154,9 @@ class CollectorConfig(_Strict):
     retry: Retry = Retry()
     health: Health = Health()
     rollup: Rollup = Rollup()
+    #: a keyring file (docs/provenance.md): signed messages are checked on the way in, and
+    #: those whose key or signature fails are dead-lettered
+    keyring: str | None = None
 
     def site_timezones(self, base: Path | None = None) -> tuple[dict[str, str], str]:
         """Site → timezone (portfolio first, then ``rollup.timezones``) and the default."""
@@ -172,4 +175,8 @@ class CollectorConfig(_Strict):
 def load(path: str | os.PathLike[str]) -> CollectorConfig:
     """Load ``collector.yaml``; relative MQTT TLS and password files are relative to it."""
     cfg = load_yaml_model(path, CollectorConfig)
-    return cfg.model_copy(update={"mqtt": cfg.mqtt.relative_to(Path(path).resolve().parent)})
+    base = Path(path).resolve().parent
+    keyring = cfg.keyring
+    if keyring is not None and not Path(keyring).is_absolute():
+        keyring = str(base / keyring)
+    return cfg.model_copy(update={"mqtt": cfg.mqtt.relative_to(base), "keyring": keyring})

@@ -44,6 +44,8 @@ class Reason(StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     ITEM_CODE = "item_code"
     UNWRITABLE = "unwritable"
+    #: a signed message whose key or signature does not check out (docs/provenance.md)
+    PROVENANCE = "provenance"
     #: assigned later by a writer: the database refused the point (type conflict, …)
     REJECTED_BY_DATABASE = "rejected_by_database"
 

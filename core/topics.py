@@ -1,5 +1,7 @@
 """MQTT topic contract: ``epc/v1/{site}/{device}/telemetry``, ``epc/v1/{site}/status``,
-``epc/v1/{site}/health``; dead letters outside the site tree so that site ACLs never cover them."""
+``epc/v1/{site}/health`` (site → collectors), ``epc/v1/{site}/ack`` (collectors → site: the
+end-to-end acknowledgements); dead letters outside the site tree so that site ACLs never
+cover them."""
 
 from __future__ import annotations
 
@@ -39,6 +41,15 @@ def status(site: str) -> str:
 
 def health(site: str) -> str:
     return f"{PREFIX}/{check_id(site, 'site')}/health"
+
+
+def ack(site: str) -> str:
+    """Where collectors confirm to a site which of its readings are stored (QoS 1)."""
+    return f"{PREFIX}/{check_id(site, 'site')}/ack"
+
+
+#: what a collector publishes to: the ack topic of every site
+ACK_FILTER: Final = f"{PREFIX}/+/ack"
 
 
 def dead_letter(group: str) -> str:

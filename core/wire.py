@@ -5,6 +5,11 @@ registry lookup): site, device, the device's kind and descriptive tags, and one 
 readings, each with a per-device monotonic sequence number, a timestamp in milliseconds
 taken when the poll completed, values keyed by measurement name and a quality flag.
 
+An acknowledgement (``epc/v1/{site}/ack``) goes the other way: a collector tells a site, per
+device, the sequence ranges it has stored (written to InfluxDB, or durably dead-lettered);
+only then does the edge delete those readings from its outbox. It depends on nothing but
+(device, seq), so any message shape that carries seqs can be acknowledged.
+
 ``epcwatch schema`` prints the JSON Schema of these models for other consumers.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -38,6 +44,9 @@ MAX_TS_MS: Final = 4_102_444_800_000
 MAX_ABS_VALUE: Final = 1e15
 INT64_MAX: Final = 2**63 - 1
 MAX_READINGS_PER_MESSAGE: Final = 1000
+#: bounds of one acknowledgement (a collector splits larger ones)
+MAX_ACK_DEVICES: Final = 10_000
+MAX_ACK_RANGES: Final = 10_000
 
 Id = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$", max_length=MAX_ID_LEN)]
 #: tag values end up as InfluxDB tag values: printable, no control characters, bounded
@@ -116,6 +125,19 @@ class Reading(_Frozen):
         return values
 
 
+B64_32 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+B64_64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class Proof(_Frozen):
+    """The edge's signature over a message's readings (docs/provenance.md). The readings' digests
+    are not sent: the receiver recomputes them from the readings and ``first_prev``."""
+
+    kid: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] = Field(description="key id")
+    first_prev: B64_32 = Field(description="digest the first reading links to, base64 (32 bytes)")
+    sig: B64_64 = Field(description="Ed25519 signature over the signed range, base64 (64 bytes)")
+
+
 class TelemetryMessage(_Frozen):
     """One or more readings of one device (``epc/v1/{site}/{device}/telemetry``)."""
 
@@ -125,12 +147,17 @@ class TelemetryMessage(_Frozen):
     kind: DeviceKind
     tags: DeviceTags = DeviceTags()
     readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    proof: Proof | None = Field(
+        default=None, description="signature of a signing site (added in v1, optional; docs/provenance.md)"
+    )
 
     @model_validator(mode="after")
     def _seq_increasing(self) -> TelemetryMessage:
         seqs = [r.seq for r in self.readings]
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             raise ValueError("readings must be in strictly increasing seq order")
+        if self.proof is not None and seqs[-1] - seqs[0] != len(seqs) - 1:
+            raise ValueError("a signed message holds consecutive seqs")
         return self
 
 
@@ -172,6 +199,12 @@ class HealthMessage(_Frozen):
     outbox_depth: int = Field(ge=0)
     outbox_bytes: int = Field(ge=0)
     outbox_dropped: int = Field(ge=0, default=0)
+    outbox_unacked: int = Field(
+        ge=0, default=0, description="readings published but not yet acknowledged end to end"
+    )
+    outbox_oldest_age_s: float | None = Field(
+        default=None, ge=0, description="age of the oldest reading in the outbox (its poll time to now)"
+    )
     published: int = Field(ge=0, default=0)
     connected: bool
     devices: list[DeviceHealth] = []
@@ -188,9 +221,50 @@ class DeadLetter(_Frozen):
     collector: str | None = None
 
 
+Seq = Annotated[int, Field(ge=0, le=INT64_MAX)]
+SeqRange = tuple[Seq, Seq]
+
+
+class Ack(_Frozen):
+    """End-to-end acknowledgement on ``epc/v1/{site}/ack`` (QoS 1), published by a collector once
+    the readings are stored: per device, inclusive ``[first, last]`` seq ranges, sorted and
+    disjoint. The edge deletes exactly those readings from its outbox."""
+
+    v: Version = SCHEMA_VERSION
+    site: Id
+    devices: dict[Id, Annotated[list[SeqRange], Field(min_length=1, max_length=MAX_ACK_RANGES)]] = Field(
+        min_length=1, max_length=MAX_ACK_DEVICES, description="device → inclusive [first, last] seq ranges"
+    )
+    collector: str | None = Field(default=None, max_length=128)
+
+    @field_validator("devices")
+    @classmethod
+    def _ranges(cls, devices: dict[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
+        for device, ranges in devices.items():
+            prev = -1
+            for first, last in ranges:
+                if last < first or first <= prev:
+                    raise ValueError(f"{device}: ranges must be sorted, disjoint and first <= last")
+                prev = last
+        return devices
+
+
+def coalesce(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint inclusive ranges covering exactly the union of ``ranges`` (adjacent ones
+    merged: ``(0, 4), (5, 9)`` → ``(0, 9)``)."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            if last > out[-1][1]:
+                out[-1] = (out[-1][0], last)
+        else:
+            out.append((first, last))
+    return out
+
+
 def json_schemas() -> dict[str, Any]:
     """JSON Schemas of every wire model, keyed by model name."""
     return {
         m.__name__: m.model_json_schema()
-        for m in (TelemetryMessage, StatusMessage, HealthMessage, DeadLetter)
+        for m in (TelemetryMessage, StatusMessage, HealthMessage, DeadLetter, Ack)
     }

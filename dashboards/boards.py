@@ -32,6 +32,7 @@ from epcwatch.dashboards.model import (
     unit_of,
     year_variable,
 )
+from epcwatch.influx import schema
 
 #: units of the vocabulary's energy and power measurements (kWh → kwatth, W → watt)
 ENERGY_UNIT: Final = unit_of("energy_import")
@@ -255,7 +256,7 @@ def portfolio(o: BuildOptions) -> dict[str, object]:
         layout,
         [
             *site_building_variables(),
-            tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
+            tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
             timezone_variable(o.timezone),
             year_variable(o.first_year, o.last_year, o.year),
         ],
@@ -357,8 +358,8 @@ def building_energy(o: BuildOptions) -> dict[str, object]:
     )
     variables = [
         *site_building_variables(),
-        tag_variable("category", "Category (分项)", "energy_interval", '"site" =~ /^$site$/'),
-        tag_variable("tenant", "Tenant (分户)", "energy_interval", '"site" =~ /^$site$/'),
+        tag_variable("category", "Category (分项)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
+        tag_variable("tenant", "Tenant (分户)", schema.ENERGY_INTERVAL, '"site" =~ /^$site$/'),
         timezone_variable(o.timezone),
     ]
     return _assemble(
@@ -381,7 +382,7 @@ def _savings_q(fields: str, by_time: bool = True) -> str:
 
 
 def _model_q(fields: str) -> str:
-    return f'SELECT {fields} FROM "savings_model" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
+    return f'SELECT {fields} FROM "{schema.SAVINGS_MODEL}" WHERE {SAVINGS} AND $timeFilter GROUP BY "contract"'
 
 
 def epc_savings(o: BuildOptions) -> dict[str, object]:
@@ -580,6 +581,38 @@ def device_health(o: BuildOptions) -> dict[str, object]:
                     result_format="table",
                 )
             ],
+        ),
+        panel(
+            timeseries.Panel(),
+            "Unacknowledged readings 未确认读数",
+            [
+                Target(
+                    'SELECT max("outbox_unacked") AS "outbox_unacked" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            description=(
+                "Readings published but not yet acknowledged end to end by a collector (stored in "
+                "InfluxDB). They stay in the edge outbox until then; a steady rise means no collector "
+                "stores this site's data."
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Oldest reading in outbox 最旧读数 (s)",
+            [
+                Target(
+                    'SELECT max("outbox_oldest_age_s") AS "outbox_oldest_age_s" FROM "agent_health" '
+                    f'WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval), "agent" fill(null)',
+                    alias="$tag_agent",
+                )
+            ],
+            unit="suffix: s",
+            description=(
+                "Age of the oldest reading the edge still holds: how far behind storage this site is. "
+                "When it nears the outage the outbox cap covers, readings start being dropped (counted)."
+            ),
         ),
     )
     layout.row(

@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from epcwatch import measurements
 from epcwatch.dashboards.influxql import DATASOURCE_TYPE, InfluxQLTarget, datasource_ref
+from epcwatch.influx import schema
 
 #: the name of the data source deploy/grafana/provisioning/datasources/epcwatch.yaml creates
 DATASOURCE_NAME: Final = "epcwatch-influxdb"
@@ -139,7 +140,7 @@ def tag_variable(name: str, label: str, measurement: str, where: str = "") -> db
     )
 
 
-def site_building_variables(measurement: str = "energy_interval") -> list[db.QueryVariable]:
+def site_building_variables(measurement: str = schema.ENERGY_INTERVAL) -> list[db.QueryVariable]:
     return [
         tag_variable("site", "Site", measurement),
         tag_variable("building", "Building", measurement, '"site" =~ /^$site$/'),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from epcwatch import energy, itemcodes
+from epcwatch.influx import schema
 
 #: the factors of the shipped GB/T 2589-2020 table (epcwatch.energy), as numbers in InfluxQL
 _F: Final = energy.default_factors()
@@ -70,7 +71,7 @@ def _group(by: tuple[str, ...]) -> str:
 def electricity(by: tuple[str, ...], when: str = TIME_FILTER, meters: str = CATEGORY_METERS) -> str:
     """Electricity (kWh) over whole days, summed per ``by`` tags."""
     return (
-        'SELECT sum("energy_import") AS "electricity_kwh" FROM "energy_interval" '
+        f'SELECT sum("energy_import") AS "electricity_kwh" FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DAILY} AND {meters} AND {SITE} AND {when}{_group(by)}"
     )
 
@@ -78,7 +79,7 @@ def electricity(by: tuple[str, ...], when: str = TIME_FILTER, meters: str = CATE
 def electricity_tce(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
     """Electricity in tonnes of standard coal (0.1229 kgce/kWh)."""
     return (
-        f'SELECT sum("energy_import") * {TCE_PER_KWH!r} AS "tce" FROM "energy_interval" '
+        f'SELECT sum("energy_import") * {TCE_PER_KWH!r} AS "tce" FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DAILY} AND {CATEGORY_METERS} AND {SITE} AND {when}{_group(by)}"
     )
 
@@ -87,7 +88,7 @@ def energy_types(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
     """Water, gas, heat and cooling over whole days (building-level meters)."""
     fields = ", ".join(f'sum("{f}") AS "{f}"' for f in ENERGY_TYPES if f != "energy_import")
     return (
-        f'SELECT {fields} FROM "energy_interval" '
+        f'SELECT {fields} FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DAILY} AND {TYPE_METERS} AND \"category\" = '' AND {SITE} AND {when}{_group(by)}"
     )
 
@@ -96,7 +97,7 @@ def other_tce(by: tuple[str, ...], when: str = TIME_FILTER) -> str:
     """Gas and heat in tonnes of standard coal (GB/T 2589-2020 factors), one column each."""
     return (
         f'SELECT sum("gas_volume") * {KGCE_PER_M3_GAS / 1000!r} AS "tce_gas", '
-        f'sum("heat_energy") * {KGCE_PER_KWH_HEAT / 1000!r} AS "tce_heat" FROM "energy_interval" '
+        f'sum("heat_energy") * {KGCE_PER_KWH_HEAT / 1000!r} AS "tce_heat" FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DAILY} AND {TYPE_METERS} AND \"category\" = '' AND {SITE} AND {when}{_group(by)}"
     )
 
@@ -108,7 +109,8 @@ def completeness(when: str = TIME_FILTER) -> str:
     counts as 0. ``$__range_s / 86400`` is the number of days of the (whole-day) range.
     """
     return (
-        'SELECT sum("coverage") * 100 / ($__range_s / 86400) AS "completeness_pct" FROM "energy_interval" '
+        'SELECT sum("coverage") * 100 / ($__range_s / 86400) AS "completeness_pct" '
+        f'FROM "{schema.ENERGY_INTERVAL}" '
         f'WHERE {DAILY} AND {CATEGORY_METERS} AND {SITE} AND {when} GROUP BY "site", "building", "device"'
     )
 
@@ -117,14 +119,14 @@ def building_info(by: tuple[str, ...]) -> str:
     """Floor area and occupants (one point per building at time 0), summed per ``by`` tags."""
     return (
         'SELECT sum("floor_area_m2") AS "floor_area_m2", sum("occupants") AS "occupants" '
-        f'FROM "building_info" WHERE {SITE}{_group(by)}'
+        f'FROM "{schema.BUILDING_INFO}" WHERE {SITE}{_group(by)}'
     )
 
 
 def daily(field: str, meters: str, by: str) -> str:
     """Daily sums of an ``energy_interval`` field per ``by`` tag, days in the dashboard timezone."""
     return (
-        f'SELECT sum("{field}") AS "{field}" FROM "energy_interval" '
+        f'SELECT sum("{field}") AS "{field}" FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DAILY} AND {meters} AND {SITE} AND $timeFilter "
         f"GROUP BY time(1d), \"{by}\" fill(none) tz('$timezone')"
     )
@@ -147,7 +149,7 @@ def power_by(tag: str, meters: str) -> str:
     """Mean power (W) per ``tag`` value from the 15-minute energy rollups: exact averages that add
     up across devices (no per-device subquery). Panels using it set a 15 m minimum interval."""
     return (
-        f'SELECT sum("energy_import") {KWH_TO_MEAN_W} AS "active_power" FROM "energy_interval" '
+        f'SELECT sum("energy_import") {KWH_TO_MEAN_W} AS "active_power" FROM "{schema.ENERGY_INTERVAL}" '
         f"WHERE {DEMAND} AND {meters} AND {SITE} AND $timeFilter "
         f'GROUP BY time($__interval), "{tag}" fill(none)'
     )
@@ -165,6 +167,6 @@ def peak_demand(by: str, step: str = "") -> str:
     group = f"time({step}), \"{by}\" fill(none) tz('$timezone')" if step else f'"{by}"'
     return (
         'SELECT max("demand") AS "peak_demand" FROM (SELECT sum("energy_import") * 4000 AS "demand" '
-        f'FROM "energy_interval" WHERE {DEMAND} AND {MAIN_METERS} AND {SITE} AND $timeFilter '
+        f'FROM "{schema.ENERGY_INTERVAL}" WHERE {DEMAND} AND {MAIN_METERS} AND {SITE} AND $timeFilter '
         f'GROUP BY time(15m), "{by}") WHERE $timeFilter GROUP BY {group}'
     )

@@ -2,7 +2,7 @@
 
 The same ``read``, ``run`` and ``status`` as ``epcwatch edge …``, without the other components'
 commands, so the process an edge box runs for months imports only what the agent needs (no
-numpy, pandas, cryptography or rich at run time): its resident memory is the agent's, not the
+numpy, pandas or rich at run time): its resident memory is the agent's, not the
 whole tool's (docs/edge.md "CPU and memory").
 """
 

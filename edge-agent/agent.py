@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from epcwatch import logs
+from epcwatch.broker.signing import load_site_key
 from epcwatch.clock import Clock
 from epcwatch.edge.dlt645_bus import Dlt645Transport
 from epcwatch.edge.errors import SiteConfigError
@@ -48,6 +49,7 @@ def transport_for_bus(bus: AnyBus) -> ModbusTransport:
     if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
         return Dlt645Transport.for_bus(bus)
     return modbus_transport_for_bus(bus)
+
 
 
 #: largest group of readings committed in one outbox transaction
@@ -97,7 +99,9 @@ class Agent:
             max_bytes=cfg.outbox.max_bytes,
             full_policy=cfg.outbox.full_policy,
             synchronous=cfg.outbox.synchronous,
+            site=cfg.site if cfg.signing is not None else None,
         )
+        signing_key = load_site_key(cfg.signing.key_file) if cfg.signing is not None else None
         self.publisher = Publisher(cfg, clock, password)
         info = {
             d.id: DeviceInfo(
@@ -117,7 +121,13 @@ class Agent:
             max_readings=m.max_readings_per_message,
             max_bytes=m.max_message_bytes,
             retry_max_s=m.reconnect_max_s,
+            max_unacked=m.max_unacked,
+            ack_timeout_s=m.ack_timeout_s,
+            ack_timeout_max_s=m.ack_timeout_max_s,
+            signing_key=signing_key,
         )
+        #: poll time (ms) of the oldest reading in the outbox, refreshed by the health loop
+        self.oldest_ts: int | None = None
         self.transports: list[ModbusTransport] = []
         self.pollers: list[BusPoller] = []
         self._queue: asyncio.Queue[NewReading] = asyncio.Queue()
@@ -220,6 +230,11 @@ class Agent:
             outbox_depth=self.outbox.depth,
             outbox_bytes=self.outbox.bytes,
             outbox_dropped=self.outbox.dropped + self.outbox.refused,
+            outbox_unacked=self.forwarder.unacked(),
+            outbox_oldest_age_s=(
+                None if self.oldest_ts is None or not self.outbox.depth
+                else max(0.0, self.clock.now() - self.oldest_ts / 1000.0)
+            ),
             published=self.forwarder.published_readings,
             connected=self.publisher.connected,
         )
@@ -227,7 +242,12 @@ class Agent:
             write_status_file(
                 self.cfg.status_file(),
                 msg,
-                {"outbox_in_flight": self.forwarder.in_flight(), "outbox_refused": self.outbox.refused},
+                {
+                    "outbox_in_flight": self.forwarder.in_flight(),
+                    "outbox_refused": self.outbox.refused,
+                    "outbox_acked": self.forwarder.acked_readings,
+                    "outbox_resent_messages": self.forwarder.resent_messages,
+                },
             )
         except OSError as exc:
             log.warning("cannot write status file", extra=logs.fields(error=str(exc)))
@@ -235,13 +255,18 @@ class Agent:
 
     async def _health_loop(self) -> None:
         # wall-clock period: health is about the box, not about simulated time
+        loop = asyncio.get_running_loop()
         while True:
+            try:
+                self.oldest_ts = await loop.run_in_executor(self.executor, self.outbox.oldest_ts)
+            except Exception as exc:
+                log.warning("cannot read the outbox's oldest reading", extra=logs.fields(error=str(exc)))
             self.publisher.publish_health(self.health_message())
             await asyncio.sleep(self.cfg.health.interval_s)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.publisher.start(loop, self.forwarder.on_ack, self.forwarder.wake)
+        self.publisher.start(loop, self.forwarder.on_ack, self.forwarder.wake, self.forwarder.on_e2e_ack)
         log.info(
             "agent started",
             extra=logs.fields(
@@ -263,6 +288,21 @@ class Agent:
                 t.result()
         finally:
             await self._shutdown(tasks)
+
+    async def _drain(self, seconds: float) -> None:
+        """Polling has stopped: for up to ``seconds``, hand over what is left and wait for its
+        end-to-end acknowledgement, so that a clean stop usually leaves an empty outbox (what is
+        left is sent after the next start; nothing is lost either way)."""
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    await self.forwarder.step()
+                    if self.outbox.depth == 0 or not self.publisher.connected:
+                        break
+                    await self.forwarder.wait_woken()
+        except TimeoutError:
+            pass
+        await self.forwarder.flush_deletes()
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         keep = ("outbox-writer", "forwarder")
@@ -299,7 +339,7 @@ class Agent:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             forwarder.result()
         with contextlib.suppress(Exception):
-            await self.forwarder.flush_deletes()
+            await self._drain(self.cfg.mqtt.stop_drain_s)
         for tr in self.transports:
             with contextlib.suppress(Exception):
                 await tr.close()

@@ -22,6 +22,9 @@ class Row:
     id: int
     device: str
     body: bytes
+    seq: int = -1
+    #: a signing site's chain link: the previous digest and the reading's digest (64 bytes)
+    chain: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -37,7 +40,8 @@ class Batch:
 
 def batch_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[Batch]:
     """Group rows into per-device batches of at most ``max_readings`` rows and about
-    ``max_bytes`` bytes (a single oversize row still gets a batch of its own)."""
+    ``max_bytes`` bytes (a single oversize row still gets a batch of its own). Rows of a signing
+    site (with a chain link) are split at seq gaps, since a signed message holds consecutive seqs."""
     if max_readings < 1:
         raise ValueError("max_readings must be >= 1")
     out: list[Batch] = []
@@ -46,6 +50,8 @@ def batch_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[Batch
         b = open_.get(row.device)
         cost = len(row.body) + 1  # a comma between readings
         if b is not None and (len(b.rows) >= max_readings or b.size + cost > max_bytes):
+            b = None
+        if b is not None and row.chain is not None and row.seq != b.rows[-1].seq + 1:
             b = None
         if b is None:
             b = Batch(row.device, size=ENVELOPE_BYTES)
@@ -64,6 +70,9 @@ def envelope_prefix(site: str, device: str, kind: str, tags_json: bytes) -> byte
     )
 
 
-def message_body(prefix: bytes, rows: list[Row]) -> bytes:
-    """A complete ``TelemetryMessage`` JSON document from a prefix and stored reading bodies."""
+def message_body(prefix: bytes, rows: list[Row], proof: bytes = b"") -> bytes:
+    """A complete ``TelemetryMessage`` JSON document from a prefix and stored reading bodies,
+    and a signing site's ``proof`` object (JSON)."""
+    if proof:
+        return prefix + b",".join(r.body for r in rows) + b'],"proof":' + proof + b"}"
     return prefix + b",".join(r.body for r in rows) + b"]}"

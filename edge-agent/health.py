@@ -101,6 +101,8 @@ class HealthBook:
         outbox_dropped: int,
         published: int,
         connected: bool,
+        outbox_unacked: int = 0,
+        outbox_oldest_age_s: float | None = None,
     ) -> HealthMessage:
         return HealthMessage(
             site=site,
@@ -110,6 +112,8 @@ class HealthBook:
             outbox_depth=outbox_depth,
             outbox_bytes=outbox_bytes,
             outbox_dropped=outbox_dropped,
+            outbox_unacked=outbox_unacked,
+            outbox_oldest_age_s=outbox_oldest_age_s,
             published=published,
             connected=connected,
             devices=self.device_health(),

@@ -9,10 +9,15 @@ Guarantees (see docs/edge.md, "Outbox guarantees"):
 * Each device's readings get a monotonic ``seq`` in the same transaction as the insert; the
   next seq is persisted, so it keeps increasing across restarts. A gap in seq on the receiving
   side is exactly the number of readings dropped by the full policy.
-* Rows are deleted only by :meth:`delete`, which the publisher calls after a successful
-  PUBACK, and by the ``drop_oldest`` full policy, which counts every row it removes. Deletes
-  commit without an fsync: after a power cut a few acknowledged readings may be sent again,
-  never lost.
+* Rows are deleted only by :meth:`delete_acked`, which the forwarder calls with the seq ranges
+  a collector acknowledged end to end (the readings are in InfluxDB, or durably dead-lettered),
+  by :meth:`delete`, and by the ``drop_oldest`` full policy, which counts every row it removes.
+  A broker's PUBACK deletes nothing. Deletes commit without an fsync: after a power cut a few
+  acknowledged readings may be sent again, never lost.
+* With ``site`` given (a signing site, docs/provenance.md), each reading's place in its device's
+  hash chain is fixed in the append transaction: the row's ``chain`` column holds the previous
+  digest and the reading's digest (64 bytes), and the chain head is persisted beside the next
+  seq, so a reading sent again after a crash carries the same digest.
 * Row ids grow monotonically (``AUTOINCREMENT``) so ``ORDER BY id`` is insertion order, which
   per device is seq order.
 
@@ -50,6 +55,7 @@ from typing import Literal
 
 import orjson
 
+from epcwatch import provenance
 from epcwatch.edge.batching import Row
 from epcwatch.edge.errors import OutboxError
 from epcwatch.wire import Quality, Value
@@ -72,6 +78,7 @@ def _lock_exclusively(path: Path) -> int:
         raise OutboxError(f"{path}: in use by another process (another agent with this outbox?)") from None
     return fd
 
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,9 +88,11 @@ CREATE TABLE IF NOT EXISTS readings (
     size   INTEGER NOT NULL,
     body   BLOB    NOT NULL
 );
+CREATE INDEX IF NOT EXISTS readings_device_seq ON readings (device, seq);
 CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS layouts (id INTEGER PRIMARY KEY, names TEXT NOT NULL, fmt TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chain_head (device TEXT PRIMARY KEY, head BLOB NOT NULL);
 """
 
 
@@ -154,10 +163,12 @@ class Outbox:
         max_bytes: int = 256 * 1024 * 1024,
         full_policy: FullPolicy = "drop_oldest",
         synchronous: Literal["full", "normal"] = "full",
+        site: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.full_policy = full_policy
+        self.site = site
         self._lock = threading.Lock()
         self._owner = _lock_exclusively(self.path)
         try:
@@ -172,6 +183,12 @@ class Outbox:
             self._sync = synchronous.upper()
             self._db.execute(f"PRAGMA synchronous={self._sync}")
             self._db.executescript(_SCHEMA)
+            cols = {str(c[1]) for c in self._db.execute("PRAGMA table_info(readings)")}
+            if "chain" not in cols:  # an outbox created before provenance
+                self._db.execute("ALTER TABLE readings ADD COLUMN chain BLOB")
+            self._heads: dict[str, bytes] = {
+                str(d): bytes(h) for d, h in self._db.execute("SELECT device, head FROM chain_head")
+            }
             row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM readings").fetchone()
             self._bytes, self._depth = int(row[0]), int(row[1])
             self._next_seq: dict[str, int] = dict(self._db.execute("SELECT device, next_seq FROM device_seq"))
@@ -235,7 +252,8 @@ class Outbox:
         stored = dropped = refused = 0
         seqs = dict(self._next_seq)
         added_bytes = 0
-        rows: list[tuple[str, int, int, int, bytes]] = []
+        rows: list[tuple[str, int, int, int, bytes, bytes | None]] = []
+        heads = dict(self._heads)
         new_layouts: dict[tuple[tuple[str, ...], str], int] = {}
         next_layout = max(self._layouts, default=0) + 1
         for r in readings:
@@ -254,7 +272,18 @@ class Outbox:
                 refused += 1
                 continue
             seqs[r.device] = seq + 1
-            rows.append((r.device, seq, r.ts, size, body))
+            link: bytes | None = None
+            if self.site is not None:
+                prev = heads.get(r.device, provenance.GENESIS)
+                try:
+                    digest = provenance.reading_digest(
+                        self.site, r.device, provenance.ChainReading(seq, r.ts, r.values, r.quality), prev
+                    )
+                except provenance.ProvenanceError as exc:
+                    raise OutboxError(f"{r.device}: reading has no canonical form: {exc}") from None
+                heads[r.device] = digest
+                link = prev + digest
+            rows.append((r.device, seq, r.ts, size, body, link))
             added_bytes += size
             stored += 1
         db.execute("BEGIN IMMEDIATE")
@@ -273,7 +302,15 @@ class Outbox:
                 [(lid, orjson.dumps(list(n)).decode(), f) for (n, f), lid in new_layouts.items()],
             )
         if rows:
-            db.executemany("INSERT INTO readings (device, seq, ts, size, body) VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO readings (device, seq, ts, size, body, chain) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+            if heads != self._heads:
+                db.executemany(
+                    "INSERT INTO chain_head (device, head) VALUES (?, ?) "
+                    "ON CONFLICT(device) DO UPDATE SET head = excluded.head",
+                    [(d, h) for d, h in heads.items() if h != self._heads.get(d)],
+                )
             db.executemany(
                 "INSERT INTO device_seq (device, next_seq) VALUES (?, ?) "
                 "ON CONFLICT(device) DO UPDATE SET next_seq = excluded.next_seq",
@@ -293,6 +330,7 @@ class Outbox:
         db.execute("COMMIT")
         # in-memory mirrors change only once the transaction is durable
         self._next_seq = seqs
+        self._heads = heads
         self._counters = counters
         for (names, fmt), lid in new_layouts.items():
             self._remember_layout(lid, names, fmt)
@@ -330,18 +368,59 @@ class Outbox:
             self._depth -= n
             return n
 
+    def delete_acked(self, ranges: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Delete the readings of ``(device, first seq, last seq)`` ranges (inclusive), acknowledged
+        end to end; returns the ids of the rows that existed (the rest were deleted already)."""
+        if not ranges:
+            return []
+        with self._lock:
+            gone: list[int] = []
+            freed = 0
+            try:
+                self._db.execute("PRAGMA synchronous=NORMAL")  # as in delete(): loss = a resend
+                self._db.execute("BEGIN IMMEDIATE")
+                for device, first, last in ranges:
+                    for rid, size in self._db.execute(
+                        "DELETE FROM readings WHERE device = ? AND seq BETWEEN ? AND ? RETURNING id, size",
+                        (device, first, last),
+                    ).fetchall():
+                        gone.append(int(rid))
+                        freed += int(size)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: delete failed: {exc}") from None
+            finally:
+                self._db.execute(f"PRAGMA synchronous={self._sync}")
+            self._bytes -= freed
+            self._depth -= len(gone)
+            return gone
+
     # -- reads -------------------------------------------------------------------------------
+    def oldest_ts(self) -> int | None:
+        """Poll time (ms) of the oldest reading still in the outbox, ``None`` when it is empty."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT ts FROM readings ORDER BY id LIMIT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self.path}: read failed: {exc}") from None
+            return None if row is None else int(row[0])
+
     def fetch(self, after_id: int = 0, limit: int = 1000) -> list[Row]:
         """Oldest rows with ``id > after_id``, in insertion order."""
         with self._lock:
             try:
                 cur = self._db.execute(
-                    "SELECT id, device, seq, ts, body FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, device, seq, ts, body, chain FROM readings WHERE id > ? ORDER BY id LIMIT ?",
                     (after_id, limit),
                 )
                 layouts = self._layouts
                 return [
-                    Row(int(i), str(d), render_body(sq, ts, bytes(b), layouts)) for i, d, sq, ts, b in cur
+                    Row(
+                        int(i), str(d), render_body(sq, ts, bytes(b), layouts), int(sq),
+                        None if c is None else bytes(c),
+                    )
+                    for i, d, sq, ts, b, c in cur
                 ]
             except sqlite3.Error as exc:
                 raise OutboxError(f"{self.path}: read failed: {exc}") from None

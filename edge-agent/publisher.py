@@ -7,9 +7,13 @@
 * The client comes from the project's one paho factory (:func:`epcwatch.mqtt.make_client`).
   Reconnection is paho's network thread with capped exponential backoff
   (``reconnect_delay_set``); messages handed to paho while the link is down stay in its
-  in-flight window and are re-sent on reconnect — the outbox still holds them until PUBACK.
+  in-flight window and are re-sent on reconnect; the outbox holds every reading until its
+  end-to-end acknowledgement.
 * Acknowledgements (``on_publish``, with the MQTT 5 PUBACK reason code) are passed to the asyncio
   loop thread through ``call_soon_threadsafe``; no outbox state is touched from paho's thread.
+* The end-to-end acknowledgements of the collectors (``epc/v1/{site}/ack``, QoS 1) are
+  subscribed on every connect (a broker that lost its state forgets subscriptions) and passed
+  to the loop thread the same way.
 
 paho exceptions and TLS/secret problems are converted to :class:`PublishError` here.
 """
@@ -36,6 +40,7 @@ from epcwatch.wire import StatusMessage
 log = logging.getLogger("epcwatch.edge.publisher")
 
 AckHandler = Callable[[int, int], None]  # (mid, reason code value)
+E2eAckHandler = Callable[[bytes], None]  # payload of an end-to-end acknowledgement
 
 
 def _reason_value(rc: Any) -> int:
@@ -51,6 +56,8 @@ class Publisher:
         self.agent = cfg.agent_name()
         self.status_topic = topics.status(cfg.site)
         self.health_topic = topics.health(cfg.site)
+        self.ack_topic = topics.ack(cfg.site)
+        self.subscribed = False
         self.connected = False
         self.connects = 0
         self._stopping = False
@@ -60,6 +67,7 @@ class Publisher:
         self._acks: list[tuple[int, int]] = []
         self._acks_lock = threading.Lock()
         self._acks_scheduled = False
+        self._on_e2e_ack: E2eAckHandler | None = None
         m = cfg.mqtt
         self.v5 = m.protocol == "5"
         logs.redact(password)
@@ -74,6 +82,8 @@ class Publisher:
         self.client.on_connect = self._cb_connect
         self.client.on_disconnect = self._cb_disconnect
         self.client.on_publish = self._cb_publish
+        self.client.on_message = self._cb_message
+        self.client.on_subscribe = self._cb_subscribe
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(
@@ -81,10 +91,12 @@ class Publisher:
         loop: asyncio.AbstractEventLoop,
         on_ack: AckHandler,
         on_connect: Callable[[], None] | None = None,
+        on_e2e_ack: E2eAckHandler | None = None,
     ) -> None:
         self._loop = loop
         self._on_ack = on_ack
         self._on_connect = on_connect
+        self._on_e2e_ack = on_e2e_ack
         m = self.cfg.mqtt
         try:
             connect_async(self.client, m, properties={"SessionExpiryInterval": m.session_expiry_s})
@@ -135,6 +147,8 @@ class Publisher:
         self.connected = True
         self.connects += 1
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        if self._on_e2e_ack is not None:
+            client.subscribe(self.ack_topic, qos=1)
         log.info(
             "mqtt connected",
             extra=logs.fields(
@@ -142,13 +156,32 @@ class Publisher:
             ),
         )
         if self._loop is not None and self._on_connect is not None:
-            self._loop.call_soon_threadsafe(self._on_connect)
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._on_connect)
 
     def _cb_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self.connected
         self.connected = False
+        self.subscribed = False
         if was and not self._stopping:
             log.warning("mqtt disconnected", extra=logs.fields(reason=str(rc)))
+
+    def _cb_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        failed = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if failed:
+            log.error(
+                "ack subscription refused; nothing will be deleted from the outbox",
+                extra=logs.fields(topic=self.ack_topic, reason=", ".join(failed)),
+            )
+            return
+        self.subscribed = True
+        log.info("ack subscription active", extra=logs.fields(topic=self.ack_topic))
+
+    def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != self.ack_topic or self._loop is None or self._on_e2e_ack is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(self._on_e2e_ack, bytes(msg.payload))
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         # acks are handed over in batches: one wake-up of the event loop for all the PUBACKs that

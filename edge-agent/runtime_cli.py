@@ -186,6 +186,11 @@ def read_cmd(
 def _arm_stop_watchdog(timeout: float) -> None:
     """Exit hard if a graceful stop hangs (a wedged network thread, a device that never answers).
 
+    The hang once seen came from ``asyncio.wait_for`` on Python 3.11, which swallows a cancel
+    arriving in the loop iteration where the awaited event fires: the forwarder's loop (and a
+    poller's connect) ran on after SIGTERM. They use ``asyncio.timeout`` now; this stays as the
+    safety net.
+
     Nothing is lost by it: every polled reading was committed to the outbox before it could be
     published, so a hard exit is the same as the SIGKILL the agent is built to survive; it only
     saves systemd's (or an operator's) stop timeout from waiting on us.
@@ -316,6 +321,10 @@ def status_cmd(
         raise typer.Exit(1)
 
 
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s"
+
+
 def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -329,8 +338,10 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
     )
     console.print(
         f"outbox: {h['outbox_depth']} readings, {h['outbox_bytes']} bytes, "
-        f"{doc.get('outbox_in_flight', 0)} messages in flight, {h['outbox_dropped']} dropped/refused; "
-        f"published {h['published']} readings"
+        f"{doc.get('outbox_in_flight', 0)} messages in flight, "
+        f"{h.get('outbox_unacked', 0)} readings awaiting acknowledgement, "
+        f"oldest {_age(h.get('outbox_oldest_age_s'))}, "
+        f"{h['outbox_dropped']} dropped/refused; published {h['published']} readings"
     )
     table = Table()
     cols = ("device", "online", "polls ok", "failed", "consecutive", "bad frames / error replies",

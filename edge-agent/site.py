@@ -223,9 +223,32 @@ class MqttConfig(MqttConnection):
         default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session while away"
     )
     max_inflight: int = Field(default=20, ge=1, le=1000, description="messages awaiting PUBACK")
+    max_unacked: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="messages published but not yet acknowledged end to end (bounds what the broker holds)",
+    )
+    ack_timeout_s: float = Field(
+        default=60.0, gt=0, description="publish again what is not acknowledged end to end after this long"
+    )
+    ack_timeout_max_s: float = Field(
+        default=900.0, gt=0, description="the timeout doubles while nothing is acknowledged, up to this"
+    )
+    stop_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="on a graceful stop, wait this long for the outbox to be acknowledged before exiting",
+    )
     max_readings_per_message: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ack_timeouts(self) -> MqttConfig:
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("ack_timeout_max_s must be >= ack_timeout_s")
+        return self
 
 
 class OutboxConfig(_Model):
@@ -237,6 +260,13 @@ class OutboxConfig(_Model):
     )
     synchronous: Literal["full", "normal"] = Field(
         default="full", description="SQLite synchronous setting in WAL mode (see docs/edge.md for the bound)"
+    )
+
+
+class SigningConfig(_Model):
+    key_file: Path = Field(
+        description="the site's Ed25519 key (PEM, mode 0600; `epcwatch security site-key`): "
+        "readings are chained and each message signed (docs/provenance.md)"
     )
 
 
@@ -254,6 +284,7 @@ class SiteConfig(_Model):
     mqtt: MqttConfig
     outbox: OutboxConfig = OutboxConfig()
     health: HealthConfig = HealthConfig()
+    signing: SigningConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
@@ -317,7 +348,12 @@ def load_site(path: str | os.PathLike[str]) -> SiteConfig:
     mqtt = cfg.mqtt.relative_to(base)
     outbox = cfg.outbox.model_copy(update={"path": _resolve(base, cfg.outbox.path)})
     health = cfg.health.model_copy(update={"status_file": _resolve(base, cfg.health.status_file)})
-    return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health})
+    signing = (
+        None
+        if cfg.signing is None
+        else cfg.signing.model_copy(update={"key_file": _resolve(base, cfg.signing.key_file)})
+    )
+    return cfg.model_copy(update={"mqtt": mqtt, "outbox": outbox, "health": health, "signing": signing})
 
 
 def resolve_password(cfg: SiteConfig, path: str | os.PathLike[str]) -> str | None:

@@ -143,7 +143,10 @@ class PymodbusTransport:
         client.ctx.comm_params.timeout_connect = timeout
         try:
             if not client.connected:
-                ok = await asyncio.wait_for(client.connect(), timeout + 1.0)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # arrives as the connect completes, and a stopping agent would poll on
+                async with asyncio.timeout(timeout + 1.0):
+                    ok = await client.connect()
                 if not ok:
                     raise BusUnavailableError(f"cannot connect to {client}")
             call = {

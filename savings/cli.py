@@ -11,6 +11,7 @@ import typer
 
 from epcwatch.errors import EpcwatchError
 from epcwatch.logs import fields
+from epcwatch.savings.errors import SavingsError
 from epcwatch.savings.sufficiency import InsufficientDataError
 
 log = logging.getLogger("epcwatch.savings")
@@ -54,8 +55,10 @@ def register(app: typer.Typer) -> None:
     @savings_app.command("fit")
     def fit(  # noqa: PLR0917 - typer options
         data: Annotated[Path, typer.Option("--data", help="CSV with columns timestamp,energy,temperature")],
-        baseline: Annotated[str, typer.Option("--baseline", help="START/END ISO dates, END inclusive")],
         reporting: Annotated[str, typer.Option("--reporting", help="START/END ISO dates, END inclusive")],
+        baseline: Annotated[
+            str, typer.Option("--baseline", help="START/END ISO dates, END inclusive (not with --frozen)")
+        ] = "",
         model: Annotated[
             str, typer.Option("--model", help="auto, mean, 2p, 3pc, 3ph, 4p, 5p, hdd_cdd or towt (hourly)")
         ] = "auto",
@@ -70,11 +73,57 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--save-model", help="write the fitted model as JSON here")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+        timezone: Annotated[
+            str | None,
+            typer.Option(
+                "--timezone",
+                help="site timezone (IANA, e.g. Asia/Shanghai): timestamps with UTC offsets are converted "
+                "to it; required when offsets change (daylight saving)",
+            ),
+        ] = None,
+        frozen: Annotated[
+            Path | None,
+            typer.Option(
+                "--frozen",
+                help="a frozen baseline (savings baseline freeze): its model and rows are used, not "
+                "refitted; --baseline is then taken from it",
+            ),
+        ] = None,
+        variables: Annotated[
+            str,
+            typer.Option(
+                "--variables",
+                help="extra independent variables: CSV column names, comma-separated (daily rows; "
+                "e.g. occupancy,production)",
+            ),
+        ] = "",
+        calendar: Annotated[
+            str,
+            typer.Option(
+                "--calendar",
+                help="non-working days: weekends, or cn (China's official calendar with holidays "
+                "and make-up working days)",
+            ),
+        ] = "weekends",
     ) -> None:
         """Fit a baseline on the baseline period and compute savings over the reporting period."""
         from epcwatch.savings.csvfit import fit_csv
+        from epcwatch.savings.frozen import FrozenBaseline
 
         try:
+            fb = None
+            if frozen is not None:
+                try:
+                    fb = FrozenBaseline.from_json(frozen.read_text(encoding="utf-8"))
+                except OSError as exc:
+                    raise SavingsError(f"{frozen}: {exc.strerror}") from None
+                baseline = fb.baseline
+                model = fb.model.type
+                calendar = str(fb.settings.get("calendar", calendar))
+                timezone = fb.settings.get("timezone", timezone)
+                temp_unit = str(fb.settings.get("temperature_unit", temp_unit))
+            if not baseline:
+                raise SavingsError("give --baseline START/END (or --frozen FILE)")
             outcome = fit_csv(
                 data,
                 _period(baseline, "--baseline"),
@@ -83,6 +132,10 @@ def register(app: typer.Typer) -> None:
                 temp_unit=temp_unit,
                 day_type=_day_type(day_type),
                 allow_insufficient=allow_insufficient,
+                timezone=timezone,
+                calendar=calendar.lower(),
+                frozen=fb,
+                variables=tuple(v.strip().lower() for v in variables.split(",") if v.strip()),
             )
         except USER_ERRORS as exc:
             raise _fail(exc) from None
@@ -94,6 +147,45 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(doc, indent=2))
             return
         _print_summary(doc)
+
+    baseline_app = typer.Typer(help="Frozen baselines: sign off a baseline once, reuse it unchanged.")
+    savings_app.add_typer(baseline_app, name="baseline")
+
+    @baseline_app.command("freeze")
+    def freeze(  # noqa: PLR0917 - typer options
+        data: Annotated[Path, typer.Option("--data", help="CSV with columns timestamp,energy,temperature")],
+        baseline: Annotated[str, typer.Option("--baseline", help="START/END ISO dates, END inclusive")],
+        out: Annotated[Path, typer.Option("--out", help="frozen baseline JSON to write")],
+        model: Annotated[str, typer.Option("--model", help="auto, a daily model, or towt (hourly)")] = "auto",
+        temp_unit: Annotated[str, typer.Option("--temp-unit", help="C or F")] = "C",
+        day_type: Annotated[str, typer.Option("--day-type", help="auto, on, off")] = "auto",
+        allow_insufficient: Annotated[bool, typer.Option("--allow-insufficient")] = False,
+        timezone: Annotated[str | None, typer.Option("--timezone", help="site timezone (IANA)")] = None,
+        calendar: Annotated[str, typer.Option("--calendar", help="weekends or cn")] = "weekends",
+    ) -> None:
+        """Fit the baseline and freeze it: rows, input hash, software version and model in one file."""
+        from datetime import UTC, datetime
+
+        from epcwatch.savings.csvfit import freeze_csv
+
+        try:
+            fb = freeze_csv(
+                data,
+                _period(baseline, "--baseline"),
+                created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                model=model.lower(),
+                temp_unit=temp_unit,
+                day_type=_day_type(day_type),
+                allow_insufficient=allow_insufficient,
+                timezone=timezone,
+                calendar=calendar.lower(),
+            )
+            out.write_text(fb.to_json(), encoding="utf-8")
+        except USER_ERRORS as exc:
+            raise _fail(exc) from None
+        except OSError as exc:
+            raise _fail(SavingsError(f"{out}: {exc.strerror}")) from None
+        typer.echo(f"frozen baseline {fb.hash} ({fb.statistics.get('label')}, {len(fb.data)} rows) -> {out}")
 
     @savings_app.command("example-csv")
     def example_csv(
@@ -116,7 +208,7 @@ def register(app: typer.Typer) -> None:
         )
 
     @savings_app.command("report")
-    def report(
+    def report(  # noqa: PLR0917 - typer options
         contract: Annotated[Path, typer.Option("--contract", help="contract YAML file")],
         influx_url: Annotated[
             str, typer.Option("--influx-url", help="InfluxDB base URL")
@@ -128,6 +220,10 @@ def register(app: typer.Typer) -> None:
         write_back: Annotated[
             bool, typer.Option("--write/--no-write", help="write the daily savings measurement to InfluxDB")
         ] = True,
+        keyring: Annotated[
+            Path | None,
+            typer.Option("--keyring", help="keyring YAML: state the share of energy on verified readings"),
+        ] = None,
     ) -> None:
         """Read a contract's meters and weather from InfluxDB, compute savings, write the M&V report."""
         from epcwatch.savings.contract import load_contract
@@ -137,7 +233,17 @@ def register(app: typer.Typer) -> None:
         try:
             c = load_contract(contract)
             source = InfluxSource(influx_url, database)
-            result = run_contract(c, source, out, write_back=write_back, contract_path=contract)
+            verified = None
+            if keyring is not None:
+                from epcwatch.influx import InfluxClient
+                from epcwatch.savings.verified import verified_share_from_influx
+                from epcwatch.verify.keyring import load_keyring
+
+                client = InfluxClient(influx_url, database)
+                verified = verified_share_from_influx(client, c, load_keyring(keyring))
+            result = run_contract(
+                c, source, out, write_back=write_back, contract_path=contract, verified=verified
+            )
         except USER_ERRORS as exc:
             raise _fail(exc) from None
         for name, path in result.files.items():
@@ -147,6 +253,13 @@ def register(app: typer.Typer) -> None:
             f"avoided energy use {s.avoided_energy_use:,.0f} kWh ({s.fractional:.1%}) "
             f"± {s.uncertainty['90']:,.0f} kWh at 90 %; model {result.outcome.baseline_fit.label}"
         )
+        if verified is not None:
+            from epcwatch.savings.report import share_text
+
+            typer.echo(
+                f"{share_text(verified.reporting.share)} of reporting-period kWh verified"
+                + ("" if verified.verifiable else " (not verifiable: below the contract's minimum)")
+            )
 
 
 def _print_summary(doc: dict[str, object]) -> None:

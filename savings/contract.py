@@ -209,13 +209,16 @@ class Factors(_Strict):
 class Adjustment(_Strict):
     """A non-routine adjustment added to the adjusted baseline over a date range:
     ``amount_kwh`` in total (spread evenly over the range's days) or ``fraction`` of the
-    adjusted baseline (e.g. 0.05 for a 5 % larger floor area). Negative values reduce it."""
+    adjusted baseline (e.g. 0.05 for a 5 % larger floor area). Negative values reduce it.
+    ``uncertainty`` is the adjustment's own standard uncertainty (one standard deviation) as a
+    share of the applied amount, e.g. 0.2 for ± 20 %; 0 (the default) states it as exact."""
 
     start: date
     end: date
     amount_kwh: float | None = None
     fraction: float | None = Field(default=None, gt=-1, lt=10)
     reason: str = Field(min_length=3)
+    uncertainty: float = Field(default=0.0, ge=0, le=10)
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -288,6 +291,12 @@ class Contract(_Strict):
     calendar: Calendar = Calendar()
     #: fit even when data sufficiency disqualifies the baseline (stated in the report)
     allow_insufficient_baseline: bool = False
+    #: below this share (0-1) of reporting-period energy resting on verified readings, the
+    #: report is marked "not verifiable" (docs/provenance.md; checked with `--keyring`)
+    min_verified_share: float | None = Field(default=None, ge=0, le=1)
+    #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
+    #: model are used unchanged and any later change in the stored baseline data is reported
+    frozen_baseline: str | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -6,8 +6,11 @@ temperatures (so monthly bills use the days inside the month, not the month's me
 
 Candidates: intercept only, HDD only, CDD only and HDD + CDD, with balance points every 0.5 °C
 from −1 °C to 32 °C (CalTRACK's 30–90 °F). A balance point needs ≥ 10 days with non-zero degree
-days and ≥ 11.1 °C·days (20 °F·days) in total. A candidate qualifies when its slopes are
-positive with p < 0.10; the qualified candidate with the highest adjusted R² wins.
+days and ≥ 11.1 °C·days (20 °F·days) in total, counted over days. A candidate qualifies when
+its slopes are positive with p < 0.10; the qualified candidate with the highest adjusted R² wins.
+
+Periods longer than a day without their daily temperatures (monthly bills with only the month's
+mean) are refused: degree days from a monthly mean are not degree days.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sstats
 
-from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
+from epcwatch.savings.models import Array, FittedModel, Frequency, ModelError, Observations
 
 BALANCE_POINTS = np.round(np.arange(-1.0, 32.0001, 0.5), 2)
 MIN_DD_DAYS = 10
@@ -25,6 +28,9 @@ P_MAX = 0.10
 
 def _degree_days(obs: Observations, bp: float, heating: bool) -> Array:
     d = obs.day_temps
+    if d.shape[1] == 1:  # one temperature per period (daily data): no averaging needed
+        t = d[:, 0]
+        return np.asarray(np.maximum(bp - t, 0.0) if heating else np.maximum(t - bp, 0.0), dtype=np.float64)
     dd = np.maximum(bp - d, 0.0) if heating else np.maximum(d - bp, 0.0)
     with np.errstate(invalid="ignore"):
         out = np.nanmean(np.where(np.isfinite(d), dd, np.nan), axis=1)
@@ -56,11 +62,12 @@ def _enough(obs: Observations, bp: float, heating: bool) -> bool:
 def _score(xs: Array, y: Array, slope_idx: list[int]) -> tuple[Array, Array]:
     """(SSE/(n−q) for each stacked design, or +inf where a slope fails) and the betas."""
     k, n, q = xs.shape
-    xtx = np.einsum("kni,knj->kij", xs, xs)
-    xty = np.einsum("kni,n->ki", xs, y)
+    xt = np.swapaxes(xs, 1, 2)
+    xtx = xt @ xs
+    xty = (xt @ y)[..., None]
     inv = np.linalg.pinv(xtx)
-    beta = np.einsum("kij,kj->ki", inv, xty)
-    resid = y[None, :] - np.einsum("kni,ki->kn", xs, beta)
+    beta = (inv @ xty)[..., 0]
+    resid = y[None, :] - (xs @ beta[..., None])[..., 0]
     sse = np.einsum("kn,kn->k", resid, resid)
     dof = n - q
     mse = sse / dof
@@ -79,6 +86,13 @@ def fit(obs: Observations, day_type: bool = False) -> tuple[FittedModel, float]:
     y = obs.energy
     if len(y) < 4:
         raise ModelError("too few periods for a degree-day regression")
+    if obs.frequency == Frequency.MONTHLY:
+        per_period = np.count_nonzero(np.isfinite(obs.day_temps), axis=1)
+        if np.any(per_period < 0.9 * obs.days):
+            raise ModelError(
+                "degree days need daily temperatures; these monthly periods carry only a mean "
+                "temperature (give daily rows, or use a change-point model)"
+            )
     heat = [float(b) for b in BALANCE_POINTS if _enough(obs, float(b), heating=True)]
     cool = [float(b) for b in BALANCE_POINTS if _enough(obs, float(b), heating=False)]
     candidates: list[dict[str, float]] = [{}]
@@ -105,6 +119,9 @@ def fit(obs: Observations, day_type: bool = False) -> tuple[FittedModel, float]:
             best = (float(crit[i]), group[i])
     nonlinear = best[1]
     x, names = design(obs, nonlinear, day_type)
+    from epcwatch.savings.changepoint import check_identifiable
+
+    check_identifiable(x, obs.temp, bool(nonlinear))
     beta = np.linalg.lstsq(x, y, rcond=None)[0]
     resid = y - x @ beta
     model = FittedModel(

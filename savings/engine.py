@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from epcwatch.savings import sufficiency
-from epcwatch.savings.models import HOURLY_DAYS, FittedModel, Frequency, ModelError, Observations
+from epcwatch.savings.models import (
+    HOURLY_DAYS,
+    FittedModel,
+    Frequency,
+    ModelError,
+    Observations,
+    lagged_temperature,
+)
 from epcwatch.savings.savings import (
     NormalisedSavings,
     SavingsSeries,
@@ -29,10 +36,13 @@ from epcwatch.savings.savings import (
     normalised,
 )
 from epcwatch.savings.selection import FitResult, Selection, evaluate, select
+from epcwatch.savings.stats import CONFIDENCE_LEVELS, UNCERTAINTY_SCOPE, DegreesOfFreedomError
 from epcwatch.savings.sufficiency import DataWarning
 
 #: a day built from hourly rows counts when at least this share of its hours is present
 HOURLY_DAY_COVERAGE = 0.9
+#: a day's mean temperature counts when at least this share of its hours has a reading
+TEMPERATURE_DAY_COVERAGE = 0.75
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,23 @@ def weekend(dates: pd.Series) -> np.ndarray:
     return np.asarray(pd.to_datetime(dates).dt.day_of_week >= 5)
 
 
-def daily_observations(df: pd.DataFrame) -> Observations:
+def daily_observations(df: pd.DataFrame, variables: tuple[str, ...] = ()) -> Observations:
+    """Daily observations; ``variables`` names extra independent variables (columns of ``df``,
+    e.g. occupancy or production) that enter the models linearly. A day missing one of them is
+    not valid."""
     nw = df["nonworking"].to_numpy(dtype=float) if "nonworking" in df else weekend(df["date"]).astype(float)
+    temp = df["temperature"].to_numpy(dtype=float)
+    extra = np.empty((len(df), 0))
+    if variables:
+        extra = np.column_stack([df[v].to_numpy(dtype=float) for v in variables])
+        temp = np.where(np.isfinite(extra).all(axis=1), temp, np.nan)
     return Observations(
         energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
+        temp=temp,
         frequency=Frequency.DAILY,
         nonworking=nw,
+        extra=extra,
+        extra_names=tuple(variables),
     )
 
 
@@ -99,27 +119,55 @@ def monthly_observations(df: pd.DataFrame) -> Observations:
     )
 
 
-def hourly_observations(df: pd.DataFrame) -> Observations:
+#: hours of the week a holiday (Sunday) and a make-up working weekend day (Wednesday) take
+HOLIDAY_WEEKDAY, MAKEUP_WEEKDAY = 6, 2
+
+
+def hourly_observations(df: pd.DataFrame, calendar: str = "weekends") -> Observations:
+    """Hourly observations; with a working-day calendar (``cn``), public holidays take a
+    Sunday's hours of the week and make-up working weekend days a Wednesday's. The lagged
+    temperatures are computed on the complete hourly series (gaps interpolated)."""
+    from epcwatch.savings.calendar import workdays
+
     ts = pd.to_datetime(df["timestamp"])
-    how = (ts.dt.day_of_week * 24 + ts.dt.hour).to_numpy(dtype=np.int64)
+    dow = ts.dt.day_of_week.to_numpy(dtype=np.int64)
+    if calendar != "weekends" and len(ts):
+        days = ts.dt.normalize()
+        uniq = pd.DatetimeIndex(days.unique())
+        work = dict(zip(uniq, workdays(uniq.date, calendar), strict=True))
+        w = np.array([work[d] for d in days], dtype=bool)
+        dow = np.where(~w & (dow < 5), HOLIDAY_WEEKDAY, np.where(w & (dow >= 5), MAKEUP_WEEKDAY, dow))
+    how = dow * 24 + ts.dt.hour.to_numpy(dtype=np.int64)
+    temp = df["temperature"].to_numpy(dtype=float)
+    if len(ts):
+        full = pd.Series(temp, index=pd.DatetimeIndex(ts))
+        full = full[~full.index.duplicated()].resample("h").mean().interpolate(limit_direction="both")
+        lag = lagged_temperature(full.to_numpy(dtype=float))
+        pos = full.index.get_indexer(pd.DatetimeIndex(ts).floor("h"))
+        lagged = lag[pos]
+    else:
+        lagged = np.empty((0, 0))
     return Observations(
         energy=df["energy"].to_numpy(dtype=float),
-        temp=df["temperature"].to_numpy(dtype=float),
+        temp=temp,
         frequency=Frequency.HOURLY,
         days=np.full(len(df), HOURLY_DAYS),
         hour_of_week=how.astype(np.int64),
+        lagged=lagged,
     )
 
 
 def hourly_to_daily(df: pd.DataFrame) -> pd.DataFrame:
     """Daily energy (sum, scaled up for a few missing hours) and mean temperature.
 
-    A day counts when ≥ 90 % of its hours have energy; otherwise its energy is missing.
+    A day counts when ≥ 90 % of its hours have energy; otherwise its energy is missing. Its
+    mean temperature needs ≥ 75 % of the hours; otherwise it is missing.
     """
     ts = pd.to_datetime(df["timestamp"])
     d = pd.DataFrame({"date": ts.dt.normalize(), "energy": df["energy"], "temperature": df["temperature"]})
     g = d.groupby("date", sort=True)
     n_e = g["energy"].count()
+    n_t = g["temperature"].count()
     out = pd.DataFrame(
         {
             "energy": g["energy"].sum() * 24.0 / n_e.where(n_e > 0),
@@ -127,6 +175,7 @@ def hourly_to_daily(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out.loc[n_e < HOURLY_DAY_COVERAGE * 24, "energy"] = np.nan
+    out.loc[n_t < TEMPERATURE_DAY_COVERAGE * 24, "temperature"] = np.nan
     return out.reset_index()
 
 
@@ -166,6 +215,9 @@ class Outcome:
     reporting_fit: FitResult | None = None
     normalised: NormalisedSavings | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reporting_obs: Observations | None = None
+    #: the rows the baseline was fitted on (kind, frame), for freezing
+    baseline_rows: tuple[str, pd.DataFrame] | None = None
 
     @property
     def model(self) -> FittedModel:
@@ -203,6 +255,9 @@ class Outcome:
             "baseline": {
                 **st.to_dict(),
                 "g14": fr.verdict.to_dict(),
+                "g14_calibrated_simulation": (
+                    fr.simulation_verdict.to_dict() if fr.simulation_verdict is not None else None
+                ),
                 "units": {"cvrmse": "%", "nmbe": "%"},
             },
             "savings": self.summary.to_dict(),
@@ -210,11 +265,27 @@ class Outcome:
         }
         if self.normalised is not None:
             doc["normalised"] = self.normalised.to_dict()
+        um = fr.uncertainty
+        doc["uncertainty"] = {
+            "method": self.summary.uncertainty_method,
+            "description": self.summary.to_dict()["uncertainty_description"],
+            "covers": UNCERTAINTY_SCOPE,
+            "sided": "two-sided (central interval)",
+            "levels": [round(c * 100) for c in CONFIDENCE_LEVELS],
+            "autocorrelation": um.rho if um else None,
+            "n_effective": um.n_effective if um else None,
+            "dof": um.dof if um else None,
+            "standard_error": self.summary.standard_error,
+        }
         if self.reporting_fit is not None:
+            rf = self.reporting_fit
             doc["reporting_model"] = {
-                "label": self.reporting_fit.label,
-                "parameters": self.reporting_fit.model.parameters(),
-                **self.reporting_fit.stats.to_dict(),
+                "label": rf.label,
+                "parameters": rf.model.parameters(),
+                **rf.stats.to_dict(),
+                "qualified": rf.qualified,
+                "reasons": rf.reasons,
+                "g14": rf.verdict.to_dict(),
             }
         doc.update(self.extra)
         out: dict[str, Any] = _finite(doc)
@@ -248,12 +319,26 @@ def run(
     adjustments: np.ndarray | None = None,
     adjustment_fractions: np.ndarray | None = None,
     normal: Observations | None = None,
+    adjustment_uncertainty: list[tuple[np.ndarray, float]] | None = None,
+    frozen: FittedModel | None = None,
+    baseline_labels: pd.DatetimeIndex | None = None,
 ) -> Outcome:
-    """Select and fit the baseline model, then compute savings (and normalised savings)."""
+    """Select and fit the baseline model, then compute savings (and normalised savings).
+
+    Raises :class:`DegreesOfFreedomError` when the chosen model leaves n′ ≤ p."""
     sufficiency.require(warnings, allow_insufficient)
     warnings = list(warnings)
-    sel = select(baseline, model, day_type)
+    reporting_months = float(np.nansum(reporting.days)) / 30.4375
+    if frozen is not None:  # a frozen baseline: the stored model on the stored rows, no refit
+        fr0 = evaluate(frozen, baseline.select(baseline.valid() & ~(baseline.energy < 0)), reporting_months)
+        sel = Selection(chosen=fr0, candidates=[fr0], criterion="frozen baseline model (not refitted)")
+    else:
+        sel = select(baseline, model, day_type, reporting_months)
     fr = sel.chosen
+    if fr.uncertainty is None:
+        raise DegreesOfFreedomError(
+            f"model {fr.label}: {'; '.join(fr.reasons) or 'n′ ≤ p'}; no savings uncertainty can be stated"
+        )
     if not fr.qualified:
         warnings.append(
             DataWarning(
@@ -272,7 +357,15 @@ def run(
                 fr.verdict.to_dict(),
             )
         )
-    series, summary = avoided_energy(fr.model, fr.stats, reporting, adjustments, adjustment_fractions)
+    series, summary = avoided_energy(
+        fr.model,
+        fr.stats,
+        reporting,
+        adjustments,
+        adjustment_fractions,
+        uncertainty=fr.uncertainty,
+        adjustment_uncertainty=adjustment_uncertainty,
+    )
     fsu68 = summary.fsu.get("68", math.inf)
     if not fsu68 < 0.5:
         warnings.append(
@@ -287,9 +380,18 @@ def run(
     norm: NormalisedSavings | None = None
     if normal is not None:
         try:
-            rsel = select(reporting, fr.model.type, fr.model.day_type)
+            rsel = select(reporting, fr.model.type, fr.model.day_type, reporting_months)
             rep_fit = rsel.chosen
-            norm = normalised(fr.model, fr.stats, rep_fit.model, rep_fit.stats, normal)
+            warnings += reporting_model_warnings(rep_fit, reporting, normal)
+            norm = normalised(
+                fr.model,
+                fr.stats,
+                rep_fit.model,
+                rep_fit.stats,
+                normal,
+                baseline_unc=fr.uncertainty,
+                reporting_unc=rep_fit.uncertainty,
+            )
         except ModelError as exc:
             warnings.append(
                 DataWarning(
@@ -297,6 +399,19 @@ def run(
                     f"normalised savings not computed: reporting-period model failed ({exc})",
                 )
             )
+    from epcwatch.savings.evidence import evidence
+
+    ev = evidence(fr.model, baseline, baseline_labels, reporting)
+    share = ev["temperature_range"].get("share_outside")
+    if share is not None and share > 0.05:
+        warnings.append(
+            DataWarning(
+                "epcwatch.savings.temperature_outside_baseline",
+                f"{share:.0%} of the reporting periods lie outside the baseline's temperature range: "
+                "the model extrapolates there",
+                ev["temperature_range"],
+            )
+        )
     return Outcome(
         frequency=baseline.frequency,
         selection=sel,
@@ -308,7 +423,58 @@ def run(
         summary=summary,
         reporting_fit=rep_fit,
         normalised=norm,
+        reporting_obs=reporting,
+        extra={"evidence": ev},
     )
+
+
+def reporting_model_warnings(
+    rf: FitResult, reporting: Observations, normal: Observations
+) -> list[DataWarning]:
+    """The checks a baseline model gets, applied to the reporting-period model of normalised
+    savings: qualification, G14, a full year of data and the normal year's temperature range."""
+    out: list[DataWarning] = []
+    if not rf.qualified:
+        out.append(
+            DataWarning(
+                "epcwatch.reporting_model.not_qualified",
+                f"reporting-period model {rf.label} does not qualify: {'; '.join(rf.reasons)}",
+                {"reasons": rf.reasons},
+            )
+        )
+    if not rf.verdict.passed:
+        out.append(
+            DataWarning(
+                "epcwatch.reporting_model.g14_fail",
+                f"reporting-period model fails ASHRAE Guideline 14 (CV(RMSE) {rf.stats.cvrmse:.1f} % "
+                f"vs ≤ {rf.verdict.cvrmse_limit:g} %)",
+                rf.verdict.to_dict(),
+            )
+        )
+    days = float(np.nansum(reporting.days[reporting.valid()]))
+    if days < 365 * 0.9:
+        out.append(
+            DataWarning(
+                "epcwatch.reporting_model.too_short",
+                f"the reporting-period model rests on {days:.0f} valid days; normalised savings "
+                "need a full year (≥ 90 % of 365 days)",
+                {"days": days},
+            )
+        )
+    t = reporting.temp[reporting.valid()]
+    if len(t):
+        lo, hi = float(np.min(t)), float(np.max(t))
+        outside = float(np.mean((normal.temp < lo) | (normal.temp > hi)))
+        if outside > 0.05:
+            out.append(
+                DataWarning(
+                    "epcwatch.reporting_model.temperature_range",
+                    f"{outside:.0%} of the normal year's days lie outside the reporting period's "
+                    f"temperatures ({lo:.1f}–{hi:.1f} °C): the reporting model extrapolates there",
+                    {"share": outside, "min": lo, "max": hi},
+                )
+            )
+    return out
 
 
 def refit_stats(model: FittedModel, obs: Observations) -> FitResult:

@@ -46,7 +46,10 @@ class Observations:
     temperature (°C), ``days`` its length in days (1 for daily data, 1/24 for hourly, 28–31 for
     monthly), ``nonworking`` the share of non-working days in it (0 or 1 for daily data),
     ``day_temps`` the daily mean temperatures inside each period (NaN-padded, for degree days)
-    and ``hour_of_week`` (0 = Monday 00:00) for hourly data.
+    ``hour_of_week`` (0 = Monday 00:00) for hourly data, and ``lagged`` the temperature seen
+    through first-order lags of :data:`LAG_HOURS` (one column each; hourly data, computed on the
+    contiguous series before any period is dropped). ``extra`` holds named independent
+    variables (occupancy, production) per period, one column each in ``extra_names`` order.
     """
 
     energy: Array
@@ -56,6 +59,9 @@ class Observations:
     nonworking: Array = field(default_factory=lambda: np.empty(0))
     day_temps: Array = field(default_factory=lambda: np.empty((0, 1)))
     hour_of_week: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    lagged: Array = field(default_factory=lambda: np.empty((0, 0)))
+    extra: Array = field(default_factory=lambda: np.empty((0, 0)))
+    extra_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.energy)
@@ -73,6 +79,18 @@ class Observations:
                 raise ModelError(f"{name} differs in length from energy")
         if self.frequency == Frequency.HOURLY and len(self.hour_of_week) != n:
             raise ModelError("hourly observations need hour_of_week")
+        if self.lagged.shape[0] != n:
+            if self.frequency == Frequency.HOURLY:
+                lag = lagged_temperature(self.temp)
+            elif self.frequency == Frequency.DAILY:
+                lag = lagged_temperature(self.temp, (1.0,))
+            else:
+                lag = np.empty((n, 0))
+            object.__setattr__(self, "lagged", lag)
+        if self.extra.shape[0] != n:
+            if self.extra_names:
+                raise ModelError("extra variables differ in length from energy")
+            object.__setattr__(self, "extra", np.empty((n, 0)))
 
     def __len__(self) -> int:
         return len(self.energy)
@@ -88,6 +106,9 @@ class Observations:
             nonworking=self.nonworking[mask],
             day_temps=self.day_temps[mask],
             hour_of_week=how,
+            lagged=self.lagged[mask],
+            extra=self.extra[mask],
+            extra_names=self.extra_names,
         )
 
     def valid(self) -> NDArray[np.bool_]:
@@ -96,6 +117,31 @@ class Observations:
 
 
 HOURLY_DAYS = 1.0 / 24.0
+#: time constants (hours) of the first-order lags through which hourly models see temperature
+LAG_HOURS = (2.0, 4.0, 8.0, 12.0, 24.0, 48.0)
+
+
+def lagged_temperature(temp: Array, lags: tuple[float, ...] = LAG_HOURS) -> Array:
+    """Hourly temperature through first-order lags (exponential smoothing, time constant τ
+    hours), one column per τ; gaps are bridged by carrying the last value."""
+    from scipy.signal import lfilter
+
+    t = np.asarray(temp, dtype=np.float64)
+    out = np.empty((len(t), len(lags)))
+    if len(t) == 0:
+        return out
+    ok = np.isfinite(t)
+    filled = t.copy()
+    if not ok.all():
+        idx = np.where(ok, np.arange(len(t)), 0)
+        np.maximum.accumulate(idx, out=idx)
+        filled = t[idx]
+        first = np.flatnonzero(ok)
+        filled[: first[0] if len(first) else len(t)] = t[first[0]] if len(first) else 0.0
+    for j, tau in enumerate(lags):
+        a = 1.0 - np.exp(-1.0 / tau)
+        out[:, j] = np.asarray(lfilter([a], [1.0, -(1.0 - a)], filled - filled[0])) + filled[0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -127,7 +173,7 @@ class FittedModel:
         from epcwatch.savings import changepoint, degreeday, towt
 
         if self.type in changepoint.TYPES:
-            return changepoint.design(self.type, obs, self.nonlinear, self.day_type)
+            return changepoint.design(self.type, obs, self.nonlinear, self.day_type, self.extra)
         if self.type == "hdd_cdd":
             return degreeday.design(obs, self.nonlinear, self.day_type)
         if self.type == "towt":

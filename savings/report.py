@@ -12,11 +12,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from epcwatch import __version__
 from epcwatch.savings import charts
+from epcwatch.savings.savings import cumulative_uncertainty
 from epcwatch.savings.selection import CRITERION
 from epcwatch.savings.stats import CONFIDENCE_LEVELS, FSU_FACTOR, t_quantile
 
 if TYPE_CHECKING:
     from epcwatch.savings.runner import RunResult
+    from epcwatch.savings.verified import VerifiedShare
 
 PARAM_LABELS = {
     "intercept": ("Base load (working day)", "kWh/day"),
@@ -61,6 +63,14 @@ def _pct(v: Any, digits: int = 1) -> str:
     return f"{100 * v:.{digits}f} %"
 
 
+def share_text(v: float | None) -> str:
+    """A share as ``100 %``, ``99.7 %`` (one decimal, none when whole); ``–`` when undefined."""
+    if v is None:
+        return "–"
+    text = f"{math.floor(v * 1000 + 1e-9) / 10:.1f}"  # rounded down: 99.96 % is not 100 %
+    return (text[:-2] if text.endswith(".0") else text) + " %"
+
+
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("epcwatch.savings", "templates"),
@@ -70,13 +80,20 @@ def _env() -> Environment:
     )
     env.filters["num"] = _num
     env.filters["pct"] = _pct
+    env.filters["sharepct"] = share_text
     env.filters["pval"] = _pval
     return env
 
 
 def cumulative_band(result: RunResult, confidence: float = 0.90) -> np.ndarray:
-    """±U of cumulative savings after each reporting day (G14 formula with m = days so far)."""
-    st = result.outcome.baseline_fit.stats
+    """±U of cumulative savings after each reporting day (two-sided, the engine's method with
+    the days so far)."""
+    fr = result.outcome.baseline_fit
+    rep = result.outcome.reporting_obs
+    if fr.uncertainty is not None and rep is not None:
+        valid = np.isfinite(result.outcome.series.savings)
+        return cumulative_uncertainty(fr.model, fr.uncertainty, rep, valid, confidence)
+    st = fr.stats
     d = result.daily
     valid = np.isfinite(d["savings"].to_numpy(dtype=float))
     base = (d["adjusted_baseline"].fillna(0.0) + d["adjustment"].fillna(0.0)).to_numpy(dtype=float)
@@ -115,7 +132,7 @@ def _monthly(daily: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def render_html(result: RunResult, generated: datetime) -> str:
+def render_html(result: RunResult, generated: datetime, verified: VerifiedShare | None = None) -> str:
     c = result.contract
     o = result.outcome
     fr = o.baseline_fit
@@ -139,10 +156,11 @@ def render_html(result: RunResult, generated: datetime) -> str:
         for k, v in fr.model.nonlinear.items()
     ]
     s = o.summary
+    dof = fr.uncertainty.dof if fr.uncertainty is not None else st.n_effective - st.p
     unc = [
         {
-            "confidence": f"{round(cl * 100)} %",
-            "t": t_quantile(cl, st.n_effective - st.p),
+            "confidence": f"{round(cl * 100)} % (two-sided)",
+            "t": t_quantile(cl, dof),
             "absolute": s.uncertainty[str(round(cl * 100))],
             "fsu": s.fsu[str(round(cl * 100))],
         }
@@ -173,5 +191,6 @@ def render_html(result: RunResult, generated: datetime) -> str:
         "generated": generated.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "fsu68_ok": s.fsu.get("68", math.inf) < 0.5,
+        "verified": verified,
     }
     return _env().get_template("report.html.j2").render(**ctx)

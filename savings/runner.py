@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epcwatch import __version__
 from epcwatch.clock import Clock, SystemClock
 from epcwatch.logs import fields
 from epcwatch.savings import sufficiency
@@ -20,11 +22,13 @@ from epcwatch.savings.carriers import carrier_totals, contract_table
 from epcwatch.savings.contract import Contract, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, period_warnings, run
 from epcwatch.savings.errors import DataError
+from epcwatch.savings.frozen import FrozenBaseline, freeze
 from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
 from epcwatch.savings.models import Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
 from epcwatch.savings.tariff import Band, blended_price, savings_cost
+from epcwatch.savings.verified import VerifiedShare
 from epcwatch.savings.weather import load_normal_year
 
 log = logging.getLogger("epcwatch.savings")
@@ -138,6 +142,17 @@ def compute(
             f"(looked in energy_interval and raw counters)"
         )
     bd, rd = _frame(be, temps, bp, c), _frame(re_, temps, rp, c)
+    fb: FrozenBaseline | None = None
+    current_bd = bd
+    if c.frozen_baseline is not None:
+        path = resolve(c.frozen_baseline, contract_path)
+        try:
+            fb = FrozenBaseline.from_json(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise DataError(f"frozen baseline {path}: {exc.strerror}") from None
+        if fb.kind != "daily" or fb.baseline != str(bp):
+            raise DataError(f"frozen baseline {path} holds {fb.kind} rows for {fb.baseline}, not daily {bp}")
+        bd = fb.rows()
     warnings = period_warnings(bd, bp, "baseline") + period_warnings(rd, rp, "reporting")
     if c.allow_insufficient_baseline and sufficiency.disqualified(warnings):
         warnings.append(
@@ -150,6 +165,11 @@ def compute(
     days = [d.date() for d in rd["date"]]
     amount, frac = _adjustments(c, days)
     day_type = {"auto": None, "on": True, "off": False}[c.model.day_type]
+    groups = [
+        (np.array([a.start <= d <= a.end for d in days]), a.uncertainty)
+        for a in c.adjustments
+        if a.uncertainty
+    ]
     outcome = run(
         daily_observations(bd),
         daily_observations(rd),
@@ -161,6 +181,9 @@ def compute(
         adjustments=amount,
         adjustment_fractions=frac,
         normal=_normal_obs(c, contract_path),
+        adjustment_uncertainty=groups,
+        baseline_labels=pd.DatetimeIndex(bd["date"]),
+        frozen=fb.model if fb is not None else None,
     )
     s = outcome.series
     daily = pd.DataFrame(
@@ -176,8 +199,9 @@ def compute(
         }
     )
     annual = c.guarantee.annual_kwh if c.guarantee else 0.0
-    daily["guaranteed_cumulative"] = annual * np.arange(1, len(daily) + 1) / 365.0
+    daily["guaranteed_cumulative"] = annual * np.cumsum(np.isfinite(s.savings)) / 365.0
     doc = outcome.to_dict()
+    doc["frozen_baseline"] = fb.describe(current_bd) if fb is not None else {"loaded": False}
     doc["contract"] = json.loads(c.model_dump_json())
     doc["data"] = {
         "energy_source": be.attrs.get("source"),
@@ -187,7 +211,10 @@ def compute(
     }
     avoided = outcome.summary.avoided_energy_use
     if c.guarantee is not None:
-        doc["guarantee"] = guarantee(c.guarantee.annual_kwh, rp.days, outcome.summary).to_dict()
+        # pro-rated over the valid reporting days: the days the savings are counted on
+        doc["guarantee"] = guarantee(
+            c.guarantee.annual_kwh, outcome.summary.periods, outcome.summary
+        ).to_dict()
     t = c.tariff
     if t.flat is not None:
         price = t.flat
@@ -207,8 +234,10 @@ def compute(
         reporting_days=rp.days,
         demand_kw=dc.demand_reduction_kw if dc else 0.0,
         demand_price_per_kw_month=dc.price_per_kw_month if dc else 0.0,
+        kwh_uncertainty=outcome.summary.uncertainty,
     ).to_dict()
     f = c.factors
+    unc = outcome.summary.uncertainty
     doc["conversions"] = {
         "tce_basis": f.tce_basis,
         "kgce_per_kwh": f.tce_kgce_per_kwh,
@@ -219,6 +248,9 @@ def compute(
         ),
         "co2_kg_per_kwh": f.co2_kg_per_kwh,
         "co2_tonnes": to_co2_tonnes(avoided, f.co2_kg_per_kwh),
+        # two-sided half-widths at 68/80/90 %, from the savings uncertainty (factors taken as exact)
+        "tce_uncertainty": {k: to_tce(v, f.tce_kgce_per_kwh) for k, v in unc.items()},
+        "co2_tonnes_uncertainty": {k: to_co2_tonnes(v, f.co2_kg_per_kwh) for k, v in unc.items()},
     }
     # the reporting period's consumption of the contract's meters per energy carrier, in tce
     doc["carriers"] = carrier_totals(
@@ -264,12 +296,46 @@ def run_contract(
     write_back: bool = True,
     contract_path: str | os.PathLike[str] | None = None,
     clock: Clock | None = None,
+    verified: VerifiedShare | None = None,
 ) -> RunResult:
-    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points."""
+    """Compute, write report.html/.json/.csv and model.json, and the ``savings`` points.
+    ``verified``: the share of the energy on verified readings (docs/provenance.md), stated in the report."""
     from epcwatch.savings.report import render_html
 
     result = compute(c, source, contract_path)
+    if verified is not None:
+        from epcwatch.savings.verified import verified_doc
+
+        result.doc["verified_readings"] = verified_doc(verified)
     out_dir.mkdir(parents=True, exist_ok=True)
+    now = (clock or SystemClock()).now()
+    if not result.doc["frozen_baseline"].get("loaded"):
+        # every report exports its baseline as a frozen baseline: sign it off by naming it in
+        # the contract (frozen_baseline: baseline.json) and later reports reuse it unchanged
+        fb = freeze(
+            "daily",
+            result.baseline,
+            result.outcome.model,
+            baseline=f"{c.baseline.start}/{c.baseline.end}",
+            settings={"contract": c.id, "timezone": c.timezone},
+            created=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            software_version=__version__,
+            input_sha256=hashlib.sha256(
+                result.baseline.to_csv(index=False, float_format="%.6f").encode()
+            ).hexdigest(),
+            statistics={
+                "label": result.outcome.baseline_fit.label,
+                **result.outcome.baseline_fit.stats.to_dict(),
+            },
+        )
+        (out_dir / "baseline.json").write_text(fb.to_json(), encoding="utf-8")
+        result.doc["frozen_baseline"] = {
+            "loaded": False,
+            "exported": "baseline.json",
+            "sha256": fb.hash,
+            "statement": "The baseline was fitted for this report and exported as baseline.json "
+            f"(sha256 {fb.hash[:12]}…); name it in the contract to freeze it.",
+        }
     files = {
         "json": out_dir / "report.json",
         "csv": out_dir / "report.csv",
@@ -281,8 +347,8 @@ def run_contract(
     csv["date"] = csv["date"].dt.strftime("%Y-%m-%d")
     csv.to_csv(files["csv"], index=False, float_format="%.3f")
     files["model"].write_text(json.dumps(result.outcome.model.to_dict(), indent=2))
-    now = (clock or SystemClock()).now()
-    files["html"].write_text(render_html(result, datetime.fromtimestamp(now, UTC)), encoding="utf-8")
+    html = render_html(result, datetime.fromtimestamp(now, UTC), verified)
+    files["html"].write_text(html, encoding="utf-8")
     result.files = files
     if write_back:
         lines = savings_lines(c.id, c.site, c.timezone, result.daily, SAVINGS_FIELDS)

@@ -5,9 +5,16 @@ would have used under the reporting period's conditions; non-routine adjustments
 that prediction; savings = adjusted baseline + adjustments − actual, per period and cumulated.
 Only periods with valid actual energy and temperature count.
 
+Uncertainty: every band is **two-sided** (a central interval: the truth lies below the lower
+bound with half the remaining probability), computed from the exact least-squares prediction
+variance of the summed baseline with an autocorrelation correction (:mod:`stats`). It is not
+scaled by the adjusted baseline, so a non-routine adjustment does not inflate it; each
+adjustment brings its own stated standard uncertainty, added in quadrature.
+
 Normalised savings: the baseline model and a model fitted on the reporting period both predict
 a normal weather year; savings = baseline(normal) − reporting(normal). Their uncertainty combines
-both models' G14 uncertainties in quadrature.
+both models' parameter uncertainties in quadrature (no meter scatter: the normal year is not
+metered).
 """
 
 from __future__ import annotations
@@ -17,9 +24,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from epcwatch.savings.models import Array, FittedModel, Observations
-from epcwatch.savings.stats import CONFIDENCE_LEVELS, FitStats, savings_uncertainty
+from epcwatch.savings.stats import (
+    CONFIDENCE_LEVELS,
+    UNCERTAINTY_METHOD,
+    FitStats,
+    UncertaintyModel,
+    savings_uncertainty,
+    t_quantile,
+)
 
 #: GB/T 2589-2020 calorific equivalent of electricity
 TCE_CALORIFIC_KGCE_PER_KWH = 0.1229
@@ -63,14 +78,32 @@ class SavingsSummary:
     periods: int
     uncertainty: dict[str, float]
     fsu: dict[str, float]
+    standard_error: float = math.nan
+    adjustment_standard_uncertainty: float = 0.0
+    uncertainty_method: str = "g14_approximation"
+    uncertainty_g14_approximation: dict[str, float] | None = None
+    sided: str = "two-sided"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["uncertainty_description"] = UNCERTAINTY_METHOD.get(
+            self.uncertainty_method, "ASHRAE Guideline 14 Annex B approximation"
+        )
         for k, v in self.fsu.items():
             d[f"fsu_{k}"] = v
         for k, v in self.uncertainty.items():
             d[f"uncertainty_{k}"] = v
         return d
+
+
+def summed_design(
+    model: FittedModel, reporting: Observations, valid: NDArray[np.bool_], weights: Array | None = None
+) -> Array:
+    """Column sums of the reporting-period design over valid periods (optionally weighted)."""
+    ok = np.asarray(valid, dtype=bool)
+    x, _ = model.design(reporting.select(ok))
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    return np.asarray(w @ x, dtype=np.float64)
 
 
 def avoided_energy(
@@ -79,11 +112,18 @@ def avoided_energy(
     reporting: Observations,
     adjustments: Array | None = None,
     adjustment_fractions: Array | None = None,
+    *,
+    uncertainty: UncertaintyModel | None = None,
+    adjustment_uncertainty: list[tuple[Array, float]] | None = None,
 ) -> tuple[SavingsSeries, SavingsSummary]:
-    """Savings over the reporting period with G14 uncertainty at 68, 80 and 90 %.
+    """Savings over the reporting period with two-sided uncertainty at 68, 80 and 90 %.
 
     Non-routine adjustments per period: ``adjustments`` in energy units plus
     ``adjustment_fractions`` times the model's prediction; both add to the adjusted baseline.
+    ``adjustment_uncertainty`` lists (periods mask, standard uncertainty as a share of the amount
+    applied there) per adjustment; independent adjustments add in quadrature.
+    With ``uncertainty`` the exact prediction variance is used, else G14's approximation
+    (applied to the unadjusted baseline).
     """
     n = len(reporting)
     valid = reporting.valid() & (reporting.energy >= 0)
@@ -108,8 +148,28 @@ def avoided_energy(
     frac = avoided / adjusted if adjusted else math.nan
     unc: dict[str, float] = {}
     fsu: dict[str, float] = {}
+    approx = {_pct(c): _uncertainty(stats, m, base_total, c) for c in CONFIDENCE_LEVELS} if m else None
+    adjustment_sd = math.sqrt(
+        sum(
+            (share * float(np.nansum(adj[np.asarray(mask, dtype=bool)]))) ** 2
+            for mask, share in adjustment_uncertainty or []
+        )
+    )
+    se = math.nan
+    if uncertainty is not None and m:
+        weights = 1.0 + (
+            np.zeros(n)
+            if adjustment_fractions is None
+            else np.asarray(adjustment_fractions, dtype=np.float64)
+        )
+        g = summed_design(model, reporting, valid, weights)
+        se = uncertainty.standard_error(g, m)
     for conf in CONFIDENCE_LEVELS:
-        u = _uncertainty(stats, m, adjusted, conf)
+        if uncertainty is not None and m:
+            t = t_quantile(conf, uncertainty.dof)
+            u = t * math.hypot(se, adjustment_sd)
+        else:
+            u = math.hypot(_uncertainty(stats, m, base_total, conf), adjustment_sd) if m else math.nan
         unc[_pct(conf)] = u
         fsu[_pct(conf)] = u / abs(avoided) if avoided else math.inf
     series = SavingsSeries(base, adj, actual, sav, cum, valid.astype(np.float64))
@@ -122,8 +182,39 @@ def avoided_energy(
         periods=m,
         uncertainty=unc,
         fsu=fsu,
+        standard_error=se,
+        adjustment_standard_uncertainty=adjustment_sd,
+        uncertainty_method=uncertainty.method if uncertainty is not None else "g14_approximation",
+        uncertainty_g14_approximation=approx,
     )
     return series, summary
+
+
+def cumulative_uncertainty(
+    model: FittedModel,
+    uncertainty: UncertaintyModel,
+    reporting: Observations,
+    valid: Array,
+    confidence: float,
+    *,
+    adjustment_fractions: Array | None = None,
+) -> Array:
+    """Two-sided half-width of the cumulative savings after each reporting period."""
+    n = len(reporting)
+    ok = np.asarray(valid, dtype=bool)
+    out = np.zeros(n)
+    if not ok.any():
+        return out
+    x, _ = model.design(reporting.select(ok))
+    w = 1.0 + (np.zeros(n) if adjustment_fractions is None else np.asarray(adjustment_fractions))[ok]
+    g = np.cumsum(x * w[:, None], axis=0).T  # q × m_valid
+    vp = uncertainty.var_param_many(g)
+    m = np.arange(1, ok.sum() + 1)
+    vn = np.array([uncertainty.var_noise(float(k)) for k in m])
+    t = t_quantile(confidence, uncertainty.dof)
+    half = t * np.sqrt(vp + vn)
+    idx = np.cumsum(ok) - 1
+    return np.asarray(np.where(np.cumsum(ok) > 0, half[np.maximum(idx, 0)], 0.0), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -144,16 +235,30 @@ def normalised(
     reporting_model: FittedModel,
     reporting_stats: FitStats,
     normal: Observations,
+    *,
+    baseline_unc: UncertaintyModel | None = None,
+    reporting_unc: UncertaintyModel | None = None,
 ) -> NormalisedSavings:
-    """Both models on the normal year; uncertainty = √(U_baseline² + U_reporting²)."""
+    """Both models on the normal year; uncertainty = √(U_baseline² + U_reporting²).
+
+    With both uncertainty models, each U is the parameter error of the model's summed
+    normal-year prediction (two-sided); otherwise G14's approximation."""
     b = float(np.sum(baseline_model.predict(normal)))
     r = float(np.sum(reporting_model.predict(normal)))
     m = len(normal)
     unc = {}
+    every = np.ones(m, dtype=bool)
     for conf in CONFIDENCE_LEVELS:
-        unc[_pct(conf)] = math.hypot(
-            _uncertainty(baseline_stats, m, b, conf), _uncertainty(reporting_stats, m, r, conf)
-        )
+        if baseline_unc is not None and reporting_unc is not None:
+            parts = []
+            for mod, um in ((baseline_model, baseline_unc), (reporting_model, reporting_unc)):
+                g = summed_design(mod, normal, every)
+                parts.append(t_quantile(conf, um.dof) * math.sqrt(float(um.var_param_many(g[:, None])[0])))
+            unc[_pct(conf)] = math.hypot(*parts)
+        else:
+            unc[_pct(conf)] = math.hypot(
+                _uncertainty(baseline_stats, m, b, conf), _uncertainty(reporting_stats, m, r, conf)
+            )
     return NormalisedSavings(
         baseline=b, reporting=r, savings=b - r, fractional=(b - r) / b if b else math.nan, uncertainty=unc
     )
@@ -166,17 +271,35 @@ class Guarantee:
     met: bool
     met_at_90: bool
     shortfall: float
+    #: days the guarantee is pro-rated over: the valid reporting days, the same days as the savings
+    days: int = 0
+    lower_bound_90: float = math.nan
+    test: str = (
+        "met_at_90: the one-sided lower 90 % confidence bound of the savings (the lower end of "
+        "the two-sided 80 % interval) reaches the guarantee"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def guarantee(annual: float, reporting_days: int, summary: SavingsSummary) -> Guarantee:
-    """The guarantee pro-rated to the reporting days; ``met_at_90`` uses the lower 90 % bound."""
-    g = annual * reporting_days / 365.0
+def guarantee(annual: float, valid_days: int, summary: SavingsSummary) -> Guarantee:
+    """The guarantee pro-rated to the valid reporting days (those the savings cover).
+
+    ``met_at_90`` is one-sided: savings minus the two-sided 80 % half-width (= the one-sided
+    90 % lower confidence bound) must reach the pro-rated guarantee."""
+    g = annual * valid_days / 365.0
     a = summary.avoided_energy_use
-    lower = a - summary.uncertainty.get("90", 0.0)
-    return Guarantee(guaranteed=g, achieved=a, met=a >= g, met_at_90=lower >= g, shortfall=max(g - a, 0.0))
+    lower = a - summary.uncertainty.get("80", 0.0)
+    return Guarantee(
+        guaranteed=g,
+        achieved=a,
+        met=a >= g,
+        met_at_90=lower >= g,
+        shortfall=max(g - a, 0.0),
+        days=valid_days,
+        lower_bound_90=lower,
+    )
 
 
 def to_tce(kwh: float, kgce_per_kwh: float = TCE_CALORIFIC_KGCE_PER_KWH) -> float:

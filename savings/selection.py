@@ -1,19 +1,24 @@
 """Fitting candidates, judging them and choosing one (``model: auto``).
 
-The stated criterion: among candidates whose slope coefficients are significant (two-sided
-p < 0.10, CalTRACK's threshold) and physically signed (heating and cooling slopes positive,
-the 4P curve convex, a non-working-day shift significant), the one with the **lowest CV(RMSE)
-computed with n − p** wins, change points counted in p. On one data set this is the same
-ranking as the highest adjusted R², so extra parameters must earn their place. Ties go to
-the model with fewer parameters. The mean model always qualifies, so there is always a winner.
+The stated criterion: among candidates that qualify — slope coefficients significant
+(two-sided p < 0.10, CalTRACK's threshold) and physically signed (heating and cooling slopes
+positive, the 4P curve convex, a non-working-day shift significant), enough effective periods
+for their parameters (n′ > p) and the G14 regression-path CV(RMSE) met — the one with the
+**lowest AICc** is found, and the candidate with the fewest parameters within
+``AICC_TOLERANCE`` of it wins (a parsimony tolerance: an extra parameter must buy a clear
+improvement). Change points count as parameters. The mean model qualifies unless its
+CV(RMSE) fails G14; when nothing qualifies the best of the rest is returned with its reasons.
 
-Candidates for daily and monthly data: mean, 2P, 3PC, 3PH, 4P, 5P and HDD/CDD; for daily data
+Daily data first choose their temperature: the day's mean or its one-day lag, whichever a 5P
+model fits better. Candidates for daily and monthly data: mean, 2P, 3PC, 3PH, 4P, 5P and
+HDD/CDD; for daily data change-point models also with separate non-working-day slopes, and
 each also with a non-working-day shift when both day types have at least 10 valid days.
 TOWT is hourly-only and chosen explicitly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,18 +28,23 @@ from epcwatch.savings import changepoint, degreeday, towt
 from epcwatch.savings.models import FittedModel, Frequency, ModelError, Observations
 from epcwatch.savings.stats import (
     Coefficient,
+    DegreesOfFreedomError,
     FitStats,
     G14Verdict,
+    UncertaintyModel,
     coefficient_table,
     fit_stats,
+    g14_simulation_verdict,
     g14_verdict,
+    uncertainty_model,
 )
 
 P_MAX = 0.10
+AICC_TOLERANCE = 2.0
 AUTO_TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p", "hdd_cdd")
 CRITERION = (
-    "lowest CV(RMSE) with n − p (equivalently highest adjusted R²) among candidates whose slopes "
-    "are significant (p < 0.10) and physically signed; ties to fewer parameters"
+    "among candidates with significant (p < 0.10), physically signed slopes, n′ > p and the G14 "
+    "regression-path CV(RMSE) met: the fewest parameters within 2 AICc units of the lowest AICc"
 )
 
 
@@ -46,10 +56,26 @@ class FitResult:
     coefficients: list[Coefficient]
     qualified: bool
     reasons: list[str] = field(default_factory=list)
+    uncertainty: UncertaintyModel | None = None
+    simulation_verdict: G14Verdict | None = None
 
     @property
     def label(self) -> str:
-        return self.model.type + ("+daytype" if self.model.day_type else "")
+        m = self.model
+        return (
+            m.type
+            + ("+daytype" if m.day_type else "")
+            + ("+split" if m.extra.get("split") else "")
+            + ("+lag1d" if m.extra.get("feature") == "lag1d" else "")
+        )
+
+    @property
+    def aicc(self) -> float:
+        n, p = self.stats.n, self.stats.p
+        sse = self.stats.rmse**2 * (n - p)
+        if n - p - 1 <= 0 or sse <= 0:
+            return math.inf if sse > 0 else -math.inf
+        return n * math.log(sse / n) + 2 * p + 2 * p * (p + 1) / (n - p - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +85,7 @@ class FitResult:
             "cvrmse": self.stats.cvrmse,
             "adj_r2": self.stats.adj_r2,
             "p": self.stats.p,
+            "aicc": self.aicc,
         }
 
 
@@ -69,9 +96,9 @@ class Selection:
     criterion: str = CRITERION
 
 
-def fit_one(kind: str, obs: Observations, day_type: bool) -> FittedModel:
+def fit_one(kind: str, obs: Observations, day_type: bool, extra: dict[str, Any] | None = None) -> FittedModel:
     if kind in changepoint.TYPES:
-        return changepoint.fit(kind, obs, day_type)[0]
+        return changepoint.fit(kind, obs, day_type, extra)[0]
     if kind == "hdd_cdd":
         return degreeday.fit(obs, day_type)[0]
     if kind == "towt":
@@ -93,27 +120,49 @@ def _reasons(model: FittedModel, coefs: dict[str, Coefficient]) -> list[str]:
         for n in positive & set(coefs):
             if coefs[n].value <= 0:
                 out.append(f"{n} has the wrong sign ({coefs[n].value:.4g})")
+            nw = coefs.get(f"nonworking_{n}")
+            if nw is not None and coefs[n].value + nw.value < 0:
+                out.append(f"{n} on non-working days has the wrong sign ({coefs[n].value + nw.value:.4g})")
     return out
 
 
-def evaluate(model: FittedModel, obs: Observations) -> FitResult:
+def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12.0) -> FitResult:
     """Statistics, coefficient table and qualification of a fitted model on ``obs``."""
     x, names = model.design(obs)
     beta = np.array([model.coefficients[n] for n in names])
     yhat = x @ beta
-    p = towt.effective_params(model, obs) if model.type == "towt" else model.n_params
+    xtx = towt.gram(obs, model.extra, obs.energy)[0] if model.type == "towt" else x.T @ x
+    xtx_pinv = np.asarray(np.linalg.pinv(xtx, hermitian=True), dtype=np.float64)
+    p = towt.solve(xtx, np.zeros(len(xtx)))[1] if model.type == "towt" else model.n_params
     st = fit_stats(obs.energy, yhat, p)
-    coefs = coefficient_table(x, obs.energy, beta, names, p)
+    coefs = coefficient_table(x, obs.energy, beta, names, p, xtx_pinv=xtx_pinv)
     by_name = {c.name: c for c in coefs}
     reasons = [] if model.type == "towt" else _reasons(model, by_name)
+    um: UncertaintyModel | None = None
+    try:
+        um = uncertainty_model(x, obs.energy - yhat, p, obs.frequency, xtx_pinv)
+    except DegreesOfFreedomError as exc:
+        reasons.append(str(exc))
+    verdict = g14_verdict(st, obs.frequency, reporting_months)
     return FitResult(
         model=model,
         stats=st,
-        verdict=g14_verdict(st, obs.frequency),
+        verdict=verdict,
         coefficients=coefs,
         qualified=not reasons,
         reasons=reasons,
+        uncertainty=um,
+        simulation_verdict=g14_simulation_verdict(st, obs.frequency),
     )
+
+
+def choose(results: list[FitResult]) -> FitResult:
+    """The stated criterion (module docstring) applied to fitted candidates."""
+    pool = [r for r in results if r.qualified and r.verdict.cvrmse_pass]
+    pool = pool or [r for r in results if r.qualified] or [r for r in results if r.uncertainty] or results
+    best = min(r.aicc for r in pool)
+    near = [r for r in pool if r.aicc <= best + AICC_TOLERANCE]
+    return min(near, key=lambda r: (r.stats.p, r.aicc))
 
 
 def _day_type_possible(obs: Observations) -> bool:
@@ -123,33 +172,62 @@ def _day_type_possible(obs: Observations) -> bool:
     return nw >= 10 and len(obs) - nw >= 10
 
 
-def select(obs: Observations, model: str = "auto", day_type: bool | None = None) -> Selection:
+def _daily_feature(obs: Observations, day_type: bool) -> str:
+    """Same-day or one-day-lagged temperature: whichever a 5P model fits better (equal p)."""
+    best = ("temp", np.inf)
+    for feat in ("temp", "lag1d"):
+        try:
+            _, sse = changepoint.fit(
+                "5p", obs, day_type, {"feature": feat, "variables": list(obs.extra_names)}
+            )
+        except ModelError:
+            continue
+        if sse < best[1]:
+            best = (feat, sse)
+    return best[0]
+
+
+def select(
+    obs: Observations, model: str = "auto", day_type: bool | None = None, reporting_months: float = 12.0
+) -> Selection:
     """Fit ``model`` (or every auto candidate) on valid observations and choose.
 
-    ``day_type`` None tries both with and without a non-working-day shift (daily data).
-    An explicitly named model is returned even if it does not qualify; its reasons say why.
+    Negative energy is treated as missing (as the sufficiency warning says). ``day_type`` None
+    tries both with and without a non-working-day shift (daily data). An explicitly named
+    model is returned even if it does not qualify; its reasons say why.
     """
-    obs = obs.select(obs.valid())
+    obs = obs.select(obs.valid() & ~(obs.energy < 0))
     if len(obs) < 3:
         raise ModelError(f"only {len(obs)} periods with both energy and temperature")
     kinds = AUTO_TYPES if model == "auto" else (model,)
     if model == "towt" or obs.frequency == Frequency.HOURLY:
         if model not in ("towt", "auto"):
             raise ModelError(f"{model} is fitted on daily or monthly data; use towt for hourly data")
-        fr = evaluate(fit_one("towt", obs, False), obs)
+        fr = evaluate(fit_one("towt", obs, False), obs, reporting_months)
         return Selection(chosen=fr, candidates=[fr], criterion="TOWT (hourly)")
-    both = [False, True] if _day_type_possible(obs) else [False]
-    variants = both if day_type is None else [day_type]
+    possible = _day_type_possible(obs)
+    both = [False, True] if possible else [False]
+    variants: list[tuple[bool, bool]] = [(dt, False) for dt in (both if day_type is None else [day_type])]
+    if possible and day_type is not False:
+        variants.append((True, True))
+    feature = _daily_feature(obs, possible) if obs.frequency == Frequency.DAILY else "temp"
     results: list[FitResult] = []
     errors: list[str] = []
     for kind in kinds:
-        for dt in variants:
+        for dt, split in variants:
+            if split and kind not in changepoint.TYPES[1:]:
+                continue
+            if kind not in changepoint.TYPES and obs.extra_names:
+                continue  # degree-day and TOWT models take no extra variables
+            extra = (
+                {"feature": feature, "split": split, "variables": list(obs.extra_names)}
+                if kind in changepoint.TYPES
+                else None
+            )
             try:
-                results.append(evaluate(fit_one(kind, obs, dt), obs))
+                results.append(evaluate(fit_one(kind, obs, dt, extra), obs, reporting_months))
             except ModelError as exc:
                 errors.append(f"{kind}: {exc}")
     if not results:
         raise ModelError("; ".join(errors) or "no model could be fitted")
-    pool = [r for r in results if r.qualified] or results
-    chosen = min(pool, key=lambda r: (r.stats.cvrmse, r.stats.p))
-    return Selection(chosen=chosen, candidates=results)
+    return Selection(chosen=choose(results), candidates=results)

@@ -26,6 +26,9 @@ class Cost:
     energy: float
     demand: float
     total: float
+    #: two-sided half-widths of the energy cost (currency) at 68/80/90 %; the stipulated demand
+    #: savings carry no measured uncertainty
+    uncertainty: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,7 +49,16 @@ def savings_cost(
     reporting_days: int,
     demand_kw: float = 0.0,
     demand_price_per_kw_month: float = 0.0,
+    kwh_uncertainty: dict[str, float] | None = None,
 ) -> Cost:
     energy = kwh * price
     demand = demand_kw * demand_price_per_kw_month * reporting_days / 365.0 * 12.0
-    return Cost(currency=currency, energy_price=price, energy=energy, demand=demand, total=energy + demand)
+    unc = {k: v * price for k, v in kwh_uncertainty.items()} if kwh_uncertainty is not None else None
+    return Cost(
+        currency=currency,
+        energy_price=price,
+        energy=energy,
+        demand=demand,
+        total=energy + demand,
+        uncertainty=unc,
+    )

@@ -74,7 +74,8 @@ class InfluxClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 return bytes(r.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace").strip()
+            with exc:  # the error holds the response: close it (no unclosed-socket warning)
+                detail = exc.read()[:300].decode("utf-8", "replace").strip()
             raise InfluxError(
                 f"InfluxDB {self.url} answered {exc.code} to {path}: {detail}", exc.code
             ) from None

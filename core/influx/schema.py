@@ -22,8 +22,13 @@ ENERGY_INTERVAL: Final = "energy_interval"
 BUILDING_INFO: Final = "building_info"
 #: daily M&V results per contract
 SAVINGS: Final = "savings"
+#: one point per signed telemetry message: the signed range of a device's readings
+#: (docs/provenance.md, "What is stored")
+PROVENANCE: Final = "provenance"
 #: one point per savings report run: the model and its statistics
 SAVINGS_MODEL: Final = "savings_model"
+#: one point per message the collector could not store (collector/deadletters.py)
+DEAD_LETTER: Final = "dead_letter"
 
 # -- tag keys -------------------------------------------------------------------------------
 SITE: Final = "site"
@@ -42,5 +47,9 @@ INTERVAL: Final = "interval"
 DEVICE_TAG_KEYS: Final = (BUILDING, CATEGORY, DEVICE, FLOOR, ITEM_CODE, PROFILE, SITE, TENANT)
 
 # -- fields ---------------------------------------------------------------------------------
+#: a signed reading's seq, stored beside its values so the verifier can join it to its record
+SEQ: Final = "seq"
+#: a signed reading's quality when it is not ``good``
+QUALITY: Final = "quality"
 #: share of an ``energy_interval`` that the counter samples cover (0–1)
 COVERAGE: Final = "coverage"

@@ -195,7 +195,8 @@ def lines() -> list[str]:
             )
         out.append(
             f"agent_health,agent=edge-1,site={SITE} outbox_depth={(i * 37) % 500}i,outbox_bytes={i * 1000}i,"
-            f"outbox_dropped=0i,published={i * 90}i,connected=true,uptime_s={i * 300}.0 {ts}"
+            f"outbox_dropped=0i,outbox_unacked={(i * 13) % 200}i,outbox_oldest_age_s={(i % 12) * 30}.0,"
+            f"published={i * 90}i,connected=true,uptime_s={i * 300}.0 {ts}"
         )
         out.append(
             f"collector_health,collector=c1,group=collectors messages_per_s=150.0,points_per_s=2100.0,"

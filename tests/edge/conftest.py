@@ -366,7 +366,12 @@ class AgentThread:
 
 class Subscriber:
     """A QoS 1 subscriber with a persistent session (its own client id, clean_session=False), so
-    that it misses nothing across a broker restart; records (topic, payload) in arrival order."""
+    that it misses nothing across a broker restart; records (topic, payload) in arrival order.
+
+    With ``ack=True`` it also plays the collector's part of the end-to-end acknowledgement: each
+    telemetry message it receives is acknowledged on the site's ack topic, so the edge deletes
+    those readings from its outbox. The constructor returns once the broker confirmed the
+    subscription (SUBACK)."""
 
     def __init__(
         self,
@@ -375,6 +380,7 @@ class Subscriber:
         client_id: str = "edge-test-sub",
         username: str | None = None,
         password: str | None = None,
+        ack: bool = False,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -382,6 +388,8 @@ class Subscriber:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self.topic = topic
+        self.ack = ack
+        self.subscribed = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
         )
@@ -389,19 +397,23 @@ class Subscriber:
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        deadline = time.monotonic() + 30
-        while not self.client.is_connected():
-            if time.monotonic() > deadline:
-                raise RuntimeError("subscriber could not connect")
-            time.sleep(0.05)
-        time.sleep(0.2)  # SUBACK
+        if not self.subscribed.wait(30):
+            raise RuntimeError("subscription not confirmed (no SUBACK)")
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        if self.ack and msg.topic.endswith("/telemetry"):
+            from epcwatch import topics
+            from epcwatch.wire import Ack, TelemetryMessage, coalesce
+
+            m = TelemetryMessage.model_validate_json(msg.payload)
+            ack = Ack(site=m.site, devices={m.device: coalesce((r.seq, r.seq) for r in m.readings)})
+            client.publish(topics.ack(m.site), ack.model_dump_json(), qos=1)
 
     def snapshot(self) -> list[tuple[str, bytes, bool]]:
         with self._lock:

@@ -4,7 +4,6 @@ register resolution."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ def start_collector(
     path.write_text(yaml.safe_dump(cfg))
     child = spawn(["collector", "run", "--config", str(path)], tmp)
     children.append(child)
-    child.wait_for("MQTT connected")
-    time.sleep(1.0)  # the SUBACK
+    child.wait_for("MQTT subscribed")  # the SUBACK: from here on the group receives telemetry
     return child
 
 

@@ -1,8 +1,9 @@
 """What the shipped broker config keeps across a restart, measured on a real Mosquitto:
 
 - a clean stop (SIGTERM) keeps every message queued for an absent collector;
-- a crash (SIGKILL) loses what arrived since the last snapshot (``autosave_interval``), the
-  honest limit the chaos run respects by stopping the broker with SIGTERM;
+- a crash (SIGKILL) loses what arrived since the last snapshot (``autosave_interval``): the
+  broker is no store; the edge keeps every reading until a collector acknowledges it end to
+  end and sends it again (tests/edge/integration/test_delivery.py);
 - Mosquitto 2.0 does not restore shared subscriptions: until a collector re-subscribes, a
   publish is answered with reason 0x10 "no matching subscribers" and dropped, which is why the
   edge keeps such readings in its outbox and retries.

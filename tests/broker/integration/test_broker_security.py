@@ -262,3 +262,32 @@ def test_new_site_after_reload_and_rotation(lab, client: Callable, tls_for: ssl.
     assert rc.value in (134, NOT_AUTHORIZED)
     assert client().connect(lab.broker.port, "site-c", rotated, tls=tls_for) == 0
     assert mqtt_acl.parse(lab.acl.read_text())[1].count(mqtt_acl.site_block("site-c")) == 1
+
+
+def test_collectors_write_acks_and_a_site_reads_only_its_own(
+    lab, client: Callable, tls_for: ssl.SSLContext
+) -> None:
+    coll = client("collector-1-t-ack")
+    assert coll.connect(lab.broker.port, "collector-1", lab.secrets["collector-1"], tls=tls_for) == 0
+    a = client("site-a-t-ack")
+    assert a.connect(lab.broker.port, "site-a", lab.secrets["site-a"], tls=tls_for) == 0
+    for flt in (topics.ack("site-a"), topics.ack("site-b"), topics.ACK_FILTER):
+        a.subscribe(flt)
+    # a site cannot forge acknowledgements, neither its own (which would delete unstored
+    # readings from its outbox) nor another site's
+    for topic in (topics.ack("site-a"), topics.ack("site-b")):
+        rc = a.publish(topic, b"{}")
+        assert rc is not None and rc.value == NOT_AUTHORIZED, topic
+    ack_b = b'{"v":1,"site":"site-b","devices":{"m1":[[0,9]]}}'
+    ack_a = b'{"v":1,"site":"site-a","devices":{"m1":[[0,9]]}}'
+    assert accepted(coll.publish(topics.ack("site-b"), ack_b))
+    assert accepted(coll.publish(topics.ack("site-a"), ack_a))
+    # site-a gets its own acknowledgement (once per matching subscription) and never site-b's
+    got = drain_until(a.messages, topics.ack("site-a"), ack_a)
+    while not a.messages.empty():
+        got.append(a.messages.get_nowait())
+    assert got and {(m.topic, m.payload) for m in got} == {(topics.ack("site-a"), ack_a)}
+    # the collector's rights stop at acks: it cannot publish telemetry or status for a site
+    for topic in (topics.telemetry("site-a", "m1"), topics.status("site-a")):
+        rc = coll.publish(topic, b"{}")
+        assert rc is not None and rc.value == NOT_AUTHORIZED, topic

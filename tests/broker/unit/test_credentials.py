@@ -32,15 +32,29 @@ def test_site_block_grants_only_its_own_tree() -> None:
         "topic write epc/v1/civic-centre/+/telemetry",
         "topic write epc/v1/civic-centre/status",
         "topic write epc/v1/civic-centre/health",
+        "topic read epc/v1/civic-centre/ack",
     ]
-    assert not any(r.startswith(("topic read", "topic readwrite", "pattern")) for r in rules)
+    # its only read is its own acknowledgements
+    assert [r for r in rules if r.startswith(("topic read", "topic readwrite", "pattern"))] == [
+        "topic read epc/v1/civic-centre/ack"
+    ]
 
 
-def test_collector_block_reads_and_writes_only_dead_letters() -> None:
+def test_collector_block_writes_only_acks_and_dead_letters() -> None:
     rules = mqtt_acl.collector_block("collector-1", "grp").lines()[2:]
     writes = [r for r in rules if r.startswith("topic write")]
-    assert writes == ["topic write epc/deadletter/v1/grp"]
+    assert writes == ["topic write epc/v1/+/ack", "topic write epc/deadletter/v1/grp"]
     assert all(r.startswith(("topic read ", "topic write ")) for r in rules)
+
+
+def test_blocks_written_before_acks_are_read_and_upgraded() -> None:
+    old = mqtt_acl.HEADER + "\n\n" + "\n".join(
+        [*mqtt_acl.site_block("s1").legacy_lines(), "", *mqtt_acl.collector_block("c1").legacy_lines()]
+    )
+    assert "ack" not in old
+    new = mqtt_acl.upsert(old, mqtt_acl.site_block("s2"))
+    assert "topic read epc/v1/s1/ack" in new and "topic write epc/v1/+/ack" in new
+    assert [b.username for b in mqtt_acl.parse(new)[1]] == ["s1", "c1", "s2"]
 
 
 @pytest.mark.parametrize("bad", ["Site", "a/b", "a+", "#", "", " a", "a b", "x" * 65])
@@ -201,9 +215,10 @@ def test_shipped_config_is_secure() -> None:
     assert s["tls_version"] == ["tlsv1.2"]
     assert {"password_file", "acl_file", "cafile", "certfile", "keyfile"} <= s.keys()
     assert s["persistence"] == ["true"] and s["autosave_on_changes"] == ["false"]
-    # the queue sizing the comments derive: 72 h x 6.7 msg/s x 1.45 headroom
-    assert int(s["max_queued_messages"][0]) >= 72 * 3600 * 400 / 60 * 1.4
-    assert s["max_queued_bytes"] == ["0"]
+    # sized for traffic in flight (sites x unacked window x 2), bounded in bytes too: the
+    # broker is no store, the edge outbox keeps what is not acknowledged end to end
+    assert 10 * 100 * 2 <= int(s["max_queued_messages"][0]) <= 100_000
+    assert 0 < int(s["max_queued_bytes"][0]) <= 1 << 30
 
 
 def test_localise_keeps_every_setting_but_paths_and_listener() -> None:

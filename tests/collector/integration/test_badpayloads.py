@@ -1,5 +1,11 @@
 """10,000 generated bad payloads, interleaved with good ones, through the real broker and collector:
-every bad one dead-lettered with a reason, every good one stored."""
+every bad one dead-lettered with a reason (on MQTT, and durably in InfluxDB), every good one
+stored.
+
+The test once saw 9,999 of 10,000 dead letters: it started publishing when the collector had
+connected, not when its subscription was confirmed, so a first message could reach a group
+that had not subscribed yet, and the broker dropped it for nobody. The collector now logs
+``MQTT subscribed`` on the SUBACK, and the test's collector fixture waits for that line."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from epcwatch.collector.validate import Rejection, validate
+from epcwatch.devservices.services import influx_query
 from tests.collector.badpayloads import BAD, DEVICE, MAX_BYTES, SITE, TOPIC, bad_payloads
 from tests.collector.conftest import (
     DeadLetters,
@@ -115,6 +122,13 @@ def test_ten_thousand_bad_payloads(mosquitto, influxdb, database, collectors) ->
         assert "Traceback" not in c.log()
         assert c.proc is not None and c.proc.poll() is None  # never crashed
         assert DEVICE not in counts_per_device(influxdb.url, database)
+        # durable: every distinct bad payload is a dead_letter point in InfluxDB (identical
+        # payloads received in the same millisecond are one point, by design)
+        q = 'SELECT count("bytes") FROM "dead_letter" GROUP BY "sha"'
+        doc = influx_query(influxdb.url, q, db=database)
+        series = doc["results"][0].get("series", [])  # type: ignore[index]
+        assert len(series) == len(set(sent)), (len(series), len(set(sent)))
+        assert sum(int(s["values"][0][1]) for s in series) <= N_BAD
     finally:
         pub.close()
         dl.close()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from epcwatch.collector import fastpath
 from epcwatch.collector.lineprotocol import telemetry_lines
 from epcwatch.collector.validate import validate
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import TelemetryMessage, coalesce
 from tests.collector.strategies import documents
 
 junk = st.recursive(
@@ -67,6 +67,8 @@ def check(payload: bytes) -> None:
         assert isinstance(slow, TelemetryMessage), (payload, slow)
         assert [meaning(x) for x in fast.lines] == [meaning(x) for x in telemetry_lines(slow)]
         assert fast.max_ts == max(r.ts for r in slow.readings)
+        # the seqs the end-to-end acknowledgement will name: exactly the readings', coalesced
+        assert fast.seq_ranges == coalesce((r.seq, r.seq) for r in slow.readings)
 
 
 @settings(max_examples=400)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
+from epcwatch.collector.deadletters import claimed_seqs, dead_letter_line
 from epcwatch.collector.errors import (
     RejectedWriteError,
     StoppedError,
@@ -15,7 +16,12 @@ from epcwatch.collector.errors import (
     TransientWriteError,
 )
 from epcwatch.collector.pipeline import Backoff, Inbound, Pipeline
-from epcwatch.wire import DeadLetter
+from epcwatch.wire import Ack, DeadLetter
+
+
+def data(stored: set[str]) -> set[str]:
+    """The stored lines that are not dead letters."""
+    return {line for line in stored if not line.startswith("dead_letter,")}
 
 
 class FakeWriter:
@@ -53,15 +59,31 @@ class FakeBroker:
     def __init__(self) -> None:
         self.acked: list[int] = []
         self.letters: list[DeadLetter] = []
+        self.confirmed: list[Ack] = []
+        self.events: list[str] = []
         self.fail_dead_letters = False
 
     def ack(self, items: Sequence[Inbound]) -> None:
         self.acked += [i.mid for i in items]
+        self.events.append("puback")
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         if self.fail_dead_letters:
             raise RuntimeError("broker gone")
         self.letters += letters
+        self.events.append("dead letter")
+
+    def confirm(self, acks: Sequence[Ack]) -> None:
+        self.confirmed += acks
+        self.events.append("e2e ack")
+
+    def stored_ranges(self) -> dict[tuple[str, str], set[int]]:
+        out: dict[tuple[str, str], set[int]] = {}
+        for a in self.confirmed:
+            for d, ranges in a.devices.items():
+                for first, last in ranges:
+                    out.setdefault((a.site, d), set()).update(range(first, last + 1))
+        return out
 
 
 def telemetry(seq: int, device: str = "d1", **values: object) -> bytes:
@@ -142,7 +164,13 @@ def test_invalid_messages_dead_lettered_with_reason_then_acked_in_order(rig) -> 
     assert broker.acked == [1, 2, 3, 4]
     assert [dl.reason.split(":")[0] for dl in broker.letters] == ["not_utf8", "topic_mismatch"]
     assert base64.b64decode(broker.letters[0].payload_b64) == b"\xff\xfe"
-    assert len(writer.stored) == 2
+    assert len(data(writer.stored)) == 2
+    # the dead letters are in the database too, before anything is acknowledged
+    dead = sorted(line for line in writer.stored if line.startswith("dead_letter,"))
+    assert len(dead) == 2 and "reason=not_utf8" in dead[0] + dead[1]
+    assert broker.events == ["dead letter", "e2e ack", "puback"]
+    # the topic_mismatch letter claims d1's seq 3 (its topic's device): durably handled, acked
+    assert broker.stored_ranges() == {("s1", "d1"): {1, 3, 4}}
     assert p.stats.dead_letters == 2 and p.stats.messages == 4 and p.stats.points == 2
 
 
@@ -160,7 +188,9 @@ def test_partial_write_dead_letters_the_refused_and_writes_the_rest(rig) -> None
     assert broker.acked == [1, 2, 3]
     assert len(broker.letters) == 1 and broker.letters[0].reason.startswith("rejected_by_database")
     assert "alarm_code" in broker.letters[0].reason
-    assert len(writer.stored) == 2 and writer.calls == 2  # the batch, then the rest again
+    # the batch, then the rest again, then the dead letter
+    assert len(data(writer.stored)) == 2 and writer.calls == 3
+    assert broker.stored_ranges() == {("s1", "d1"): {1, 2, 3}}
 
 
 def test_unexplained_refusal_is_bisected(rig) -> None:
@@ -176,7 +206,7 @@ def test_unexplained_refusal_is_bisected(rig) -> None:
     assert [orjson.loads(base64.b64decode(d.payload_b64))["readings"][0]["seq"] for d in broker.letters] == [
         11
     ]
-    assert writer.stored == set(lines) - {lines[10]}
+    assert data(writer.stored) == set(lines) - {lines[10]}
 
 
 def test_too_large_is_split(rig) -> None:
@@ -186,6 +216,7 @@ def test_too_large_is_split(rig) -> None:
         p.add(item(seq, telemetry(seq)))
     p.flush()
     assert len(writer.stored) == 10 and broker.letters == [] and len(broker.acked) == 10
+    assert broker.confirmed == [Ack(site="s1", devices={"d1": [(0, 9)]}, collector="c")]
 
 
 def test_unconfirmed_dead_letter_blocks_the_ack(rig) -> None:
@@ -194,7 +225,70 @@ def test_unconfirmed_dead_letter_blocks_the_ack(rig) -> None:
     p.add(item(1, b"nope"))
     with pytest.raises(RuntimeError):
         p.flush()
-    assert broker.acked == []
+    assert broker.acked == [] and broker.confirmed == []
+
+
+def test_one_end_to_end_ack_per_site_with_coalesced_ranges(rig) -> None:
+    p, _, broker, _ = rig
+    multi = orjson.dumps(
+        {
+            "site": "s1",
+            "device": "d2",
+            "kind": "meter",
+            "readings": [
+                {"seq": s, "ts": 1_700_000_000_000 + s, "values": {"active_power": 1.0}}
+                for s in (7, 8, 9, 12)
+            ],
+        }
+    )
+    for seq in (1, 2, 3, 5):
+        p.add(item(seq, telemetry(seq)))
+    p.add(item(10, multi, device="d2"))
+    p.add(Inbound(11, 1, "epc/v1/s2/d1/telemetry", telemetry(4).replace(b'"s1"', b'"s2"'), 1))
+    p.flush()
+    assert sorted(broker.confirmed, key=lambda a: a.site) == [
+        Ack(site="s1", devices={"d1": [(1, 3), (5, 5)], "d2": [(7, 9), (12, 12)]}, collector="c"),
+        Ack(site="s2", devices={"d1": [(4, 4)]}, collector="c"),
+    ]
+    assert broker.events == ["e2e ack", "puback"]
+
+
+def test_dead_letter_not_in_the_database_is_not_acknowledged(rig) -> None:
+    """A message is "stored" for the edge only once its dead letter is in InfluxDB: while that
+    write fails, nothing of the batch is acknowledged, end to end or to the broker."""
+    p, writer, broker, _ = rig
+    p.add(item(1, telemetry(1)))
+    p.add(item(2, telemetry(2, active_power="x")))  # schema: a string is not a number
+    sealed = p.seal()
+    refused = p.write(sealed)  # both written: the telemetry and the dead letter
+    assert any(line.startswith("dead_letter,") for line in writer.stored)
+    writer.failures = [TransientWriteError("down")] * 3
+    p.wait = lambda s: True  # stopping while the dead letter's write is retried
+    p.add(item(3, telemetry(3)))
+    p.add(item(4, b"{}"))
+    with pytest.raises(StoppedError):
+        p.flush()
+    p.finish(sealed, refused)
+    assert broker.stored_ranges() == {("s1", "d1"): {1, 2}} and broker.acked == [1, 2]
+
+
+def test_dead_letter_point_carries_reason_topic_excerpt_and_hash() -> None:
+    payload = b'{"site":"s1","device":"d1","readings":[{"seq":4}]}\x00' + b"x" * 500
+    line = dead_letter_line(
+        topic="epc/v1/s1/d1/telemetry", reason="schema: readings.0.ts: missing", payload=payload,
+        received_ms=1_700_000_000_123, collector="c1",
+    )  # fmt: skip
+    import hashlib
+
+    digest = hashlib.sha256(payload).hexdigest()
+    assert line.startswith(f"dead_letter,collector=c1,device=d1,reason=schema,sha={digest[:16]},site=s1 ")
+    assert line.endswith(" 1700000000123")
+    assert 'topic="epc/v1/s1/d1/telemetry"' in line and f'sha256="{digest}"' in line
+    assert 'reason_text="schema: readings.0.ts: missing"' in line and f"bytes={len(payload)}i" in line
+    assert '\\x00' in line and "x" * 200 not in line  # control characters shown, excerpt bounded
+    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload[:-501]) == ("s1", "d1", [(4, 4)])
+    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload) is None  # not JSON
+    assert claimed_seqs("somewhere/else", payload[:-501]) is None
 
 
 def test_health_and_status_messages_become_points(rig) -> None:

@@ -17,6 +17,7 @@ from epcwatch.collector.rollup import (
     _next_power_of_ten,
     align_range,
     day_bounds,
+    edge_samples,
     interval_energy,
     step_increase,
 )
@@ -163,3 +164,26 @@ def test_recomputing_a_subrange_gives_the_same_intervals(
     after = [s for s in samples if s[0] >= end][:1]
     part = interval_energy(before + inside + after, Interval.QUARTER, UTC, RULES, start=start, end=end)
     assert part == [full[k] for k in keys[i : j + 1]]
+
+
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=30, unique=True),
+    st.integers(0, 10_000),
+    st.integers(1, 3000),
+)
+def test_edge_samples_bracket_the_interval(times: list[int], start: int, length: int) -> None:
+    times.sort()
+    end = start + length
+    edges = edge_samples(times, start, end)
+    if edges is None:
+        assert all(t < start for t in times) or all(t > end for t in times)
+        return
+    first, last = edges
+    assert first in times and last in times and first <= last
+    # the first edge is the last sample at or before the start, if there is one
+    before = [t for t in times if t <= start]
+    assert first == (before[-1] if before else times[0])
+    after = [t for t in times if t >= end]
+    assert last == (after[0] if after else times[-1])
+    # every sample inside the interval lies between the edges
+    assert all(first <= t <= last for t in times if start <= t < end)

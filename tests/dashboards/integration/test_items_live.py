@@ -187,4 +187,4 @@ def test_cli_by_item_writes_the_item_table(sim_db: InfluxClient, tmp_path: Path)
          "--portfolio", str(pf), "--influx-url", sim_db.url, "--database", sim_db.database],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert res.returncode == 1 and "equal-value" in res.stderr
+    assert res.returncode == 2 and "equal-value" in res.stderr

@@ -139,7 +139,7 @@ def test_broker_outage_of_60_s_loses_nothing_and_keeps_order(
 ) -> None:
     """Mosquitto stopped for 60 s mid-run, then restarted: every committed reading arrives, in
     order per device (first occurrences; QoS 1 may duplicate), drained in batches."""
-    sub = helpers.Subscriber(private_mosquitto.port, f"epc/v1/{SITE}/+/telemetry")
+    sub = helpers.Subscriber(private_mosquitto.port, f"epc/v1/{SITE}/+/telemetry", ack=True)
     cfg = _config(tmp_path, private_mosquitto.port, interval=0.5)
     fake = _fake()
     agent = Agent(cfg, dict.fromkeys(DEVICES, PLAN), SystemClock(), transport_factory=lambda bus: fake)
@@ -151,12 +151,13 @@ def test_broker_outage_of_60_s_loses_nothing_and_keeps_order(
         private_mosquitto.stop()
         stopped_at = agent.stored
         time.sleep(60)  # the outage itself (not an assertion)
+        assert not agent.publisher.connected
         backlog = agent.outbox.depth
         assert agent.stored > stopped_at and backlog > 0  # polling went on, readings were kept
         private_mosquitto.start()
         helpers.wait_for(lambda: agent.outbox.depth < backlog / 2, what="the backlog to drain")
         runner.call(lambda: fake.dead.update({1, 2, 3}))  # stop new readings
-        helpers.wait_for(lambda: agent.outbox.depth == 0, what="every reading acknowledged")
+        helpers.wait_for(lambda: agent.outbox.depth == 0, what="every reading acknowledged end to end")
         expected = {d: agent.outbox.next_seq(d) for d in DEVICES}
         helpers.wait_for(
             lambda: all(len(set(s)) == expected[d] for d, s in _telemetry(sub.snapshot()).items()),

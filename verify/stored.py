@@ -1,0 +1,107 @@
+"""What the verifier reads from InfluxDB: a site's signed readings and its ``provenance`` records
+(docs/provenance.md, "What is stored"), turned into the plain data :mod:`epcwatch.verify.audit`
+checks. The only I/O of the verifier besides the keyring file."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from epcwatch.influx import InfluxClient, schema
+from epcwatch.measurements import VOCABULARY
+from epcwatch.provenance import SignedRange
+from epcwatch.verify.audit import MessageRecord, StoredReading
+
+
+@dataclass
+class DeviceData:
+    readings: list[StoredReading] = field(default_factory=list)
+    records: list[MessageRecord] = field(default_factory=list)
+    #: readings stored without a seq (from an unsigned site): counted, not chained
+    unsigned: int = 0
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _record(site: str, device: str, row: dict[str, Any]) -> MessageRecord | None:
+    try:
+        d = base64.b64decode(row["digests"])
+        sr = SignedRange(
+            site,
+            device,
+            int(row["first_seq"]),
+            int(row["last_seq"]),
+            base64.b64decode(row["first_prev"]),
+            tuple(d[i : i + 32] for i in range(0, len(d), 32)),
+        )
+        return MessageRecord(sr, base64.b64decode(row["sig"]), str(row["kid"]), int(row["last_ts"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # a mangled record: its readings stay unsigned (or are flagged as missing)
+
+
+def _reading(row: dict[str, Any]) -> StoredReading:
+    values = {k: v for k, v in row.items() if k in VOCABULARY and v is not None}
+    quality = row.get(schema.QUALITY) or "good"
+    return StoredReading(int(row[schema.SEQ]), int(row["time"]), values, str(quality))
+
+
+def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> dict[str, DeviceData]:
+    """Per device: the readings of ``[start_ms, end_ms)`` and every record covering any of them.
+
+    Records are points at their receive time, which may be long after the readings (a backlog
+    sent after an outage, a replay): they are selected by their ``last_ts`` field. The readings of
+    records reaching outside the period are loaded too, so that whole signed ranges are checked."""
+    out: dict[str, DeviceData] = defaultdict(DeviceData)
+    kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
+    where = f"{schema.SITE} = {_q(site)}"
+    seqs: dict[str, set[int]] = defaultdict(set)
+    for s in client.query(
+        f"SELECT * FROM {kinds} WHERE {where} AND time >= {start_ms}ms AND time < {end_ms}ms "
+        f"GROUP BY {schema.DEVICE}"
+    ):
+        dev = out[s.tags[schema.DEVICE]]
+        for row in s.rows:
+            if row.get(schema.SEQ) is None:
+                dev.unsigned += 1
+            else:
+                dev.readings.append(_reading(row))
+                seqs[s.tags[schema.DEVICE]].add(int(row[schema.SEQ]))
+    for s in client.query(
+        f'SELECT * FROM "{schema.PROVENANCE}" WHERE {where} AND last_ts >= {start_ms} '
+        f"GROUP BY {schema.DEVICE}"
+    ):
+        device = s.tags[schema.DEVICE]
+        have = seqs.get(device, set())
+        lo, hi = (min(have), max(have)) if have else (None, None)
+        for row in s.rows:
+            rec = _record(site, device, row)
+            if rec is None:
+                continue
+            inside = (
+                lo is not None and hi is not None and rec.signed.last_seq >= lo and rec.signed.first_seq <= hi
+            )
+            starts_in = start_ms <= rec.ts < end_ms
+            if inside or starts_in:
+                out[device].records.append(rec)
+    # readings of the records' ranges that lie outside the period
+    for device, data in out.items():
+        if not data.records:
+            continue
+        have = {r.seq for r in data.readings}
+        lo = min(r.signed.first_seq for r in data.records)
+        hi = max(r.signed.last_seq for r in data.records)
+        if have and lo >= min(have) and hi <= max(have):
+            continue
+        for s in client.query(
+            f"SELECT * FROM {kinds} WHERE {where} AND {schema.DEVICE} = {_q(device)} "
+            f"AND {schema.SEQ} >= {lo} AND {schema.SEQ} <= {hi}"
+        ):
+            for row in s.rows:
+                if row.get(schema.SEQ) is not None and int(row[schema.SEQ]) not in have:
+                    data.readings.append(_reading(row))
+                    have.add(int(row[schema.SEQ]))
+    return dict(out)
