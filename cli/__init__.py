@@ -74,6 +74,8 @@ COMPONENTS = (
     "epcwatch.sim.cli",
     "epcwatch.savings.cli",
     "epcwatch.dashboards.cli",
+    "epcwatch.reporting.cli",
+    "epcwatch.uplink.cli",
     "epcwatch.broker.cli",
     "epcwatch.demo.run",
     "epcwatch.verify.cli",

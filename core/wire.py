@@ -236,6 +236,10 @@ class DeviceHealth(_Frozen):
     frame_errors: int = Field(ge=0, default=0, description="answers that were not valid frames")
     error_replies: int = Field(ge=0, default=0, description="exception / error replies")
     online: bool = True
+    #: register ranges the device refuses (learned by the agent, planned around), e.g. "fc4 18..29"
+    read_holes: list[str] | None = None
+    #: points of the device's profile that it refuses outright (never read)
+    refused_points: list[str] | None = None
 
 
 class HealthMessage(_Frozen):

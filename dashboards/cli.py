@@ -135,8 +135,17 @@ def metadata(
     typer.echo(f"wrote building_info for {len(lines)} buildings to {database}")
 
 
+stats_app = typer.Typer(
+    help="Energy statistics per site and building (no subcommand), or per institution (institutions).",
+    invoke_without_command=True,
+)
+
+
 def stats(  # noqa: PLR0917 - typer options
-    portfolio: PortfolioFile,
+    ctx: typer.Context,
+    portfolio: Annotated[
+        Path | None, typer.Option("--portfolio", help="portfolio YAML (sites, buildings, floor areas)")
+    ] = None,
     period: Annotated[str, typer.Option("--period", help="month or year")] = "month",
     at: Annotated[
         str | None, typer.Option("--at", help="YYYY-MM or YYYY; default: the last complete period")
@@ -183,6 +192,11 @@ def stats(  # noqa: PLR0917 - typer options
     )
     from epcwatch.portfolio import load_portfolio
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if portfolio is None:
+        typer.secho("error: missing option '--portfolio'", fg="red", err=True)
+        raise typer.Exit(2)
     try:
         if basis not in ("calorific", "equal_value"):
             raise StatsError(f"--basis must be calorific or equal_value, not {basis!r}")
@@ -263,4 +277,5 @@ def stats(  # noqa: PLR0917 - typer options
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dashboards_app, name="dashboards")
-    app.command("stats")(stats)
+    stats_app.callback()(stats)
+    app.add_typer(stats_app, name="stats")

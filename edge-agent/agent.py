@@ -2,8 +2,13 @@
 
 ``Agent.run()`` polls until cancelled (``epcwatch edge run`` cancels it on SIGTERM/SIGINT).
 Readings go from the pollers through an in-memory queue to one writer task that commits them
-to the outbox in groups (one transaction, one fsync per group), so 100 devices polled in the
-same second cost a handful of fsyncs, not a hundred.
+to the outbox **once per poll cycle**: after the first reading of a cycle it waits until no poll
+is running on any bus (every device due in that cycle has delivered), at most
+:data:`COMMIT_MAX_WAIT_S` (and never longer than the shortest poll interval), then commits
+everything queued in one transaction, one fsync. 100 devices polled every second thus cost one
+commit a second, and the fixed pages a commit writes are shared by all of them (docs/edge.md
+"Disk writes"). A reading is durable once committed, as before; what a crash can take is only
+what was polled and not yet committed, at most one cycle.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from epcwatch import logs
 from epcwatch.broker.signing import load_site_key
@@ -23,11 +29,13 @@ from epcwatch.edge.dlt645_bus import Dlt645Transport
 from epcwatch.edge.errors import SiteConfigError
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.health import HealthBook, write_status_file
+from epcwatch.edge.holes import HoleStore, device_key, store_path
 from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.edge.poller import BusPoller, DevicePlan
 from epcwatch.edge.publisher import Publisher
-from epcwatch.edge.site import AnyBus, Dlt645SerialBus, Dlt645TcpBus, SiteConfig
-from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
+from epcwatch.edge.site import AnyBus, DeviceConfig, Dlt645SerialBus, Dlt645TcpBus, SiteConfig
+from epcwatch.edge.transport import ModbusTransport
+from epcwatch.edge.transport import transport_for_bus as modbus_transport_for_bus
 from epcwatch.wire import DeviceTags
 
 log = logging.getLogger("epcwatch.edge.agent")
@@ -36,14 +44,21 @@ TransportFactory = Callable[[AnyBus], ModbusTransport]
 
 
 def transport_for_bus(bus: AnyBus) -> ModbusTransport:
-    """The transport of a bus: pymodbus for Modbus buses, the DL/T 645 transport for DL/T 645 ones."""
+    """The transport of a bus: our Modbus TCP client, pymodbus on serial Modbus lines, the DL/T 645
+    transport for DL/T 645 buses."""
     if isinstance(bus, Dlt645SerialBus | Dlt645TcpBus):
         return Dlt645Transport.for_bus(bus)
-    return PymodbusTransport.for_bus(bus)
+    return modbus_transport_for_bus(bus)
+
 
 
 #: largest group of readings committed in one outbox transaction
 WRITE_GROUP = 2000
+#: longest a polled reading waits for the end of its poll cycle before it is committed anyway
+#: (a dead device's retries can keep one poll running for seconds)
+COMMIT_MAX_WAIT_S = 1.0
+#: how long a graceful stop lets the forwarder send what is committed (uplink up only)
+SEND_ON_STOP_S = 3.0
 
 
 def check_protocols(cfg: SiteConfig, plans: Mapping[str, DevicePlan]) -> None:
@@ -118,12 +133,25 @@ class Agent:
         self.transports: list[ModbusTransport] = []
         self.pollers: list[BusPoller] = []
         self._queue: asyncio.Queue[NewReading] = asyncio.Queue()
+        self._held: list[NewReading] = []
         self.stored = 0
         self.dropped_now = 0
         self.refused_now = 0
+        # holes learned by earlier runs: read around them from the first poll
+        self.holes = HoleStore(store_path(Path(cfg.outbox.path)))
+        learned_plans: dict[str, DevicePlan] = {}
+        for d in devices:
+            plan = plans[d.id]
+            known = self.holes.holes(d.id, device_key(plan.profile, d.bus, d.target()))
+            learned_plans[d.id] = (plan.learn(known) if known else None) or plan
         for bus in cfg.buses:
             members = [
-                (d, plans[d.id] if d.use_group_intervals else dataclasses.replace(plans[d.id], groups=()))
+                (
+                    d,
+                    learned_plans[d.id]
+                    if d.use_group_intervals
+                    else dataclasses.replace(learned_plans[d.id], groups=()),
+                )
                 for d in devices
                 if d.bus == bus.id
             ]
@@ -139,16 +167,42 @@ class Agent:
                     clock=clock,
                     sink=self._enqueue,
                     health=self.health,
+                    on_learned=self._remember_holes,
                 )
             )
 
+    def _remember_holes(self, device: DeviceConfig, plan: DevicePlan) -> None:
+        """Persist a device's learned holes (on the outbox thread: it fsyncs)."""
+        key = device_key(plan.profile, device.bus, device.target())
+
+        def save() -> None:
+            try:
+                self.holes.remember(device.id, key, plan.holes)
+            except OSError as exc:
+                log.warning("cannot save learned holes", extra=logs.fields(error=str(exc)))
+
+        asyncio.get_running_loop().run_in_executor(self.executor, save)
+
     def _enqueue(self, reading: NewReading) -> None:
         self._queue.put_nowait(reading)
+
+    async def _cycle_end(self) -> None:
+        """Wait until no poll runs on any bus (the readings of the cycle are queued), bounded by
+        :data:`COMMIT_MAX_WAIT_S` and the shortest poll interval."""
+        intervals = [d.poll_interval_s for d in self.cfg.devices if d.enabled]
+        wait = min([COMMIT_MAX_WAIT_S, *intervals])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                for p in self.pollers:
+                    await p.idle.wait()
 
     async def _writer(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             group = [await self._queue.get()]
+            self._held = group  # a graceful stop commits what waits here for the end of its cycle
+            await self._cycle_end()
+            self._held = []
             while not self._queue.empty() and len(group) < WRITE_GROUP:
                 group.append(self._queue.get_nowait())
             try:
@@ -253,25 +307,39 @@ class Agent:
         await self.forwarder.flush_deletes()
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        keep = ("outbox-writer", "forwarder")
         for t in tasks:
-            if t.get_name() != "outbox-writer":
+            if t.get_name() not in keep:
                 t.cancel()
         for t in tasks:
-            if t.get_name() != "outbox-writer":
+            if t.get_name() not in keep:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-        # commit what was polled but not yet written, then stop the writer
+        # commit what was polled but not yet written (also what waits for the end of its poll
+        # cycle), then stop the writer
         loop = asyncio.get_running_loop()
-        pending = []
-        while not self._queue.empty():
-            pending.append(self._queue.get_nowait())
         writer = next(t for t in tasks if t.get_name() == "outbox-writer")
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
+        pending = list(self._held)
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
         if pending:
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(self.executor, self.outbox.append, pending)
+        # with the uplink up, send what the last cycle committed before stopping (bounded); what
+        # is left stays in the outbox for the next start, as always
+        deadline = loop.time() + SEND_ON_STOP_S
+        self.forwarder.wake()
+        while self.publisher.connected and self.outbox.depth > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        forwarder = next(t for t in tasks if t.get_name() == "forwarder")
+        while not forwarder.done():  # asyncio.wait_for on 3.11 can swallow a cancel: repeat it
+            forwarder.cancel()
+            await asyncio.wait({forwarder}, timeout=0.1)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            forwarder.result()
         with contextlib.suppress(Exception):
             await self._drain(self.cfg.mqtt.stop_drain_s)
         for tr in self.transports:

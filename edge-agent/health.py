@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ class _DeviceState:
     last_error: str | None = None
     frame_errors: int = 0
     error_replies: int = 0
+    holes: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 class HealthBook:
@@ -57,6 +60,12 @@ class HealthBook:
         s.frame_errors += frame_errors
         s.error_replies += error_replies
 
+    def holes(self, device: str, holes: Sequence[str], refused: Sequence[str]) -> None:
+        """The device refuses these registers (learned); ``refused`` points cannot be read at all."""
+        s = self.devices[device]
+        s.holes = tuple(holes)
+        s.refused = tuple(refused)
+
     def counts(self, device: str) -> tuple[int, int]:
         s = self.devices[device]
         return s.polls_ok, s.polls_failed
@@ -74,6 +83,8 @@ class HealthBook:
                 frame_errors=s.frame_errors,
                 error_replies=s.error_replies,
                 online=s.consecutive_failures < self.offline_after and s.polls_ok > 0,
+                read_holes=list(s.holes) or None,
+                refused_points=list(s.refused) or None,
             )
             for d, s in self.devices.items()
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from epcwatch.edge.errors import (
     ModbusError,
 )
 from epcwatch.edge.health import HealthBook
+from epcwatch.edge.holes import ILLEGAL_DATA_ADDRESS, Hole, Holes, probe_read
 from epcwatch.edge.outbox import NewReading
 from epcwatch.edge.schedule import next_due, next_slot
 from epcwatch.edge.site import DeviceConfig
@@ -45,12 +47,18 @@ RETRYABLE_EXCEPTIONS = frozenset({5, 6, 11})
 @dataclass(frozen=True, slots=True)
 class ReadSpec:
     """One request: a Modbus function, address and register count, or (DL/T 645) the read
-    control code, the data identifier and the value's byte count."""
+    control code, the data identifier and the value's byte count. ``points`` names the values
+    decoded from it (for failure reports) and ``blocks`` lists the ``(start, count)`` ranges it
+    really needs, in address order: a Modbus read of two or more blocks bridges unrequested
+    registers and can be split when the device refuses it (``epcwatch.edge.holes``). Both are
+    optional: a plan without them is never split."""
 
     function: int
     address: int
     count: int
     name: str = ""  # how errors name the read (default: fcN@address)
+    points: tuple[str, ...] = ()
+    blocks: tuple[tuple[int, int], ...] = ()
 
     def label(self) -> str:
         return self.name or f"fc{self.function}@{self.address}"
@@ -84,9 +92,22 @@ class DevicePlan:
     decode: Decoder
     groups: tuple[ReadGroup, ...] = ()
     protocol: str = "modbus"  # or "dlt645": which kind of bus the reads are for
+    #: the learned holes this plan avoids, the points left out because of them, and how to plan
+    #: the device again around more holes (``None``: the plan cannot learn)
+    holes: Holes = frozenset()
+    refused: tuple[str, ...] = ()
+    replan: Callable[[Holes], DevicePlan] | None = field(default=None, compare=False, repr=False)
 
     def poll_groups(self) -> tuple[ReadGroup, ...]:
         return self.groups or (ReadGroup("all", None, self.reads, self.decode),)
+
+    def learn(self, learned: Holes) -> DevicePlan | None:
+        """The plan around ``learned`` holes as well, or ``None`` when nothing new was learned or
+        the plan cannot learn. A plan without poll groups stays one without."""
+        if self.replan is None or learned <= self.holes:
+            return None
+        new = self.replan(self.holes | learned)
+        return new if self.groups else dataclasses.replace(new, groups=())
 
 
 def due_groups(groups: Sequence[ReadGroup], group_due: dict[str, float], now: float) -> tuple[ReadGroup, ...]:
@@ -113,7 +134,9 @@ def _subplan(plan: DevicePlan, groups: tuple[ReadGroup, ...]) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(plan.profile, plan.kind, reads, decode, protocol=plan.protocol)
+    return DevicePlan(
+        plan.profile, plan.kind, reads, decode, protocol=plan.protocol, holes=plan.holes, refused=plan.refused
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,10 @@ class PollOutcome:
     error: str | None  # first error met, also on partial success
     frame_errors: int = 0  # answers that were not valid frames (checksum, length, address, garbage)
     error_replies: int = 0  # exception responses / DL/T 645 error replies
+    #: point name -> why it has no value (its read failed, the device refuses it, no value decoded)
+    failures: dict[str, str] = field(default_factory=dict)
+    #: holes found by probing reads the device refused (empty unless learning was on)
+    learned: Holes = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -134,9 +161,14 @@ def sanitize(values: dict[str, Value]) -> tuple[dict[str, Value], bool]:
     """Keep only values the wire contract accepts (known name, finite, right type); the flag says
     whether something was removed, which makes the reading ``partial``."""
     out: dict[str, Value] = {}
+    vocabulary = measurements.VOCABULARY
     for name, v in values.items():
-        m = measurements.VOCABULARY.get(name)
+        m = vocabulary.get(name)
         if m is None:
+            continue
+        if type(v) is float and m.field_type is FieldType.FLOAT:  # the common case, first
+            if v - v == 0.0 and -1e15 <= v <= 1e15:  # finite and in range
+                out[name] = v
             continue
         if m.field_type is FieldType.BOOL:
             if isinstance(v, bool):
@@ -157,22 +189,49 @@ def sanitize(values: dict[str, Value]) -> tuple[dict[str, Value], bool]:
     return out, len(out) != len(values)
 
 
+REFUSED = "refused by the device (exception 2, illegal data address)"
+
+
+def _failures(plan: DevicePlan, errors: Sequence[str | None], values: dict[str, Value]) -> dict[str, str]:
+    out = {name: REFUSED for name in plan.refused}
+    for read, err in zip(plan.reads, errors, strict=False):
+        for name in read.points:
+            if name not in values:
+                out[name] = err or "no value decoded (the device reports none, or it is out of range)"
+    return out
+
+
 async def poll_device(
-    transport: ModbusTransport, plan: DevicePlan, unit: int, timeout: float, retries: int
+    transport: ModbusTransport,
+    plan: DevicePlan,
+    unit: int,
+    timeout: float,
+    retries: int,
+    *,
+    learn: bool = False,
 ) -> PollOutcome:
     """Run one poll of a device: every read of its plan, with retries, then decode.
 
     A timeout that outlasts the retries on the first read means the device is not there: the
     remaining reads are skipped so a dead device costs the bus one timeout per attempt only.
     Exception responses are deterministic and not retried (except busy/acknowledge/gateway).
+    With ``learn``, a read of several blocks refused with ILLEGAL DATA ADDRESS is probed for
+    the device's holes (``PollOutcome.learned``); :func:`poll_learning` acts on them.
     """
     started = time.monotonic()
     answers: list[Registers | None] = []
+    errors: list[str | None] = []
     first_error: str | None = None
     any_answer = False
     frame_errors = error_replies = 0
+    learned: set[Hole] = set()
+
+    async def probe(function: int, address: int, count: int) -> object:
+        return await transport.read(function, address, count, unit, timeout)
+
     for i, read in enumerate(plan.reads):
         result: Registers | None = None
+        error: str | None = None
         for attempt in range(retries + 1):
             try:
                 result = await transport.read(read.function, read.address, read.count, unit, timeout)
@@ -180,34 +239,85 @@ async def poll_device(
                 break
             except ExceptionResponseError as exc:
                 any_answer = True  # the device is alive, it just refused this read
-                first_error = first_error or f"{read.label()}: {exc}"
+                error = f"{read.label()}: {exc}"
                 error_replies += 1
+                if exc.code == ILLEGAL_DATA_ADDRESS and learn and len(read.blocks) > 1:
+                    learned |= await probe_read(probe, read.function, read.blocks)
                 if not exc.retryable or exc.code not in RETRYABLE_EXCEPTIONS or attempt == retries:
                     break
             except FrameError as exc:
                 frame_errors += 1
-                first_error = first_error or f"{read.label()}: {exc}"
+                error = f"{read.label()}: {exc}"
             except DeviceTimeoutError as exc:
-                first_error = first_error or f"{read.label()}: {exc}"
+                error = f"{read.label()}: {exc}"
             except BusUnavailableError as exc:
-                first_error = first_error or str(exc)
+                error = str(exc)
                 break
         answers.append(result)
+        errors.append(None if result is not None else error)
+        first_error = first_error or error
         if result is None and not any_answer and i == 0:
             answers.extend([None] * (len(plan.reads) - 1))
+            errors.extend([error] * (len(plan.reads) - 1))
             break
     latency = time.monotonic() - started
-    counts = {"frame_errors": frame_errors, "error_replies": error_replies}
+    found = frozenset(learned)
+
+    def outcome(
+        values: dict[str, Value], quality: Quality, error: str | None, failures: dict[str, str]
+    ) -> PollOutcome:
+        return PollOutcome(values, quality, latency, error, frame_errors, error_replies, failures, found)
+
+    if first_error is None and not plan.refused and not found:  # the common case: all answered
+        try:
+            values, quality = plan.decode(answers)
+        except (ValueError, ArithmeticError, ModbusError) as exc:
+            reason = f"decode failed: {exc}"
+            return outcome({}, "partial", reason, _failures(plan, [reason] * len(answers), {}))
+        clean, removed = sanitize(values)
+        missing = sum(len(r.points) for r in plan.reads) - len(clean)
+        failures = _failures(plan, errors, clean) if missing > 0 else {}
+        return outcome(clean, "partial" if removed else quality, None, failures)
     if not any(a is not None for a in answers):
-        return PollOutcome({}, "partial", latency, first_error or "no answer", **counts)
+        return outcome({}, "partial", first_error or "no answer", _failures(plan, errors, {}))
     try:
         values, quality = plan.decode(answers)
     except (ValueError, ArithmeticError, ModbusError) as exc:  # a decoder bug must not kill the bus
-        return PollOutcome({}, "partial", latency, f"decode failed: {exc}", **counts)
+        reason = f"decode failed: {exc}"
+        return outcome({}, "partial", reason, _failures(plan, [reason] * len(answers), {}))
     clean, removed = sanitize(values)
     if removed or any(a is None for a in answers):
         quality = "partial"
-    return PollOutcome(clean, quality, latency, first_error, **counts)
+    return outcome(clean, quality, first_error, _failures(plan, errors, clean))
+
+
+#: re-plans within one poll: each round adds at least one hole, so this only bounds pathologies
+MAX_LEARNING_ROUNDS = 3
+
+
+async def poll_learning(
+    transport: ModbusTransport,
+    plan: DevicePlan,
+    unit: int,
+    timeout: float,
+    retries: int,
+    *,
+    plan_for: Callable[[DevicePlan], DevicePlan] = lambda p: p,
+) -> tuple[PollOutcome, DevicePlan]:
+    """:func:`poll_device` that learns: when the device refuses bridged reads, plan it around the
+    holes found and poll again at once, so this poll already delivers every readable point.
+    Returns the outcome and the device's plan from now on (``plan`` itself if nothing was
+    learned). ``plan_for`` narrows a plan to what is read in this poll (the due poll groups)."""
+    can_learn = plan.replan is not None
+    outcome = await poll_device(transport, plan_for(plan), unit, timeout, retries, learn=can_learn)
+    for _ in range(MAX_LEARNING_ROUNDS):
+        new = plan.learn(outcome.learned)
+        if new is None:
+            break
+        plan = new
+        outcome = await poll_device(transport, plan_for(plan), unit, timeout, retries, learn=True)
+        outcome = dataclasses.replace(outcome, learned=plan.holes | outcome.learned)
+    return outcome, plan
 
 
 @dataclass
@@ -236,8 +346,10 @@ class BusPoller:
         clock: Clock,
         sink: Sink,
         health: HealthBook,
+        on_learned: Callable[[DeviceConfig, DevicePlan], None] | None = None,
     ) -> None:
         self.bus_id = bus_id
+        self.on_learned = on_learned
         self.transport = transport
         self.clock = clock
         self.sink = sink
@@ -245,7 +357,16 @@ class BusPoller:
         now = clock.now()
         # the first poll happens at once; after it, polls sit on the interval grid
         self.devices = [DeviceRuntime(c, p, due=now) for c, p in devices]
+        for c, p in devices:
+            if p.holes or p.refused:  # remembered from an earlier run
+                health.holes(c.id, sorted(str(h) for h in p.holes), p.refused)
         self._changed = asyncio.Event()
+        #: set while no poll of this bus is running: the end of a poll cycle, when the readings of
+        #: every device polled in it are in the sink (the agent commits them in one transaction)
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._running = 0
+        self._wake_at = math.inf  # when run() means to wake next (inf: when a poll finishes)
 
     def tick(self) -> list[asyncio.Task[None]]:
         """Start a poll for every device due now (and not still polling); returns the new tasks."""
@@ -259,8 +380,28 @@ class BusPoller:
                 d.due = next_slot(now, d.config.poll_interval_s)
                 continue
             d.task = asyncio.create_task(self._poll(d), name=f"poll-{d.config.id}")
+            self._running += 1
+            self.idle.clear()
             started.append(d.task)
         return started
+
+    def _learned(self, cfg: DeviceConfig, plan: DevicePlan) -> None:
+        """A device refused bridged reads: it is read around its holes from now on."""
+        self.health.holes(cfg.id, sorted(str(h) for h in plan.holes), plan.refused)
+        log.warning(
+            "device refuses registers; read plan adapted",
+            extra={
+                "epc_fields": {
+                    "device": cfg.id,
+                    "bus": self.bus_id,
+                    "holes": [str(h) for h in sorted(plan.holes)],
+                    "refused_points": list(plan.refused),
+                    "reads": len(plan.reads),
+                }
+            },
+        )
+        if self.on_learned is not None:
+            self.on_learned(cfg, plan)
 
     async def _poll(self, d: DeviceRuntime) -> None:
         cfg = d.config
@@ -269,8 +410,17 @@ class BusPoller:
             if not groups:  # every group has an interval of its own and none is due yet
                 d.due = next_slot(self.clock.now(), cfg.poll_interval_s)
                 return
-            plan = _subplan(d.plan, groups)
-            outcome = await poll_device(self.transport, plan, cfg.target(), cfg.timeout_s, cfg.retries)
+            names = {g.name for g in groups}
+
+            def plan_for(p: DevicePlan) -> DevicePlan:
+                return _subplan(p, tuple(g for g in p.poll_groups() if g.name in names) or p.poll_groups())
+
+            outcome, plan = await poll_learning(
+                self.transport, d.plan, cfg.target(), cfg.timeout_s, cfg.retries, plan_for=plan_for
+            )
+            if plan is not d.plan:
+                d.plan = plan
+                self._learned(cfg, plan)
             now = self.clock.now()
             self.health.bad_answers(cfg.id, outcome.frame_errors, outcome.error_replies)
             if outcome.ok:
@@ -306,7 +456,13 @@ class BusPoller:
             d.due = next_due(self.clock.now(), cfg.poll_interval_s, d.failures, cfg.backoff_max_s)
         finally:
             d.task = None
-            self._changed.set()
+            self._running -= 1
+            if self._running == 0:
+                self.idle.set()
+            # the scheduler re-plans only if this device is due before it means to wake anyway
+            # (re-planning after every poll would cost O(devices) per poll, O(devices²) a cycle)
+            if d.due < self._wake_at:
+                self._changed.set()
 
     def next_wake(self) -> float:
         idle = [d.due for d in self.devices if d.task is None]
@@ -318,7 +474,7 @@ class BusPoller:
             while True:
                 self._changed.clear()
                 self.tick()
-                wake = self.next_wake()
+                wake = self._wake_at = self.next_wake()
                 if wake == math.inf:  # every device is polling: wait for one to finish
                     await self._changed.wait()
                     continue

@@ -14,28 +14,52 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from epcwatch.edge.holes import Holes
 from epcwatch.edge.poller import DevicePlan, ReadGroup, ReadSpec
 from epcwatch.edge.transport import Registers
 from epcwatch.profiles import dlt645
 from epcwatch.profiles.decode import Decoder
 from epcwatch.profiles.dlt645_profile import Dlt645Point, Dlt645Profile, decode_values, load_any_profile
-from epcwatch.profiles.model import Profile
-from epcwatch.profiles.planner import plan_profile
+from epcwatch.profiles.model import ForbiddenRange, Function, Profile, point_spans
+from epcwatch.profiles.planner import Read, merge_spans, plan_profile, refused_points
 from epcwatch.wire import Quality, Value
 
 GroupDecoder = Callable[[Sequence[Registers | None]], tuple[dict[str, Value], Quality]]
 FUNCTION_CODES: Final = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+FUNCTION_NAMES: Final[dict[int, Function]] = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 
 
-def device_plan(ref: str | Path | Profile | Dlt645Profile) -> DevicePlan:
+def _spec(spans: Sequence[tuple[Function, int, int]], r: Read) -> ReadSpec:
+    """The poller's read: what it asks for, the points it carries, and the blocks of registers
+    inside it that hold *any* point of the profile (also of other poll groups), so that a probe
+    after a refusal blames only the registers no point needs."""
+    inside = [
+        (start, start + count)
+        for fn, start, count in spans
+        if fn == r.function and r.address <= start and start + count <= r.end
+    ]
+    blocks = tuple((a, b - a) for a, b in merge_spans(inside))
+    return ReadSpec(FUNCTION_CODES[r.function], r.address, r.count, points=r.points, blocks=blocks)
+
+
+def device_plan(ref: str | Path | Profile | Dlt645Profile, holes: Holes = frozenset()) -> DevicePlan:
     """Load (if needed), plan and wrap a profile (Modbus or DL/T 645); raises the profile
-    library's errors."""
+    library's errors.
+
+    ``holes`` are Modbus registers the device is known to refuse (``epcwatch.edge.holes``):
+    reads never touch them and the points inside them are left out. The plan can learn more
+    (``replan``).
+    """
     profile = ref if isinstance(ref, Profile | Dlt645Profile) else load_any_profile(ref)
     if isinstance(profile, Dlt645Profile):
         return dlt645_plan(profile)
-    plans = [p for p in plan_profile(profile) if p.group != "identity"]
+    learned = tuple(
+        ForbiddenRange(function=FUNCTION_NAMES[h.function], first=h.first, last=h.last) for h in sorted(holes)
+    )
+    plans = [p for p in plan_profile(profile, learned=learned) if p.group != "identity"]
     decoders = [(Decoder(p), len(p.reads)) for p in plans]
-    reads = tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for p in plans for r in p.reads)
+    spans = [s for p in (*profile.points, *profile.identity) for s in point_spans(p)]
+    reads = tuple(_spec(spans, r) for p in plans for r in p.reads)
     # the fastest groups follow the device's poll_interval_s (the operator's choice); slower
     # groups (energy counters, run hours) keep their own, longer interval
     fastest = min((p.interval for p in plans if p.interval is not None), default=None)
@@ -43,7 +67,7 @@ def device_plan(ref: str | Path | Profile | Dlt645Profile) -> DevicePlan:
         ReadGroup(
             p.group,
             None if p.interval is None or p.interval == fastest else p.interval,
-            tuple(ReadSpec(FUNCTION_CODES[r.function], r.address, r.count) for r in p.reads),
+            tuple(_spec(spans, r) for r in p.reads),
             _group_decoder(dec),
         )
         for p, (dec, _) in zip(plans, decoders, strict=True)
@@ -61,7 +85,18 @@ def device_plan(ref: str | Path | Profile | Dlt645Profile) -> DevicePlan:
                 quality = "partial"
         return values, quality
 
-    return DevicePlan(profile.id, profile.kind, reads, decode, groups)
+    identity = {i.name for i in profile.identity}
+    refused = tuple(n for n in refused_points(profile, learned) if n not in identity)
+    return DevicePlan(
+        profile.id,
+        profile.kind,
+        reads,
+        decode,
+        groups,
+        holes=frozenset(holes),
+        refused=refused,
+        replan=lambda more: device_plan(profile, more),
+    )
 
 
 def _group_decoder(

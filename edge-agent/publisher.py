@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +64,9 @@ class Publisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_ack: AckHandler | None = None
         self._on_connect: Callable[[], None] | None = None
+        self._acks: list[tuple[int, int]] = []
+        self._acks_lock = threading.Lock()
+        self._acks_scheduled = False
         self._on_e2e_ack: E2eAckHandler | None = None
         m = cfg.mqtt
         self.v5 = m.protocol == "5"
@@ -180,6 +184,21 @@ class Publisher:
             self._loop.call_soon_threadsafe(self._on_e2e_ack, bytes(msg.payload))
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        # acks are handed over in batches: one wake-up of the event loop for all the PUBACKs that
+        # arrive while it is busy, not one per message (100 meters → 100 acks a second)
         if self._loop is not None and self._on_ack is not None:
+            with self._acks_lock:
+                self._acks.append((mid, _reason_value(rc)))
+                if self._acks_scheduled:
+                    return
+                self._acks_scheduled = True
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(self._on_ack, mid, _reason_value(rc))
+                self._loop.call_soon_threadsafe(self._drain_acks)
+
+    def _drain_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+            self._acks_scheduled = False
+        if self._on_ack is not None:
+            for mid, reason in acks:
+                self._on_ack(mid, reason)

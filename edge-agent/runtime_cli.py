@@ -57,20 +57,28 @@ def read_cmd(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 1.0,
     retries: Annotated[int, typer.Option(help="extra attempts per read after a timeout")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: name → value")] = False,
+    partial_ok: Annotated[
+        bool, typer.Option("--partial-ok", help="exit 0 when some points could be read but not all")
+    ] = False,
 ) -> None:
     """Read a device once and print its decoded values (commissioning a meter).
 
     Modbus: --host (TCP) or --serial (RTU) with --unit. DL/T 645 (a DL/T 645 profile): --host of a
     transparent serial-over-TCP gateway or --serial, with --address; without --address the
     meter's address is read first with the wildcard address (one meter on the line only).
+
+    Modbus reads the device refuses as a whole (exception 2, illegal data address, e.g. a bridged
+    gap outside its register map) are split to find its holes, so every readable point is read.
+    Exits 1 when any point of the profile has no value (the reasons go to stderr), unless
+    --partial-ok and at least one point was read.
     """
     import asyncio
 
     from pydantic import ValidationError
 
-    from epcwatch.edge.poller import poll_device
+    from epcwatch.edge.poller import poll_learning
     from epcwatch.edge.site import AnyBus, Dlt645SerialBus, Dlt645TcpBus, RtuBus, RtuOverTcpBus, TcpBus
-    from epcwatch.edge.transport import ModbusTransport, PymodbusTransport
+    from epcwatch.edge.transport import ModbusTransport, transport_for_bus
 
     if (host is None) == (serial is None):
         raise _fail("give either --host (TCP) or --serial (RS-485)", 2)
@@ -128,14 +136,14 @@ def read_cmd(
                     raise
                 target = dlt645.address_number(address)
         else:
-            transport = PymodbusTransport.for_bus(bus)
+            transport = transport_for_bus(bus)
         try:
-            return await poll_device(transport, plan, target, timeout, retries)
+            return await poll_learning(transport, plan, target, timeout, retries)
         finally:
             await transport.close()
 
     try:
-        outcome = asyncio.run(main())
+        outcome, plan = asyncio.run(main())
     except EdgeError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -155,9 +163,23 @@ def read_cmd(
         Console().print(table)
     if is_dlt645 and address is not None:
         typer.secho(f"meter address {address}", err=True)
-    if outcome.error:
+    if plan.holes:
+        typer.secho(
+            "note: the device refuses registers "
+            + ", ".join(str(h) for h in sorted(plan.holes))
+            + " (exception 2); read around them",
+            fg="yellow",
+            err=True,
+        )
+    total = len(outcome.values) + len(outcome.failures)
+    if outcome.failures:
+        colour = "yellow" if partial_ok else "red"
+        typer.secho(f"{len(outcome.failures)} of {total} points failed:", fg=colour, err=True)
+        for name, why in sorted(outcome.failures.items()):
+            typer.secho(f"  {name}: {why}", err=True)
+    elif outcome.error:
         typer.secho(f"warning: {outcome.error}", fg="yellow", err=True)
-    if not outcome.ok:
+    if not outcome.ok or (outcome.failures and not partial_ok):
         raise typer.Exit(1)
 
 
@@ -225,9 +247,13 @@ def run_cmd(
         raise _fail(str(exc), 2) from None
     logs.redact(password)
     plans = {}
+    by_profile: dict[str, Any] = {}  # one plan per profile, shared by its devices (start-up, memory)
     for d in cfg.devices:
         if d.enabled:
-            plans[d.id] = _plan(d.profile)
+            key = str(d.profile)
+            if key not in by_profile:
+                by_profile[key] = _plan(key)
+            plans[d.id] = by_profile[key]
     if check:
         from epcwatch.edge.agent import check_protocols
 
@@ -337,6 +363,13 @@ def _print_status(doc: dict[str, Any], age: float, alive: bool) -> None:
             d.get("last_error") or "",
         )
     console.print(table)
+    for d in h["devices"]:
+        if d.get("read_holes") or d.get("refused_points"):
+            never = d.get("refused_points")
+            console.print(
+                f"{d['device']}: refuses registers {', '.join(d.get('read_holes') or [])} (learned, read "
+                "around them)" + (f"; points never read: {', '.join(never)}" if never else "")
+            )
 
 
 def register(app: typer.Typer, edge_app: typer.Typer) -> None:

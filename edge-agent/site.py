@@ -37,7 +37,13 @@ class TcpBus(_Model):
     host: str
     port: int = Field(default=502, ge=1, le=65535)
     max_concurrency: int = Field(
-        default=2, ge=1, le=64, description="requests in flight at once (one TCP connection each)"
+        default=2, ge=1, le=64,
+        description="TCP connections to the gateway (requests in flight on each: pipeline)",
+    )
+    pipeline: int = Field(
+        default=1, ge=1, le=16,
+        description="requests in flight on one connection, matched by transaction id (1 for gateways that "
+        "answer only one at a time)",
     )
 
 

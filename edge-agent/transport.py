@@ -56,6 +56,16 @@ def check_read(function: int, address: int, count: int) -> None:
         raise ValueError(f"invalid read: function {function} address {address} count {count}")
 
 
+def transport_for_bus(bus: TcpBus | RtuBus | RtuOverTcpBus) -> ModbusTransport:
+    """The transport of a bus: our own lean client on Modbus TCP (``modbus_tcp``), pymodbus on
+    serial lines and RTU over TCP."""
+    if isinstance(bus, TcpBus):
+        from epcwatch.edge.modbus_tcp import TcpClientTransport
+
+        return TcpClientTransport(bus.host, bus.port, connections=bus.max_concurrency, pipeline=bus.pipeline)
+    return PymodbusTransport.for_bus(bus)
+
+
 class PymodbusTransport:
     """A bus served by pymodbus async clients; see the module docstring."""
 

@@ -71,13 +71,19 @@ def _swap16(r: int) -> int:
     return ((r & 0xFF) << 8) | (r >> 8)
 
 
+_F32: Final = struct.Struct(">f")
+_F32_WORDS: Final = struct.Struct(">HH")
+_SHORT_FORMATS: Final = tuple(f".{d}g" for d in range(6, 10))
+
+
 def _shortest_f32(x: float) -> float:
     """The shortest decimal that rounds to the same float32 as ``x``."""
     if not math.isfinite(x) or x == 0:
         return x
-    for digits in range(6, 10):
-        y = float(f"{x:.{digits}g}")
-        if struct.unpack(">f", struct.pack(">f", y))[0] == x:
+    pack, unpack = _F32.pack, _F32.unpack
+    for spec in _SHORT_FORMATS:
+        y = float(format(x, spec))
+        if unpack(pack(y))[0] == x:
             return y
     return x
 
@@ -119,6 +125,7 @@ class _Codec:
         "nan_missing",
         "offset",
         "offset_dec",
+        "plain_f32",
         "point",
         "scale",
         "scale_dec",
@@ -144,6 +151,16 @@ class _Codec:
         self.scale, self.offset = point.scale, point.offset
         self.scale_dec, self.offset_dec = _dec(point.scale), _dec(point.offset)
         self.trivial = point.scale == 1.0 and point.offset == 0.0
+        # the common case, decoded without the general path: a float32 in big-endian words with
+        # no scaling, no sentinel, stored as a float (most meters' every value)
+        self.plain_f32 = (
+            t == "float32"
+            and not self.word_swap
+            and not self.byte_swap
+            and self.trivial
+            and not point.no_value
+            and self.ft is FieldType.FLOAT
+        )
         # sentinels as unsigned bit patterns (integers) or values (floats)
         self.sentinels: dict[int, str] = {}
         self.sentinel_floats: dict[float, str] = {}
@@ -188,6 +205,16 @@ class _Codec:
 
     def value(self, regs: Sequence[int] | Sequence[bool], sf: int | None = None) -> AnyValue:
         """Sentinel check, bit/enum, scaling, then coercion to the vocabulary's field type."""
+        if self.plain_f32 and len(regs) == 2:
+            try:
+                x: float = _F32.unpack(_F32_WORDS.pack(regs[0], regs[1]))[0]
+            except struct.error:
+                raise DecodeError(f"registers out of range: {list(regs)}") from None
+            if x - x == 0.0:  # finite (inf - inf and nan - nan are nan)
+                f = _shortest_f32(x)
+                if abs(f) > MAX_ABS_VALUE:
+                    raise DecodeError(f"|{f}| exceeds {MAX_ABS_VALUE:g}")
+                return f
         raw = self.raw(regs)
         if isinstance(raw, str):
             return raw

@@ -8,10 +8,12 @@ Public API
 - :class:`Plan` ``(group, interval, reads, points)`` — the reads of one poll group, issued every
   ``interval`` seconds (``None`` for the ``identity`` plan, read once at start-up). ``points``
   are the :class:`~epcwatch.profiles.model.PointSpec` objects the decoder needs.
-- :func:`plan_profile` ``(profile, max_gap=None) -> tuple[Plan, ...]`` — one plan per poll group
-  that has points (in ``poll_groups`` order), then ``identity`` if the profile has any. The gap is
-  ``max_gap``, else the profile's ``quirks.max_gap``, else :data:`DEFAULT_MAX_GAP`
-  (:func:`effective_max_gap`).
+- :func:`plan_profile` ``(profile, max_gap=None, learned=()) -> tuple[Plan, ...]`` — one plan per
+  poll group that has points (in ``poll_groups`` order), then ``identity`` if the profile has any.
+  The gap is ``max_gap``, else the profile's ``quirks.max_gap``, else :data:`DEFAULT_MAX_GAP`
+  (:func:`effective_max_gap`): a hint, since ``learned`` holes (ranges the device refused, see
+  ``epcwatch.edge.holes``) are never bridged, and points inside them are left out
+  (:func:`refused_points`).
 - :func:`plan_reads` ``(points, quirks, max_gap) -> tuple[Read, ...]`` — the core for one group.
 - :class:`PlanError` — points that cannot be read at all under the quirks.
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from epcwatch.profiles.errors import ProfilesError
-from epcwatch.profiles.model import Function, PointSpec, Profile, Quirks, point_spans
+from epcwatch.profiles.model import ForbiddenRange, Function, PointSpec, Profile, Quirks, point_spans
 
 #: unrequested registers a read may bridge between two needed ones when neither the caller nor
 #: the profile's ``quirks.max_gap`` says otherwise: 16 registers are 32 bytes, ~35 ms at 9600 baud,
@@ -75,7 +77,7 @@ class Plan:
         return sum(r.count for r in self.reads)
 
 
-def _blocks(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Merge overlapping ``(start, end)`` spans into sorted disjoint blocks."""
     out: list[tuple[int, int]] = []
     for start, end in sorted(spans):
@@ -104,7 +106,7 @@ def plan_reads(
     for fn in FUNCTION_ORDER:
         limit = quirks.max_per_read(fn)
         runs: list[tuple[int, int]] = []
-        for start, end in _blocks(spans[fn]):
+        for start, end in merge_spans(spans[fn]):
             if end - start > limit:
                 raise PlanError(
                     f"{fn} {start}..{end - 1}: overlapping points span {end - start} > max {limit}"
@@ -133,18 +135,34 @@ def effective_max_gap(profile: Profile, max_gap: int | None = None) -> int:
     return profile.quirks.max_gap if profile.quirks.max_gap is not None else DEFAULT_MAX_GAP
 
 
-def plan_profile(profile: Profile, max_gap: int | None = None) -> tuple[Plan, ...]:
+def _refused(p: PointSpec, learned: Sequence[ForbiddenRange]) -> bool:
+    return any(r.overlaps(fn, start, count) for fn, start, count in point_spans(p) for r in learned)
+
+
+def refused_points(profile: Profile, learned: Sequence[ForbiddenRange]) -> tuple[str, ...]:
+    """Names of the points (and identity fields) that touch a learned hole: they cannot be read."""
+    return tuple(p.name for p in (*profile.points, *profile.identity) if _refused(p, learned))
+
+
+def plan_profile(
+    profile: Profile, max_gap: int | None = None, learned: Sequence[ForbiddenRange] = ()
+) -> tuple[Plan, ...]:
     """One :class:`Plan` per poll group with points, then the ``identity`` plan if any.
 
     ``max_gap`` overrides the profile's ``quirks.max_gap`` (default :data:`DEFAULT_MAX_GAP`).
+    ``learned`` ranges are treated like forbidden ones, except that points inside them are left
+    out instead of making the profile unplannable.
     """
     max_gap = effective_max_gap(profile, max_gap)
+    quirks = profile.quirks
+    if learned:
+        quirks = quirks.model_copy(update={"forbidden": (*quirks.forbidden, *learned)})
     plans: list[Plan] = []
     for group, pg in profile.poll_groups.items():
-        pts = tuple(p for p in profile.points if p.group == group)
+        pts = tuple(p for p in profile.points if p.group == group and not _refused(p, learned))
         if pts:
-            plans.append(Plan(group, pg.interval, plan_reads(pts, profile.quirks, max_gap), pts))
-    if profile.identity:
-        ident: tuple[PointSpec, ...] = tuple(profile.identity)
-        plans.append(Plan("identity", None, plan_reads(ident, profile.quirks, max_gap), ident))
+            plans.append(Plan(group, pg.interval, plan_reads(pts, quirks, max_gap), pts))
+    ident: tuple[PointSpec, ...] = tuple(p for p in profile.identity if not _refused(p, learned))
+    if ident:
+        plans.append(Plan("identity", None, plan_reads(ident, quirks, max_gap), ident))
     return tuple(plans)

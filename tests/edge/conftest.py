@@ -60,13 +60,27 @@ Image = Mapping[str, Mapping[int, int | bool]]
 TABLES = ("coil", "discrete", "holding", "input")
 
 
-def _blocks(table: Mapping[int, int | bool], bits: bool) -> list[Any]:
+def _blocks(table: Mapping[int, int | bool], bits: bool, refuse_gaps: bool = False) -> list[Any]:
     """One contiguous SimData from the lowest to the highest address, gaps filled with 0, so that
-    reads bridging gaps (as the planner issues them) are answered like a real device would."""
+    reads bridging gaps (as the planner issues them) are answered like most devices do; with
+    ``refuse_gaps`` one SimData per run of mapped addresses, so that any read touching an
+    unmapped address is answered with exception 2, as some devices do."""
     from pymodbus.simulator import DataType, SimData
 
     if not table:  # pymodbus needs every table to exist: one unused cell at the top of the map
         table = {0xFFFF: False if bits else 0}
+    if refuse_gaps:
+        runs: list[list[int]] = []
+        for a in sorted(table):
+            if runs and a == runs[-1][-1] + 1:
+                runs[-1].append(a)
+            else:
+                runs.append([a])
+        kind = DataType.BITS if bits else DataType.REGISTERS
+        return [
+            SimData(address=r[0], values=[(bool if bits else int)(table[a]) for a in r], datatype=kind)
+            for r in runs
+        ]
     lo, hi = min(table), max(table)
     values = [table.get(a, False if bits else 0) for a in range(lo, hi + 1)]
     if bits:
@@ -76,8 +90,9 @@ def _blocks(table: Mapping[int, int | bool], bits: bool) -> list[Any]:
 
 class ModbusPeer:
     """A real pymodbus server (TCP, RTU-over-TCP or serial RTU) in a thread of its own, serving
-    one register image per unit id. Unknown unit ids never answer, as a dead device behind a
-    gateway would (a catch-all device whose handler waits forever: pymodbus 3.16's
+    one register image per unit id (``refuse_gaps``: answering only the mapped addresses). Unknown
+    unit ids never answer, as a dead device behind a gateway would (a catch-all device whose
+    handler waits forever: pymodbus 3.16's
     ``ignore_missing_devices`` does not apply to simulator devices). ``requests[unit]`` counts
     requests per unit, ``slow[unit]`` delays a unit's answers."""
 
@@ -88,8 +103,10 @@ class ModbusPeer:
         framer: str = "socket",
         serial_port: str | None = None,
         baud: int = 19200,
+        refuse_gaps: bool = False,
     ) -> None:
         self.images = images
+        self.refuse_gaps = refuse_gaps
         self.framer = framer
         self.serial_port = serial_port
         self.baud = baud
@@ -109,7 +126,9 @@ class ModbusPeer:
 
         devices = []
         for unit, image in self.images.items():
-            simdata = tuple(_blocks(image.get(t, {}), t in ("coil", "discrete")) for t in TABLES)
+            simdata = tuple(
+                _blocks(image.get(t, {}), t in ("coil", "discrete"), self.refuse_gaps) for t in TABLES
+            )
             devices.append(
                 SimDevice(id=unit, simdata=simdata, action=functools.partial(self._action, unit))
             )

@@ -109,6 +109,7 @@ def test_edge_read_of_a_dead_device_fails_cleanly(modbus_peer: Callable[..., Any
     res = _read(["--host", "127.0.0.1", "--port", str(peer.port), "--unit", "9", "--timeout", "0.3"])
     assert res.exit_code == 1  # the read itself failed: an outcome, not an error
     assert "no answer" in res.stderr and "Traceback" not in res.output
+    assert "30 of 30 points failed" in res.stderr
 
 
 def test_edge_read_needs_exactly_one_bus() -> None:
