@@ -80,20 +80,9 @@ def dead_letter_line(
     return line
 
 
-def claimed_seqs(topic: str, payload: bytes) -> tuple[str, str, list[tuple[int, int]]] | None:
-    """Best effort for a message that is being dead-lettered: the site and device of its topic and
-    the seqs its readings claim, so that the edge learns the message is durably handled and stops
-    sending it. ``None`` when the topic or the payload names no seq at all."""
-    site, device = topic_ids(topic)
-    if site is None or device is None:
-        return None
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    readings = doc.get("readings") if isinstance(doc, dict) else None
+def _claimed_ranges(readings: object) -> list[tuple[int, int]]:
     if not isinstance(readings, list) or len(readings) > MAX_READINGS_PER_MESSAGE:
-        return None
+        return []
     seqs = sorted(
         {
             r["seq"]
@@ -101,15 +90,47 @@ def claimed_seqs(topic: str, payload: bytes) -> tuple[str, str, list[tuple[int, 
             if isinstance(r, dict) and type(r.get("seq")) is int and 0 <= r["seq"] <= INT64_MAX
         }
     )
-    if not seqs:
-        return None
     ranges: list[tuple[int, int]] = []
     for s in seqs:
         if ranges and s == ranges[-1][1] + 1:
             ranges[-1] = (ranges[-1][0], s)
         else:
             ranges.append((s, s))
-    return site, device, ranges
+    return ranges
+
+
+def claimed_seqs(topic: str, payload: bytes) -> list[tuple[str, str, list[tuple[int, int]]]]:
+    """Best effort for a message that is being dead-lettered: per device, the seqs its readings
+    claim (one device for a schema-1 message, each device block of a schema-2 site message), so
+    that the edge learns the message is durably handled and stops sending it. Empty when the
+    topic or the payload names no seq at all."""
+    try:
+        t = topics.parse(topic)
+    except topics.TopicError:
+        return []
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if t.channel == "telemetry" and t.device is not None:
+        ranges = _claimed_ranges(doc.get("readings"))
+        return [(t.site, t.device, ranges)] if ranges else []
+    if t.channel != "site_telemetry":
+        return []
+    blocks = doc.get("devices")
+    if not isinstance(blocks, list) or len(blocks) > MAX_READINGS_PER_MESSAGE:
+        return []
+    out: list[tuple[str, str, list[tuple[int, int]]]] = []
+    for blk in blocks:
+        device = blk.get("device") if isinstance(blk, dict) else None
+        if not isinstance(device, str) or not topics.ID_RE.fullmatch(device):
+            continue
+        ranges = _claimed_ranges(blk.get("readings"))
+        if ranges:
+            out.append((t.site, device, ranges))
+    return out
 
 
 #: the columns ``epcwatch collector dead-letters`` shows, in order

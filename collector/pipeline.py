@@ -182,8 +182,8 @@ class Pipeline:
         except _RejectError as rej:
             b.rejections[idx] = str(rej.rejection)
             claimed = deadletters.claimed_seqs(item.topic, item.payload)
-            if claimed is not None:
-                b.seqs[idx] = [claimed]
+            if claimed:
+                b.seqs[idx] = claimed
             return
         if seqs is not None:
             b.seqs[idx] = seqs

@@ -286,9 +286,29 @@ def test_dead_letter_point_carries_reason_topic_excerpt_and_hash() -> None:
     assert 'topic="epc/v1/s1/d1/telemetry"' in line and f'sha256="{digest}"' in line
     assert 'reason_text="schema: readings.0.ts: missing"' in line and f"bytes={len(payload)}i" in line
     assert '\\x00' in line and "x" * 200 not in line  # control characters shown, excerpt bounded
-    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload[:-501]) == ("s1", "d1", [(4, 4)])
-    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload) is None  # not JSON
-    assert claimed_seqs("somewhere/else", payload[:-501]) is None
+    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload[:-501]) == [("s1", "d1", [(4, 4)])]
+    assert claimed_seqs("epc/v1/s1/d1/telemetry", payload) == []  # not JSON
+    assert claimed_seqs("somewhere/else", payload[:-501]) == []
+    assert claimed_seqs("epc/v1/s1/health", payload[:-501]) == []
+
+
+def test_a_dead_lettered_site_message_claims_the_seqs_of_every_device_block() -> None:
+    # schema 2: one message, several devices; each device's seqs are acknowledged once the dead
+    # letter is stored, so the edge stops sending a message no collector can ever store
+    doc = {
+        "v": 2,
+        "site": "s1",
+        "devices": [
+            {"device": "m1", "kind": "meter", "readings": [{"seq": 3, "ts": 1, "values": {}}, {"seq": 4}]},
+            {"device": "m2", "kind": "meter", "readings": [{"seq": 9, "ts": 1, "values": {}}]},
+            {"device": "NOT AN ID", "readings": [{"seq": 1}]},
+            {"device": "m3", "readings": [{"seq": "7"}]},  # no seq a device could claim
+        ],
+    }
+    assert claimed_seqs("epc/v1/s1/_site/telemetry", orjson.dumps(doc)) == [
+        ("s1", "m1", [(3, 4)]),
+        ("s1", "m2", [(9, 9)]),
+    ]
 
 
 def test_health_and_status_messages_become_points(rig) -> None:
