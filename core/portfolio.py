@@ -8,12 +8,12 @@ InfluxDB as the ``building_info`` measurement so that dashboards can compute EUI
 from __future__ import annotations
 
 import os
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from epcwatch import itemcodes
 from epcwatch.config import load_yaml_model
+from epcwatch.fields import Timezone
 from epcwatch.wire import Id, TagValue
 
 
@@ -45,17 +45,8 @@ class Site(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: Id
     name: str
-    timezone: str = "UTC"
+    timezone: Timezone = "UTC"
     buildings: list[Building] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
-        return v
 
     def building(self, building_id: str) -> Building:
         for b in self.buildings:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from typing import Annotated, Final, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -23,11 +22,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from epcwatch.config import load_yaml_model
+from epcwatch.fields import Timezone
 from epcwatch.reporting.errors import FormulaError
 from epcwatch.reporting.virtual import Formula, by_floor_area, by_meter_ratio, evaluation_order, parse_formula
 
@@ -160,18 +159,9 @@ class Institution(_Strict):
 
 
 class Register(_Strict):
-    timezone: str = "Asia/Shanghai"
+    timezone: Timezone = "Asia/Shanghai"
     institutions: list[Institution] = Field(min_length=1)
     shared_meters: list[Meter] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -10,11 +10,11 @@ import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch.config import load_yaml_model
+from epcwatch.fields import Timezone
 from epcwatch.savings.models import MODEL_TYPES
 from epcwatch.savings.savings import TCE_CALORIFIC_KGCE_PER_KWH
 from epcwatch.wire import Id, TagValue
@@ -272,7 +272,7 @@ class Contract(_Strict):
     id: Id
     name: str = ""
     site: Id
-    timezone: str = "Asia/Shanghai"
+    timezone: Timezone = "Asia/Shanghai"
     option: Literal["B", "C"]
     description: str = ""
     parties: Parties = Parties()
@@ -297,15 +297,6 @@ class Contract(_Strict):
     #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
     #: model are used unchanged and any later change in the stored baseline data is reported
     frozen_baseline: str | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
-        return v
 
     @model_validator(mode="after")
     def _periods(self) -> Self:
