@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import ssl
@@ -27,6 +26,7 @@ from epcwatch.broker import acl as mqtt_acl
 from epcwatch.broker import credentials, lab_ca
 from epcwatch.devservices.services import SecureMosquitto, free_port
 from epcwatch.testing.modbus_recorder import recording_device
+from epcwatch.wire import telemetry_messages
 from tests.support import EPCWATCH
 
 pytestmark = pytest.mark.integration
@@ -190,8 +190,9 @@ outbox: {{path: outbox.sqlite}}
             coll.subscribe(topics.shared_telemetry("collectors"))
             seqs: set[int] = set()
             while not set(range(10)) <= seqs:
-                msg = json.loads(coll.messages.get(timeout=120).payload)
-                seqs.update(r["seq"] for r in msg["readings"])
+                # one device's message (schema 1) or a site's poll cycle (schema 2)
+                for m in telemetry_messages(coll.messages.get(timeout=120).payload):
+                    seqs.update(r.seq for r in m.readings)
         finally:
             os.kill(agent.pid, signal.SIGTERM)
             try:
