@@ -22,10 +22,12 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+# cryptography loads when something is signed or verified: an edge that signs nothing never
+# pays for it (the chain's hashing needs only hashlib)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from epcwatch.errors import EpcwatchError
 from epcwatch.measurements import VOCABULARY, FieldType
@@ -178,6 +180,9 @@ def sign(key: Ed25519PrivateKey, m: SignedRange) -> bytes:
 
 
 def verify(public: Ed25519PublicKey | bytes, signature: bytes, m: SignedRange) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     pub = Ed25519PublicKey.from_public_bytes(public) if isinstance(public, bytes) else public
     try:
         pub.verify(signature, message_bytes(m))

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from epcwatch import logs
-from epcwatch.broker.signing import load_site_key
 from epcwatch.clock import Clock
 from epcwatch.edge.dlt645_bus import Dlt645Transport
 from epcwatch.edge.errors import SiteConfigError
@@ -101,7 +100,11 @@ class Agent:
             synchronous=cfg.outbox.synchronous,
             site=cfg.site if cfg.signing is not None else None,
         )
-        signing_key = load_site_key(cfg.signing.key_file) if cfg.signing is not None else None
+        signing_key = None
+        if cfg.signing is not None:  # cryptography loads only for a site that signs
+            from epcwatch.broker.signing import load_site_key
+
+            signing_key = load_site_key(cfg.signing.key_file)
         self.publisher = Publisher(cfg, clock, password)
         info = {
             d.id: DeviceInfo(
