@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-#: cryptography is not among them: the agent signs its readings (provenance)
-HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "pymodbus", "influxdb_client")
+#: cryptography too: it loads only for a site that signs its readings (provenance)
+HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "rich", "pymodbus", "influxdb_client", "cryptography")
 
 
 def test_the_agent_entry_point_imports_no_heavy_library() -> None:
