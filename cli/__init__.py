@@ -113,8 +113,11 @@ def main() -> None:
         return
     from epcwatch.errors import EpcwatchError
 
+    # through the module attribute: ``app`` loads the components on first use (or is the one a
+    # caller put in its place)
+    run: typer.Typer = sys.modules[__name__].app
     try:
-        _load_components()()
+        run()
     except KeyboardInterrupt:
         sys.exit(130)
     except EpcwatchError as exc:
