@@ -177,7 +177,7 @@ def test_edge_agent_never_logs_its_password(lab, client: Callable, tmp_path: Pat
     coll = client("collector-1-secrets")
     ctx = ssl.create_default_context(cafile=str(lab.pki.ca_cert))
     assert coll.connect(lab.broker.port, "collector-1", lab.secrets["collector-1"], tls=ctx) == 0
-    coll.subscribe(topics.telemetry("site-a", "m1"))
+    coll.subscribe("epc/v1/site-a/+/telemetry")  # one device's messages or the site's poll cycles
     port = free_port()
     with recording_device(port):
         for name, pw in (("good", good), ("wrong", wrong)):
