@@ -248,7 +248,7 @@ def test_agent_publishes_dlt645_meters_beside_modbus(
     from epcwatch.edge.site import load_site
     from epcwatch.profiles.encode import register_image
     from epcwatch.profiles.model import load_profile
-    from epcwatch.wire import HealthMessage, TelemetryMessage
+    from epcwatch.wire import HealthMessage, TelemetryMessage, telemetry_messages
 
     slave = _slave(ADDRESSES[:2])
     slave.faults[ADDRESSES[1]] = "checksum"
@@ -279,7 +279,7 @@ health: {{interval_s: 1}}
 
     def telemetry() -> list[TelemetryMessage]:
         msgs = sub.snapshot()
-        return [TelemetryMessage.model_validate_json(p) for t, p, _ in msgs if t.endswith("/telemetry")]
+        return [m for t, p, _ in msgs if t.endswith("/telemetry") for m in telemetry_messages(p)]
 
     def bad_counted() -> bool:
         for t, p, _ in sub.snapshot():

@@ -21,7 +21,7 @@ from epcwatch.edge.profile_plan import device_plan
 from epcwatch.edge.site import SiteConfig
 from epcwatch.profiles.encode import register_image
 from epcwatch.profiles.model import load_profile
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import telemetry_messages
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def _readings(sub: Any) -> list[dict[str, Any]]:
     out = []
     for topic, payload, _ in sub.snapshot():
         if topic.endswith("/telemetry"):
-            out += [dict(r.values) for r in TelemetryMessage.model_validate_json(payload).readings]
+            out += [dict(r.values) for m in telemetry_messages(payload) for r in m.readings]
     return out
 
 
