@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,6 +80,7 @@ def test_valid_documents_take_the_fast_path(doc: dict[str, Any]) -> None:
     check(payload)
 
 
+@pytest.mark.slow  # a long property run: the full check runs it, --fast does not
 @settings(max_examples=1500)
 @given(mutated())
 def test_fast_acceptance_implies_model_acceptance(doc: dict[str, Any]) -> None:

@@ -131,6 +131,7 @@ def independent(truth: list[tuple[int, float]], interval: Interval, tz: ZoneInfo
     return out
 
 
+@pytest.mark.slow  # a long property run: the full check runs it, --fast does not
 @settings(max_examples=300, deadline=None)
 @given(meter_history(), st.sampled_from([Interval.QUARTER, Interval.DAY]), st.sampled_from([UTC, SH]))
 def test_matches_independent_computation(

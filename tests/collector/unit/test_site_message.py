@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.client import topic_matches_sub
@@ -72,6 +73,7 @@ def test_valid_site_documents_take_the_fast_path(doc: dict[str, Any]) -> None:
     check(payload)
 
 
+@pytest.mark.slow  # a long property run: the full check runs it, --fast does not
 @settings(max_examples=600)
 @given(mutated())
 def test_fast_acceptance_implies_model_acceptance(doc: dict[str, Any]) -> None:

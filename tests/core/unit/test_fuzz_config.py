@@ -121,6 +121,7 @@ def check_profile(profile: Profile | None) -> None:
     assert plans
 
 
+@pytest.mark.slow  # a long property run: the full check runs it, --fast does not
 @FUZZ
 @given(st.sampled_from(sorted(PROFILES)), st.data())
 def test_mutated_profiles(profile_id: str, data: st.DataObject) -> None:
@@ -200,6 +201,7 @@ def load_collector(path: Path) -> Any:
     return settings.load(path)
 
 
+@pytest.mark.slow  # a long property run: the full check runs it, --fast does not
 @FUZZ
 @given(st.sampled_from(["site.yaml", "collector.yaml"]), st.data())
 def test_mutated_site_and_collector_configs(name: str, data: st.DataObject) -> None:
