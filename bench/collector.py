@@ -215,15 +215,14 @@ def settle(pid: int | None, timeout: float = 30.0) -> None:
             return
 
 
-def count_points(url: str, db: str) -> int:
-    """Points stored in ``db`` (every device kind; each point has a distinct series + time)."""
+def count_points(url: str, db: str, measurements: set[str]) -> int:
+    """Points stored in ``db``: per series (every tag), the count of its most frequent field (a
+    device's readings carry the same fields), summed over the device measurements written."""
     total = 0
-    kinds = (("meter", "energy_import"), ("hvac", "energy_import"), ("lighting", "energy_import"),
-             ("sensor", "outdoor_temp"))  # fmt: skip
-    for m, field in kinds:
-        doc = influx_query(url, f'SELECT count("{field}") FROM "{m}"', db=db)
-        series = doc["results"][0].get("series")  # type: ignore[index,union-attr]
-        total += int(series[0]["values"][0][1]) if series else 0
+    for m in sorted(measurements):
+        res = influx_query(url, f'SELECT count(*) FROM "{m}" GROUP BY *', db=db)
+        for s in res["results"][0].get("series") or []:  # type: ignore[index,union-attr]
+            total += max(int(v) for v in s["values"][0][1:] if v is not None)
     return total
 
 
@@ -327,7 +326,7 @@ def main() -> None:
             raw_rate = max(raw_rate, points / raw2_s)
             raw_s = min(raw_s, raw2_s)
             for db in ("raw", "e2e", "raw2"):
-                stored = count_points(influx.url, db)
+                stored = count_points(influx.url, db, {line.split(",", 1)[0] for line in lines})
                 assert stored == points, (db, stored, points)
         finally:
             mosq.stop()
