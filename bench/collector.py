@@ -97,7 +97,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     from epcwatch.edge.outbox import NewReading, Outbox
     from epcwatch.edge.site import MqttConfig
     from epcwatch.measurements import VOCABULARY, FieldType
-    from epcwatch.profiles.model import load_profile
+    from epcwatch.profiles.dlt645_profile import load_any_profile
     from epcwatch.sim.history import device_tags
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
@@ -106,7 +106,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     model = ComplexModel(demo_complex(0))
     names = {}
     for d in model.devices:
-        names[d.id] = [p.name for p in load_profile(d.profile).points]
+        names[d.id] = [p.name for p in load_any_profile(d.profile).points]
     info = {
         d.id: DeviceInfo(d.kind, DeviceTags(**device_tags(d)))  # type: ignore[arg-type]
         for d in model.devices

@@ -2,7 +2,7 @@
 
 Services up (Mosquitto, InfluxDB) -> collector running -> a baseline year and a reporting year
 after the retrofits: fast history straight from the model over MQTT for most of it, then a live
-stretch through the real Modbus pipeline (``sim serve`` -> ``edge run`` -> Mosquitto ->
+stretch through the real Modbus and DL/T 645 pipeline (``sim serve`` -> ``edge run`` -> Mosquitto ->
 ``collector run`` -> InfluxDB) on the shared accelerated clock -> interval energy at ingest ->
 dashboards -> M&V report, each step as far as the component exists. Child processes are stopped
 by PID at the end; the services stay up for the user to query.
@@ -360,6 +360,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     f"{anchor:.3f}",
                 ]
                 modbus_port = free_port()
+                dlt645_port = free_port()  # b1's DL/T 645 tenant sub-meters, behind a TCP gateway
                 site = work / "site.yaml"
                 (work / "outbox.sqlite").unlink(missing_ok=True)
                 sim = ChildProcess(
@@ -370,6 +371,8 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                         "serve",
                         "--port",
                         str(modbus_port),
+                        "--dlt645-port",
+                        str(dlt645_port),
                         *clock_args,
                         "--update-s",
                         "300",
@@ -535,7 +538,7 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     )
     p(
         f"  live stretch : {r.get('live_readings', 0):,} readings ({plan.live_first} .. {plan.last}) via "
-        f"Modbus -> edge -> MQTT -> collector -> InfluxDB at {plan.speed:g}x"
+        f"Modbus + DL/T 645 -> edge -> MQTT -> collector -> InfluxDB at {plan.speed:g}x"
     )
     p(f"  InfluxDB     : {r.get('influx')}  (database epcwatch, InfluxQL), e.g.")
     for q in EXAMPLE_QUERIES:

@@ -219,13 +219,31 @@ def publish(
     return messages, readings
 
 
+def bcd_quantizer(decimals: int, scale: float, modulus: int) -> Quantizer:
+    """The value an edge agent decodes from a DL/T 645 counter of ``decimals`` BCD decimals and
+    ``scale``, as the simulated meter encodes it (``epcwatch.sim.dlt645.encode_reading``): a whole
+    number of steps, round half even, wrapping at ``modulus`` steps like the meter's register."""
+    den = 10**decimals
+    if float(scale).is_integer():
+        return lambda a: np.mod(np.round(a / scale * den), modulus) * int(scale) / den
+    return lambda a: np.mod(np.round(a / scale * den), modulus) / den * scale
+
+
 def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, Any]]:
-    """For each device, its counters' register resolution (see history.register_quantizer)."""
-    from epcwatch.profiles.model import load_profile
+    """For each device, its counters' register resolution (see history.register_quantizer and
+    bcd_quantizer); Modbus and DL/T 645 profiles alike."""
+    from epcwatch.profiles.dlt645_profile import Dlt645Profile, load_any_profile
 
     out: dict[str, dict[str, Any]] = {}
     for d in devices if devices is not None else model.devices:
-        profile = load_profile(d.profile)
+        profile = load_any_profile(d.profile)
+        if isinstance(profile, Dlt645Profile):
+            out[d.id] = {
+                p.name: bcd_quantizer(p.bcd.decimals, p.scale, p.bcd.max_magnitude + 1)
+                for p in profile.points
+                if VOCABULARY[p.name].kind is Kind.COUNTER
+            }
+            continue
         out[d.id] = {
             p.name: register_quantizer(p.type, p.scale)
             for p in profile.points
@@ -235,13 +253,13 @@ def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, A
 
 
 def profile_points(model: Any, devices: Any = None) -> dict[str, set[str]]:
-    """The measurements each device's profile exposes."""
-    from epcwatch.profiles.model import load_profile
+    """The measurements each device's profile exposes (Modbus or DL/T 645)."""
+    from epcwatch.profiles.dlt645_profile import load_any_profile
 
     out: dict[str, set[str]] = {}
     cache: dict[str, set[str]] = {}
     for d in devices if devices is not None else model.devices:
         if d.profile not in cache:
-            cache[d.profile] = {p.name for p in load_profile(d.profile).points}
+            cache[d.profile] = {p.name for p in load_any_profile(d.profile).points}
         out[d.id] = cache[d.profile]
     return out
