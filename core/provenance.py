@@ -117,6 +117,81 @@ def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes 
     return out
 
 
+class FixedLayout:
+    """The canonical bytes of one device's readings that all carry the same measurements, built
+    with one precompiled :class:`struct.Struct` per reading: what :func:`reading_bytes` gives,
+    several times faster, for producers of long chains (the simulator's signed history).
+
+    ``values`` passed to :meth:`digest` are in :attr:`names` order (the canonical order) and must
+    be valid for the vocabulary (as the wire model checks): a float measurement's value is any
+    finite number, an int one's an integer, a bool one's a boolean."""
+
+    def __init__(self, site: str, device: str, names: Iterable[str]) -> None:
+        self.names = tuple(sorted(set(names), key=lambda n: n.encode("utf-8")))
+        if not self.names:
+            raise ProvenanceError("a reading has at least one value")
+        self._head = _text(DOMAIN_READING.decode()) + _text(site) + _text(device)
+        fmt = ">QqBH"
+        self._consts: list[bytes] = []
+        self._kinds: list[FieldType] = []
+        for n in self.names:
+            m = VOCABULARY.get(n)
+            if m is None:
+                raise ProvenanceError(f"unknown measurement {n!r}")
+            tag = {FieldType.FLOAT: b"f", FieldType.INT: b"i", FieldType.BOOL: b"b"}[m.field_type]
+            const = _text(n) + tag
+            fmt += (
+                f"{len(const)}s"
+                + {FieldType.FLOAT: "d", FieldType.INT: "q", FieldType.BOOL: "B"}[m.field_type]
+            )
+            self._consts.append(const)
+            self._kinds.append(m.field_type)
+        self._struct = struct.Struct(fmt + "32s")
+        self._all_float = all(k is FieldType.FLOAT for k in self._kinds)
+
+    def _typed(self, values: Sequence[bool | int | float]) -> list[object]:
+        out: list[object] = []
+        for const, kind, v in zip(self._consts, self._kinds, values, strict=True):
+            out.append(const)
+            if kind is FieldType.FLOAT:
+                out.append(float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
+            elif kind is FieldType.INT:
+                out.append(int(v))
+            else:
+                out.append(1 if v else 0)
+        return out
+
+    def reading_bytes(
+        self, seq: int, ts: int, quality: str, values: Sequence[bool | int | float], prev: bytes
+    ) -> bytes:
+        if len(prev) != 32:
+            raise ProvenanceError(f"previous digest must be 32 bytes, got {len(prev)}")
+        if self._all_float:
+            args: list[object] = [
+                x for const, v in zip(self._consts, values, strict=True) for x in (const, float(v) + 0.0)
+            ]
+        else:
+            args = self._typed(values)
+        return self._head + self._struct.pack(seq, ts, QUALITY_CODES[quality], len(self.names), *args, prev)
+
+    def chain(
+        self,
+        seqs: Sequence[int],
+        tss: Sequence[int],
+        rows: Iterable[Sequence[bool | int | float]],
+        prev: bytes = GENESIS,
+        quality: str = "good",
+    ) -> list[bytes]:
+        """The digests of consecutive readings (``rows``: each reading's values in :attr:`names`
+        order), the first linked to ``prev``."""
+        out: list[bytes] = []
+        sha = hashlib.sha256
+        for seq, ts, values in zip(seqs, tss, rows, strict=True):
+            prev = sha(self.reading_bytes(seq, ts, quality, values, prev)).digest()
+            out.append(prev)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class SignedRange:
     """What one message's signature vouches for: the digests of a device's readings
