@@ -108,15 +108,6 @@ def reading_digest(site: str, device: str, r: ChainReading, prev: bytes) -> byte
     return hashlib.sha256(reading_bytes(site, device, r, prev)).digest()
 
 
-def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes = GENESIS) -> list[bytes]:
-    """The digests of consecutive readings, the first linked to ``prev``."""
-    out: list[bytes] = []
-    for r in readings:
-        prev = reading_digest(site, device, r, prev)
-        out.append(prev)
-    return out
-
-
 class FixedLayout:
     """The canonical bytes of one device's readings that all carry the same measurements, built
     with one precompiled :class:`struct.Struct` per reading: what :func:`reading_bytes` gives,
@@ -147,17 +138,24 @@ class FixedLayout:
             self._consts.append(const)
             self._kinds.append(m.field_type)
         self._struct = struct.Struct(fmt + "32s")
-        self._all_float = all(k is FieldType.FLOAT for k in self._kinds)
 
     def _typed(self, values: Sequence[bool | int | float]) -> list[object]:
+        """The struct's arguments for ``values``, each checked as :func:`value_bytes` checks it."""
         out: list[object] = []
         for const, kind, v in zip(self._consts, self._kinds, values, strict=True):
             out.append(const)
+            tv = type(v)
             if kind is FieldType.FLOAT:
+                if (tv is not float and tv is not int) or not math.isfinite(v):
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected a finite number, got {v!r}")
                 out.append(float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
             elif kind is FieldType.INT:
+                if tv is not int and not (tv is float and float(v).is_integer()):
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected an integer, got {v!r}")
                 out.append(int(v))
             else:
+                if tv is not bool:
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected a boolean, got {v!r}")
                 out.append(1 if v else 0)
         return out
 
@@ -166,12 +164,9 @@ class FixedLayout:
     ) -> bytes:
         if len(prev) != 32:
             raise ProvenanceError(f"previous digest must be 32 bytes, got {len(prev)}")
-        if self._all_float:
-            args: list[object] = [
-                x for const, v in zip(self._consts, values, strict=True) for x in (const, float(v) + 0.0)
-            ]
-        else:
-            args = self._typed(values)
+        if quality not in QUALITY_CODES:
+            raise ProvenanceError(f"unknown quality {quality!r}")
+        args = self._typed(values)
         return self._head + self._struct.pack(seq, ts, QUALITY_CODES[quality], len(self.names), *args, prev)
 
     def chain(
@@ -190,6 +185,33 @@ class FixedLayout:
             prev = sha(self.reading_bytes(seq, ts, quality, values, prev)).digest()
             out.append(prev)
         return out
+
+
+_LAYOUTS: dict[tuple[str, str, tuple[str, ...]], FixedLayout] = {}
+_MAX_LAYOUTS: Final = 10_000
+
+
+def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes = GENESIS) -> list[bytes]:
+    """The digests of consecutive readings, the first linked to ``prev``. (Each reading's bytes
+    come from a cached :class:`FixedLayout` of its measurements: the same bytes as
+    :func:`reading_bytes`, a property test checks it, several times faster.)"""
+    out: list[bytes] = []
+    sha = hashlib.sha256
+    for r in readings:
+        names = tuple(r.values)
+        layout = _LAYOUTS.get((site, device, names))
+        if layout is None:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            layout = _LAYOUTS[(site, device, names)] = FixedLayout(site, device, names)
+            if len(layout.names) != len(names):  # pragma: no cover - dict keys are unique
+                raise ProvenanceError("duplicate measurement")
+        values = r.values
+        prev = sha(
+            layout.reading_bytes(r.seq, r.ts, r.quality, [values[n] for n in layout.names], prev)
+        ).digest()
+        out.append(prev)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
