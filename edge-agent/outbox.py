@@ -42,6 +42,7 @@ Disk (flash wear) per reading, see docs/edge.md "Disk writes":
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import os
@@ -236,7 +237,7 @@ class Outbox:
         self._wide.update(n for n, c in zip(names, fmt, strict=True) if c == "d")
 
     # -- writes ------------------------------------------------------------------------------
-    def continue_chains(self, heads: Mapping[str, tuple[int, bytes]]) -> None:
+    def continue_chains(self, heads: Mapping[str, tuple[int, builtins.bytes]]) -> None:
         """Continue chains begun elsewhere (the demo's signed history): each device's next reading
         gets seq ``last + 1`` and links to ``head`` (device → (last seq, head digest)). Only for
         devices this outbox has never numbered: their seqs must not run backwards."""
