@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from epcwatch import provenance
 from epcwatch.edge.batching import Row, batch_rows, batch_site_rows
+from epcwatch.edge.errors import OutboxError
 from epcwatch.edge.forwarder import DeviceInfo, Forwarder
 from epcwatch.edge.outbox import NewReading, Outbox
 from epcwatch.wire import DeviceTags, TelemetryMessage, telemetry_messages
@@ -158,3 +159,20 @@ def test_a_signing_site_sends_one_site_message_with_a_proof_per_device(tmp_path:
     msgs = telemetry_messages(payloads[0])
     assert [(m.device, [r.seq for r in m.readings]) for m in msgs] == [("a", [0, 1, 2]), ("b", [0, 1, 2])]
     assert all(_check(m, key).first_prev == provenance.GENESIS for m in msgs)
+
+
+def test_an_outbox_continues_a_chain_begun_elsewhere(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    begun = provenance.chain(
+        "s1", "a", [provenance.ChainReading(s, T0 + s, {"energy_import": 1.0}) for s in range(5)]
+    )
+    outbox = Outbox(tmp_path / "o.sqlite", site="s1", synchronous="normal")
+    outbox.continue_chains({"a": (4, begun[-1])})
+    outbox.close()
+    reopened = Outbox(tmp_path / "o.sqlite", site="s1", synchronous="normal")  # survives a restart
+    reopened.append([NewReading("a", T0 + 5, {"energy_import": 2.0})])
+    (msg,) = _send(reopened, key, wire=2)
+    sr = _check(msg, key)
+    assert (sr.first_seq, sr.first_prev) == (5, begun[-1])
+    with pytest.raises(OutboxError, match="already numbered"):  # seqs never run backwards
+        reopened.continue_chains({"a": (0, begun[0])})
