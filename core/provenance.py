@@ -37,6 +37,7 @@ DOMAIN_MESSAGE: Final = b"epcwatch/message/v1"
 #: the previous digest of a chain's first reading
 GENESIS: Final = bytes(32)
 QUALITY_CODES: Final = {"good": 0, "partial": 1}
+_NUMBER_TYPES: Final = frozenset({float, int})
 
 
 class ProvenanceError(EpcwatchError):
@@ -138,9 +139,23 @@ class FixedLayout:
             self._consts.append(const)
             self._kinds.append(m.field_type)
         self._struct = struct.Struct(fmt + "32s")
+        self._all_float = all(k is FieldType.FLOAT for k in self._kinds)
 
     def _typed(self, values: Sequence[bool | int | float]) -> list[object]:
         """The struct's arguments for ``values``, each checked as :func:`value_bytes` checks it."""
+        if self._all_float and len(values) == len(self._consts):
+            # the common case (meters): every value a float measurement, checked and converted
+            # by C-level passes over the list; anything unusual takes the per-value way below
+            vals = values if type(values) is list else list(values)
+            if _NUMBER_TYPES.issuperset(map(type, vals)):
+                fs = list(map(float, vals))
+                if math.isfinite(sum(fs)):
+                    if 0.0 in fs:  # -0.0 is written as 0.0
+                        fs = [f + 0.0 for f in fs]
+                    args: list[object] = [None] * (2 * len(fs))
+                    args[0::2] = self._consts
+                    args[1::2] = fs
+                    return args
         out: list[object] = []
         for const, kind, v in zip(self._consts, self._kinds, values, strict=True):
             out.append(const)

@@ -178,3 +178,26 @@ def test_fixed_layout_gives_the_canonical_bytes(
     assert layout.chain([r.seq for r in good], [r.ts for r in good], rows, prev) == p.chain(
         "civic-centre", "b1-main", good, prev
     )
+
+
+@given(
+    st.lists(st.sampled_from(FLOAT_NAMES), min_size=1, max_size=4, unique=True),
+    st.lists(
+        st.floats() | st.integers(-(10**20), 10**20) | st.booleans() | st.none() | st.text(max_size=2),
+        min_size=4,
+        max_size=4,
+    ),
+)
+def test_fixed_layout_refuses_what_reading_bytes_refuses(names: list[str], raw: list[object]) -> None:
+    values = dict(zip(names, raw, strict=False))
+    layout = p.FixedLayout("s", "d", names)
+    r = p.ChainReading(1, 1, values)  # type: ignore[arg-type]
+    try:
+        want: bytes | None = p.reading_bytes("s", "d", r, p.GENESIS)
+    except (p.ProvenanceError, OverflowError, TypeError, ValueError):
+        want = None
+    try:
+        got: bytes | None = layout.reading_bytes(1, 1, "good", [values[n] for n in layout.names], p.GENESIS)  # type: ignore[misc]
+    except (p.ProvenanceError, OverflowError, TypeError, ValueError):
+        got = None
+    assert got == want
