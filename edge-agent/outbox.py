@@ -42,6 +42,7 @@ Disk (flash wear) per reading, see docs/edge.md "Disk writes":
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import os
@@ -236,6 +237,34 @@ class Outbox:
         self._wide.update(n for n, c in zip(names, fmt, strict=True) if c == "d")
 
     # -- writes ------------------------------------------------------------------------------
+    def continue_chains(self, heads: Mapping[str, tuple[int, builtins.bytes]]) -> None:
+        """Continue chains begun elsewhere (the demo's signed history): each device's next reading
+        gets seq ``last + 1`` and links to ``head`` (device → (last seq, head digest)). Only for
+        devices this outbox has never numbered: their seqs must not run backwards."""
+        taken = sorted(d for d in heads if d in self._next_seq)
+        if taken:
+            raise OutboxError(f"{self.path}: devices already numbered here: {', '.join(taken)}")
+        if any(len(h) != 32 for _, h in heads.values()):
+            raise OutboxError("a chain head is a 32-byte digest")
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO device_seq (device, next_seq) VALUES (?, ?)",
+                    [(d, last + 1) for d, (last, _) in heads.items()],
+                )
+                self._db.executemany(
+                    "INSERT INTO chain_head (device, head) VALUES (?, ?) "
+                    "ON CONFLICT(device) DO UPDATE SET head = excluded.head",
+                    [(d, h) for d, (_, h) in heads.items()],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: cannot store chain heads: {exc}") from None
+        self._next_seq.update({d: last + 1 for d, (last, _) in heads.items()})
+        self._heads.update({d: h for d, (_, h) in heads.items()})
+
     def append(self, readings: Sequence[NewReading]) -> AppendResult:
         """Store readings in one transaction; returns once they are committed."""
         if not readings:
