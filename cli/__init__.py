@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from epcwatch import __version__, logs
+from epcwatch import __version__
+from epcwatch.cli_root import add_root_options, run
 
 _app = typer.Typer(
     name="epcwatch",
@@ -27,22 +28,7 @@ _app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@_app.callback()
-def _root(
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
-    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    logs.setup(log_level, log_json)
+add_root_options(_app)
 
 
 @_app.command("schema")
@@ -107,19 +93,11 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Run the CLI. A project error (:class:`epcwatch.errors.EpcwatchError`) that a command did
-    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback."""
+    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback
+    (:func:`epcwatch.cli_root.run`, shared with ``epcwatch-edge``)."""
     if sys.argv[1:] == ["--version"]:  # answered before the components load
         print(__version__)
         return
-    from epcwatch.errors import EpcwatchError
-
     # through the module attribute: ``app`` loads the components on first use (or is the one a
     # caller put in its place)
-    run: typer.Typer = sys.modules[__name__].app
-    try:
-        run()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except EpcwatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(sys.modules[__name__].app)
