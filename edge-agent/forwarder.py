@@ -284,6 +284,8 @@ class Forwarder:
         if self._acks:
             ranges, self._acks = self._acks, []
             self._acked(await self._call(self.outbox.delete_acked, ranges))
+        elif self.outbox.flush_due():  # acknowledged rows no append deleted (nothing polled)
+            await self._call(self.outbox.flush, False)
 
     async def run(self) -> None:
         while True:
