@@ -97,7 +97,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     from epcwatch.edge.outbox import NewReading, Outbox
     from epcwatch.edge.site import MqttConfig
     from epcwatch.measurements import VOCABULARY, FieldType
-    from epcwatch.profiles.model import load_profile
+    from epcwatch.profiles.dlt645_profile import load_any_profile
     from epcwatch.sim.history import device_tags
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
@@ -106,7 +106,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     model = ComplexModel(demo_complex(0))
     names = {}
     for d in model.devices:
-        names[d.id] = [p.name for p in load_profile(d.profile).points]
+        names[d.id] = [p.name for p in load_any_profile(d.profile).points]
     info = {
         d.id: DeviceInfo(d.kind, DeviceTags(**device_tags(d)))  # type: ignore[arg-type]
         for d in model.devices
@@ -215,13 +215,15 @@ def settle(pid: int | None, timeout: float = 30.0) -> None:
             return
 
 
-def count_points(url: str, db: str, measurements: set[str]) -> int:
-    """Points stored in ``db``: per series (every tag), the count of its most frequent field (a
-    device's readings carry the same fields), summed over the device measurements written."""
+def count_points(url: str, db: str) -> int:
+    """Readings stored in ``db``: per series (one device), the count of its most frequent field
+    (a device sends the same fields with every reading), summed over the device measurements."""
+    from epcwatch.influx.schema import DEVICE_KINDS
+
     total = 0
-    for m in sorted(measurements):
-        res = influx_query(url, f'SELECT count(*) FROM "{m}" GROUP BY *', db=db)
-        for s in res["results"][0].get("series") or []:  # type: ignore[index,union-attr]
+    for m in DEVICE_KINDS:
+        doc = influx_query(url, f'SELECT count(*) FROM "{m}" GROUP BY *', db=db)
+        for s in doc["results"][0].get("series") or []:  # type: ignore[index,union-attr]
             total += max(int(v) for v in s["values"][0][1:] if v is not None)
     return total
 
@@ -326,7 +328,7 @@ def main() -> None:
             raw_rate = max(raw_rate, points / raw2_s)
             raw_s = min(raw_s, raw2_s)
             for db in ("raw", "e2e", "raw2"):
-                stored = count_points(influx.url, db, {line.split(",", 1)[0] for line in lines})
+                stored = count_points(influx.url, db)
                 assert stored == points, (db, stored, points)
         finally:
             mosq.stop()

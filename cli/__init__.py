@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from epcwatch import __version__, logs
+from epcwatch import __version__
+from epcwatch.cli_root import add_root_options, run
 
 _app = typer.Typer(
     name="epcwatch",
@@ -28,23 +29,7 @@ _app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@_app.callback()
-def _root(
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
-    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    logs.setup(log_level, log_json)
+add_root_options(_app)
 
 
 @_app.command("schema")
@@ -141,12 +126,11 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Run the CLI. A project error (:class:`epcwatch.errors.EpcwatchError`) that a command did
-    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback."""
+    not handle is shown as one line and exits 2; anything else is a bug and keeps its traceback
+    (:func:`epcwatch.cli_root.run`, shared with ``epcwatch-edge``)."""
     if sys.argv[1:] == ["--version"]:  # answered before the components load
         print(__version__)
         return
-    from epcwatch.errors import EpcwatchError
-
     # one BLAS thread unless the user says otherwise: the M&V designs are small (≤ 8,784 × 180),
     # where OpenBLAS's second thread gains little on a quiet machine and, on a busy one, spins
     # against the other processes (a TOWT fit took 7.1 s with two threads, 1.5 s with one, at
@@ -154,13 +138,7 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # the one a caller put in place as the module's ``app``, else ours with the components the
     # command needs
-    run: typer.Typer | None = globals().get("app")
-    if run is None:
-        run = _load_components(_route(sys.argv[1:]))
-    try:
-        run()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except EpcwatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    target: typer.Typer | None = globals().get("app")
+    if target is None:
+        target = _load_components(_route(sys.argv[1:]))
+    run(target)
