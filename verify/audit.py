@@ -13,7 +13,7 @@ from epcwatch.provenance import (
     KeyStatus,
     ProvenanceError,
     SignedRange,
-    reading_digest,
+    chain,
     verify,
 )
 
@@ -116,7 +116,8 @@ def audit_device(
                 continue
             prev = sr.first_prev if i == 0 else sr.digests[i - 1]
             try:
-                d = reading_digest(site, device, ChainReading(r.seq, r.ts, r.values, r.quality), prev)
+                # chain() of one reading: reading_digest's bytes from a cached layout, faster
+                d = chain(site, device, (ChainReading(r.seq, r.ts, r.values, r.quality),), prev)[0]
             except ProvenanceError as exc:
                 status[s] = f"no canonical form: {exc}"
                 continue

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epcwatch.influx import InfluxClient, schema
+from epcwatch.influx.influxql import ident
 from epcwatch.measurements import VOCABULARY
 from epcwatch.provenance import SignedRange
 from epcwatch.verify.audit import MessageRecord, StoredReading
@@ -59,17 +60,33 @@ def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> di
     kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
     where = f"{schema.SITE} = {_q(site)}"
     seqs: dict[str, set[int]] = defaultdict(set)
-    for s in client.query(
-        f"SELECT * FROM {kinds} WHERE {where} AND time >= {start_ms}ms AND time < {end_ms}ms "
-        f"GROUP BY {schema.DEVICE}"
-    ):
-        dev = out[s.tags[schema.DEVICE]]
-        for row in s.rows:
-            if row.get(schema.SEQ) is None:
-                dev.unsigned += 1
-            else:
-                dev.readings.append(_reading(row))
-                seqs[s.tags[schema.DEVICE]].add(int(row[schema.SEQ]))
+    # the fields only (not SELECT *: the tags of every row would be encoded and parsed again)
+    fields: dict[str, list[str]] = defaultdict(list)
+    for s in client.query(f"SHOW FIELD KEYS FROM {kinds}"):
+        fields[s.name] += [str(row["fieldKey"]) for row in s.rows]
+    statements = [
+        f"SELECT {','.join(ident(f) for f in sorted(fs))} FROM {ident(m)} WHERE {where} "
+        f"AND time >= {start_ms}ms AND time < {end_ms}ms GROUP BY {schema.DEVICE}"
+        for m, fs in sorted(fields.items())
+    ]
+    for res in client.query_results(";".join(statements)) if statements else []:
+        for s in res.get("series") or []:
+            device = s["tags"][schema.DEVICE]
+            dev = out[device]
+            have = seqs[device]
+            cols = s["columns"]
+            i_seq = cols.index(schema.SEQ) if schema.SEQ in cols else None
+            i_q = cols.index(schema.QUALITY) if schema.QUALITY in cols else None
+            value_cols = [(i, c) for i, c in enumerate(cols) if c in VOCABULARY]
+            for v in s.get("values") or []:
+                seq = v[i_seq] if i_seq is not None else None
+                if seq is None:
+                    dev.unsigned += 1
+                    continue
+                quality = (v[i_q] if i_q is not None else None) or "good"
+                values = {c: v[i] for i, c in value_cols if v[i] is not None}
+                dev.readings.append(StoredReading(int(seq), int(v[0]), values, str(quality)))
+                have.add(int(seq))
     for s in client.query(
         f'SELECT * FROM "{schema.PROVENANCE}" WHERE {where} AND last_ts >= {start_ms} '
         f"GROUP BY {schema.DEVICE}"

@@ -10,13 +10,14 @@ error message. Every failure is an :class:`InfluxError`.
 from __future__ import annotations
 
 import base64
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from epcwatch.errors import EpcwatchError
 
@@ -90,7 +91,7 @@ class InfluxClient:
         form = urllib.parse.urlencode({"q": q}).encode()
         raw = self._request("/query", self._db_params(epoch=epoch), form, "application/x-www-form-urlencoded")
         try:
-            doc = json.loads(raw)
+            doc = orjson.loads(raw)  # several times faster than json on long query answers
         except ValueError:
             raise InfluxError(f"InfluxDB {self.url} answered /query with something not JSON") from None
         results: list[dict[str, Any]] = list(doc.get("results") or [])
