@@ -140,6 +140,10 @@ class FixedLayout:
             self._kinds.append(m.field_type)
         self._struct = struct.Struct(fmt + "32s")
         self._all_float = all(k is FieldType.FLOAT for k in self._kinds)
+        #: each value's type when it is exactly what the vocabulary says (the mixed fast path)
+        self._exact = tuple(
+            {FieldType.FLOAT: float, FieldType.INT: int, FieldType.BOOL: bool}[k] for k in self._kinds
+        )
 
     def _typed(self, values: Sequence[bool | int | float]) -> list[object]:
         """The struct's arguments for ``values``, each checked as :func:`value_bytes` checks it."""
@@ -156,6 +160,17 @@ class FixedLayout:
                     args[0::2] = self._consts
                     args[1::2] = fs
                     return args
+        elif len(values) == len(self._consts):
+            # mixed measurements (AHUs, lighting): every value exactly of its vocabulary type and
+            # finite (checked by C-level passes); -0.0 written as 0.0 as below
+            vals = values if type(values) is list else list(values)
+            if tuple(map(type, vals)) == self._exact and math.isfinite(sum(vals)):
+                if 0.0 in vals:
+                    vals = [v + 0.0 if type(v) is float else v for v in vals]
+                mixed: list[object] = [None] * (2 * len(vals))
+                mixed[0::2] = self._consts
+                mixed[1::2] = vals
+                return mixed
         out: list[object] = []
         for const, kind, v in zip(self._consts, self._kinds, values, strict=True):
             out.append(const)
