@@ -24,6 +24,10 @@ class DeviceData:
     unsigned: int = 0
 
 
+#: the span of readings asked for in one query
+WINDOW_MS = 31 * 86_400_000
+
+
 def _q(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -64,12 +68,20 @@ def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> di
     fields: dict[str, list[str]] = defaultdict(list)
     for s in client.query(f"SHOW FIELD KEYS FROM {kinds}"):
         fields[s.name] += [str(row["fieldKey"]) for row in s.rows]
-    statements = [
-        f"SELECT {','.join(ident(f) for f in sorted(fs))} FROM {ident(m)} WHERE {where} "
-        f"AND time >= {start_ms}ms AND time < {end_ms}ms GROUP BY {schema.DEVICE}"
-        for m, fs in sorted(fields.items())
-    ]
-    for res in client.query_results(";".join(statements)) if statements else []:
+    # a month per request: a long period in one answer takes longer than the client's timeout
+    # and holds every row of it in memory at once
+    windows = [(t, min(t + WINDOW_MS, end_ms)) for t in range(start_ms, end_ms, WINDOW_MS)]
+    answers = (
+        client.query_results(
+            ";".join(
+                f"SELECT {','.join(ident(f) for f in sorted(fs))} FROM {ident(m)} WHERE {where} "
+                f"AND time >= {t0}ms AND time < {t1}ms GROUP BY {schema.DEVICE}"
+                for m, fs in sorted(fields.items())
+            )
+        )
+        for t0, t1 in (windows if fields else [])
+    )
+    for res in (r for answer in answers for r in answer):
         for s in res.get("series") or []:
             device = s["tags"][schema.DEVICE]
             dev = out[device]
