@@ -312,14 +312,9 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO device_seq (device, next_seq) VALUES (?, ?)",
-                    [(d, last + 1) for d, (last, _) in heads.items()],
-                )
-                self._db.executemany(
-                    "INSERT INTO chain_head (device, head) VALUES (?, ?) "
-                    "ON CONFLICT(device) DO UPDATE SET head = excluded.head",
-                    [(d, h) for d, (_, h) in heads.items()],
+                self._db.executemany(  # the head lives in the device_seq row (no chain_head table)
+                    "INSERT INTO device_seq (device, next_seq, head) VALUES (?, ?, ?)",
+                    [(d, last + 1, h) for d, (last, h) in heads.items()],
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
