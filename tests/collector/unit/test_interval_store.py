@@ -58,7 +58,9 @@ def test_a_restart_from_the_file_equals_one_run(tmp_path: Path, compact_every: i
     assert {k: (v.ts, v.value, v.seq) for k, v in last.items()} == {
         k: (v.ts, v.value, v.seq) for k, v in first.last.items()
     }
-    assert {k: (c.end, c.sums) for k, c in cells.items()} == {k: (c.end, c.sums) for k, c in first.cells.items()}
+    assert {k: (c.end, c.sums) for k, c in cells.items()} == {
+        k: (c.end, c.sums) for k, c in first.cells.items()
+    }
 
 
 def test_the_log_is_folded_every_n_batches(tmp_path: Path) -> None:
