@@ -97,7 +97,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     from epcwatch.edge.outbox import NewReading, Outbox
     from epcwatch.edge.site import MqttConfig
     from epcwatch.measurements import VOCABULARY, FieldType
-    from epcwatch.profiles.model import load_profile
+    from epcwatch.profiles.dlt645_profile import load_any_profile
     from epcwatch.sim.history import device_tags
     from epcwatch.sim.model import ComplexModel
     from epcwatch.sim.spec import demo_complex
@@ -106,7 +106,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     model = ComplexModel(demo_complex(0))
     names = {}
     for d in model.devices:
-        names[d.id] = [p.name for p in load_profile(d.profile).points]
+        names[d.id] = [p.name for p in load_any_profile(d.profile).points]
     info = {
         d.id: DeviceInfo(d.kind, DeviceTags(**device_tags(d)))  # type: ignore[arg-type]
         for d in model.devices
@@ -216,14 +216,15 @@ def settle(pid: int | None, timeout: float = 30.0) -> None:
 
 
 def count_points(url: str, db: str) -> int:
-    """Points stored in ``db`` (every device kind; each point has a distinct series + time)."""
+    """Readings stored in ``db``: per series (one device), the count of its most frequent field
+    (a device sends the same fields with every reading), summed over the device measurements."""
+    from epcwatch.influx.schema import DEVICE_KINDS
+
     total = 0
-    kinds = (("meter", "energy_import"), ("hvac", "energy_import"), ("lighting", "energy_import"),
-             ("sensor", "outdoor_temp"))  # fmt: skip
-    for m, field in kinds:
-        doc = influx_query(url, f'SELECT count("{field}") FROM "{m}"', db=db)
-        series = doc["results"][0].get("series")  # type: ignore[index,union-attr]
-        total += int(series[0]["values"][0][1]) if series else 0
+    for m in DEVICE_KINDS:
+        doc = influx_query(url, f'SELECT count(*) FROM "{m}" GROUP BY *', db=db)
+        for s in doc["results"][0].get("series") or []:  # type: ignore[index,union-attr]
+            total += max(int(v) for v in s["values"][0][1:] if v is not None)
     return total
 
 

@@ -1,7 +1,8 @@
 """The edge agent against a peer: epcwatch and ThingsBoard IoT Gateway 3.8.5 polling the same
 simulated meters, side by side, in one run.
 
-    .venv/bin/python bench/edge_peer.py [--seconds 30] [--warmup 10] [--sizes 20,100] [--agents epcwatch,tb]
+    .venv/bin/python bench/edge_peer.py [--seconds 30] [--warmup 10] [--sizes 20,100]
+                                        [--agents epcwatch,tb] [--sign]
 
 What runs:
 
@@ -163,16 +164,20 @@ class Counter:
                 client.publish(f"v1/devices/me/rpc/response/{rid}", json.dumps(limits), qos=1)
             return
         if msg.topic.startswith("epc/"):
-            family, readings = "epcwatch", doc["readings"]
+            family = "epcwatch"
+            # schema 2 (a site message, the default): device blocks; schema 1: one device
+            blocks = doc["devices"] if doc.get("v") == 2 else [doc]
+            readings = [r for b in blocks for r in b["readings"]]
             # play the collector: acknowledge end to end, so the outbox deletes what arrived
-            seqs = sorted(r["seq"] for r in readings)
-            ranges: list[list[int]] = []
-            for q in seqs:
-                if ranges and q == ranges[-1][1] + 1:
-                    ranges[-1][1] = q
-                else:
-                    ranges.append([q, q])
-            ack = {"v": 1, "site": SITE, "devices": {doc["device"]: ranges}, "collector": "bench"}
+            acked: dict[str, list[list[int]]] = {}
+            for b in blocks:
+                ranges = acked.setdefault(b["device"], [])
+                for q in sorted(r["seq"] for r in b["readings"]):
+                    if ranges and q == ranges[-1][1] + 1:
+                        ranges[-1][1] = q
+                    else:
+                        ranges.append([q, q])
+            ack = {"v": 1, "site": SITE, "devices": acked, "collector": "bench"}
             client.publish(f"epc/v1/{SITE}/ack", json.dumps(ack), qos=1)
         else:  # {"device name": [{"ts": …, "values": {…}}, …], …}
             family = "tb"
@@ -247,7 +252,7 @@ class Run:
 # -- the agents ---------------------------------------------------------------------------------
 
 
-def _epcwatch_files(tmp: Path, modbus_port: int, mqtt_port: int, devices: int) -> Path:
+def _epcwatch_files(tmp: Path, modbus_port: int, mqtt_port: int, devices: int, sign: bool) -> Path:
     profile = tmp / "bench-meter-14.yaml"
     points = "\n".join(f"  - {{name: {n}, address: {a}}}" for n, a in POINTS)
     profile.write_text(
@@ -272,9 +277,19 @@ def _epcwatch_files(tmp: Path, modbus_port: int, mqtt_port: int, devices: int) -
                 "outbox": {"path": str(tmp / "state" / "outbox.sqlite")},
                 "health": {"interval_s": 30},
             }
+            | ({"signing": {"key_file": str(_site_key(tmp))}} if sign else {})
         )
     )
     return site
+
+
+def _site_key(tmp: Path) -> Path:
+    """A fresh site signing key (``--sign``): the agent chains its readings and signs each message."""
+    from epcwatch.broker.signing import create_site_key
+
+    path = tmp / "site.key"
+    create_site_key(path)
+    return path
 
 
 def _tb_files(tmp: Path, modbus_port: int, mqtt_port: int, devices: int) -> Path:
@@ -380,10 +395,12 @@ def install_tb() -> None:
     )
 
 
-def _start(agent: str, tmp: Path, modbus_port: int, mqtt_port: int, devices: int) -> subprocess.Popen[bytes]:
+def _start(
+    agent: str, tmp: Path, modbus_port: int, mqtt_port: int, devices: int, sign: bool = False
+) -> subprocess.Popen[bytes]:
     log = open(tmp / f"{agent}.log", "wb")  # noqa: SIM115 - handed to the child
     if agent == "epcwatch":
-        site = _epcwatch_files(tmp, modbus_port, mqtt_port, devices)
+        site = _epcwatch_files(tmp, modbus_port, mqtt_port, devices, sign)
         # the agent's own entry point: what an edge box runs (``epcwatch edge run`` is the same
         # agent, plus the start-up imports of the other components' commands)
         exe = Path(sys.executable).with_name("epcwatch-edge")
@@ -404,11 +421,12 @@ def measure(
     mqtt_port: int,
     counter: Counter,
     requests: Any,
+    sign: bool = False,
 ) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"peer-{agent}-", dir=CACHE) as d:
         tmp = Path(d)
         base = counter.snapshot(agent)[0]
-        proc = _start(agent, tmp, modbus_port, mqtt_port, devices)
+        proc = _start(agent, tmp, modbus_port, mqtt_port, devices, sign)
         try:
             deadline = time.monotonic() + 120
             while counter.snapshot(agent)[0] - base < 2 * devices and time.monotonic() < deadline:
@@ -444,6 +462,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds after the first readings")
     ap.add_argument("--sizes", default="20,100", help="two numbers of meters")
     ap.add_argument("--agents", default="epcwatch,tb", help="epcwatch, tb or both")
+    ap.add_argument(
+        "--sign", action="store_true", help="epcwatch chains and signs its readings (a site key)"
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     agents = [a.strip() for a in args.agents.split(",")]
@@ -470,7 +491,8 @@ def main() -> None:
             for agent in agents:
                 for n in sizes:
                     run = measure(
-                        agent, n, args.warmup, args.seconds, modbus_port, mosq.port, counter, requests
+                        agent, n, args.warmup, args.seconds, modbus_port, mosq.port, counter, requests,
+                        args.sign,
                     )
                     runs.append(run)
                     print(

@@ -16,6 +16,7 @@ this accepts, the wire model accepts too, with identical line protocol.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -39,9 +40,14 @@ from epcwatch.wire import (
     MIN_TS_MS,
 )
 
-_TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings"})
+_TOP_KEYS: Final = frozenset({"v", "site", "device", "kind", "tags", "readings", "proof"})
 _SITE_KEYS: Final = frozenset({"v", "site", "devices"})
-_BLOCK_KEYS: Final = frozenset({"device", "kind", "tags", "readings"})
+_BLOCK_KEYS: Final = frozenset({"device", "kind", "tags", "readings", "proof"})
+_PROOF_KEYS: Final = frozenset({"kid", "first_prev", "sig"})
+#: the shapes of a proof's fields (epcwatch.wire.Proof)
+_KID: Final = re.compile(r"[0-9a-f]{16}")
+_B64_32: Final = re.compile(r"[A-Za-z0-9+/]{43}=")
+_B64_64: Final = re.compile(r"[A-Za-z0-9+/]{86}==")
 _TAG_KEYS: Final = frozenset({"building", "floor", "category", "tenant", "profile", "item_code"})
 _READING_KEYS: Final = frozenset({"seq", "ts", "values", "quality"})
 _KINDS: Final = frozenset(DEVICE_KINDS)
@@ -65,6 +71,9 @@ _FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft i
 
 #: one device's readings as parsed: kind, tags (as written), the reading documents
 Block = tuple[str, dict[str, str | None], list[dict[str, Any]]]
+#: a signed device's readings as parsed: device, reading documents (consecutive seqs), the proof
+#: (kid, first_prev, sig as sent); the pipeline checks it against the keyring and the chain
+Signed = tuple[str, list[dict[str, Any]], tuple[str, str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,8 @@ class FastResult:
     blocks: list[Block]
     #: every device's seqs as inclusive ranges (schema 2 carries several devices)
     device_ranges: list[tuple[str, list[tuple[int, int]]]]
+    #: the signed devices' readings and proofs, in document order (their proofs not yet checked)
+    signed: list[Signed]
 
 
 def device_id_ok(device: str) -> bool:
@@ -142,6 +153,18 @@ def _values_text(values: object) -> str | None:
     return ",".join(parts)
 
 
+def _proof(raw: object) -> tuple[str, str, str] | None:
+    """A proof's (kid, first_prev, sig) when its shape is the wire model's, else ``None``."""
+    if type(raw) is not dict or raw.keys() != _PROOF_KEYS:
+        return None
+    kid, prev, sig = raw["kid"], raw["first_prev"], raw["sig"]
+    if type(kid) is not str or type(prev) is not str or type(sig) is not str:
+        return None
+    if _KID.fullmatch(kid) is None or _B64_32.fullmatch(prev) is None or _B64_64.fullmatch(sig) is None:
+        return None
+    return kid, prev, sig
+
+
 def _device_lines(  # noqa: PLR0917
     site: str,
     device: object,
@@ -149,9 +172,12 @@ def _device_lines(  # noqa: PLR0917
     lines: list[str],
     blocks: list[Block],
     dev_ranges: list[tuple[str, list[tuple[int, int]]]],
+    signed: list[Signed],
 ) -> int | None:
-    """Append the lines of one device's readings (``doc`` holds kind, tags and readings);
-    returns the newest timestamp, or ``None`` when the slow path must decide."""
+    """Append the lines of one device's readings (``doc`` holds kind, tags, readings and maybe a
+    proof); returns the newest timestamp, or ``None`` when the slow path must decide. A signed
+    device's readings are written with their ``seq`` (and ``quality`` unless good), as
+    :func:`epcwatch.collector.proofs.reading_lines` writes them."""
     kind = doc.get("kind")
     raw_tags = doc.get("tags", {})
     if type(raw_tags) is not dict:
@@ -193,6 +219,12 @@ def _device_lines(  # noqa: PLR0917
     readings = doc.get("readings")
     if type(readings) is not list or not 1 <= len(readings) <= MAX_READINGS_PER_MESSAGE:
         return None
+    raw_proof = doc.get("proof")
+    proof = None
+    if raw_proof is not None:
+        proof = _proof(raw_proof)
+        if proof is None:
+            return None
     last_seq = -1
     max_ts = 0
     ranges: list[tuple[int, int]] = []
@@ -217,9 +249,18 @@ def _device_lines(  # noqa: PLR0917
         fields = _values_text(r.get("values"))
         if fields is None:
             return None
-        lines.append(f"{key} {fields} {ts}")
+        if proof is None:
+            lines.append(f"{key} {fields} {ts}")
+        elif quality == "good":
+            lines.append(f"{key} {fields},seq={seq}i {ts}")
+        else:
+            lines.append(f'{key} {fields},seq={seq}i,quality="{quality}" {ts}')
         max_ts = max(max_ts, ts)
     ranges.append((run_first, last_seq))
+    if proof is not None:
+        if len(ranges) != 1:  # a signed block holds consecutive seqs
+            return None
+        signed.append((device, readings, proof))  # type: ignore[arg-type]  # device checked: a str
     dev_ranges.append((device, ranges))  # type: ignore[arg-type]  # device checked: a str
     blocks.append((kind, tags, readings))
     return max_ts
@@ -242,10 +283,11 @@ def telemetry(site: str, device: str, payload: bytes) -> FastResult | None:
     lines: list[str] = []
     blocks: list[Block] = []
     dev_ranges: list[tuple[str, list[tuple[int, int]]]] = []
-    max_ts = _device_lines(site, device, doc, lines, blocks, dev_ranges)
+    signed: list[Signed] = []
+    max_ts = _device_lines(site, device, doc, lines, blocks, dev_ranges, signed)
     if max_ts is None:
         return None
-    return FastResult(lines, max_ts, dev_ranges[0][1], blocks, dev_ranges)
+    return FastResult(lines, max_ts, dev_ranges[0][1], blocks, dev_ranges, signed)
 
 
 def site_telemetry(site: str, payload: bytes) -> FastResult | None:
@@ -267,6 +309,7 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
     lines: list[str] = []
     out_blocks: list[Block] = []
     dev_ranges: list[tuple[str, list[tuple[int, int]]]] = []
+    signed: list[Signed] = []
     max_ts = 0
     seen = set()
     for block in blocks:
@@ -276,10 +319,10 @@ def site_telemetry(site: str, payload: bytes) -> FastResult | None:
         if type(device) is not str or device in seen:
             return None
         seen.add(device)
-        ts = _device_lines(site, device, block, lines, out_blocks, dev_ranges)
+        ts = _device_lines(site, device, block, lines, out_blocks, dev_ranges, signed)
         if ts is None:
             return None
         max_ts = max(max_ts, ts)
     if len(lines) > MAX_READINGS_PER_MESSAGE:
         return None
-    return FastResult(lines, max_ts, [], out_blocks, dev_ranges)
+    return FastResult(lines, max_ts, [], out_blocks, dev_ranges, signed)

@@ -5,6 +5,13 @@ It holds the book's per-series last samples and open interval sums
 pipeline stores each batch's changes after the batch is written and before its messages are
 acked, so after a crash the stored state matches what was written, and the broker redelivers
 exactly the messages whose readings it lacks.
+
+A batch's changes are appended as one row to a log (one JSON document: the last samples and
+cells it put, the cells it dropped), not as one row per series: in the live shape every series
+changes in every batch, and a row per series cost as much CPU as parsing the readings. Every
+``compact_every`` batches the log is folded into the ``last`` and ``cells`` tables (a series
+changed in many batches is written once) in one transaction; :meth:`IntervalStore.load` reads
+the tables, then applies the log in order.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ CREATE TABLE IF NOT EXISTS cells (
     "end" INTEGER NOT NULL, sums TEXT NOT NULL,
     PRIMARY KEY (kind, tags, interval, start)
 );
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, delta BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS repairs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL
 );
@@ -45,13 +55,30 @@ def _tags(series: SeriesKey) -> str:
 
 
 def _series(kind: str, tags: str) -> SeriesKey:
-    return kind, tuple((str(k), str(v)) for k, v in orjson.loads(tags))
+    return kind, _pairs(orjson.loads(tags))
+
+
+def _pairs(tags: list[list[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in tags)
+
+
+def _tags_json(tags: list[list[str]]) -> str:
+    """The ``tags`` column of a log entry's tag pairs (as :func:`_tags` writes it)."""
+    return orjson.dumps(tags).decode()
+
+
+#: rows of the folded state, keyed as the tables are: (kind, tags JSON, field) → (ts, value, seq)
+_LastRows = dict[tuple[str, str, str], tuple[int, float, int]]
+#: (kind, tags JSON, interval, start) → (end, sums JSON), or None: the cell is dropped
+_CellRows = dict[tuple[str, str, str, int], tuple[int, str] | None]
 
 
 class IntervalStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, compact_every: int = 64) -> None:
         self.path = str(path)
+        self.compact_every = compact_every
         self._lock = threading.Lock()
+        self._logged = 0  # log rows since the last fold
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +86,7 @@ class IntervalStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._logged = int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
         except (OSError, sqlite3.Error) as exc:
             raise IntervalStateError(f"{self.path}: cannot open interval state: {exc}") from None
 
@@ -79,41 +107,84 @@ class IntervalStore:
                         'SELECT kind, tags, interval, start, "end", sums FROM cells'
                     )
                 }
+                deltas = [d for (d,) in self._db.execute("SELECT delta FROM log ORDER BY id")]
             except sqlite3.Error as exc:
                 raise IntervalStateError(f"{self.path}: cannot read interval state: {exc}") from None
+        for blob in deltas:
+            doc = orjson.loads(blob)
+            for k, tags, f, ts, v, seq in doc["l"]:
+                last[((k, _pairs(tags)), f)] = Last(int(ts), float(v), int(seq))
+            for k, tags, iv, start, end, sums in doc["c"]:
+                cells[((k, _pairs(tags)), iv, int(start))] = Cell(
+                    int(end), {n: [float(a), float(b)] for n, (a, b) in sums.items()}
+                )
+            for k, tags, iv, start in doc["d"]:
+                cells.pop(((k, _pairs(tags)), iv, int(start)), None)
         return last, cells
 
     def save(self, snap: Snapshot) -> None:
-        """Store a batch's changes in one transaction."""
+        """Store a batch's changes in one transaction (one log row; the log folded when due)."""
         if not snap:
             return
-        put_last = [
-            (s[0], _tags(s), f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None
-        ]
         put_cells = []
         del_cells = []
         for (s, iv, start), c in snap.cells.items():
             if c is None:
-                del_cells.append((s[0], _tags(s), iv, start))
+                del_cells.append((s[0], s[1], iv, start))
             else:
-                put_cells.append((s[0], _tags(s), iv, start, c.end, orjson.dumps(c.sums).decode()))
+                put_cells.append((s[0], s[1], iv, start, c.end, c.sums))
+        doc = {
+            "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None],
+            "c": put_cells,
+            "d": del_cells,
+        }
+        blob = orjson.dumps(doc)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO last VALUES (?, ?, ?, ?, ?, ?)", put_last)
-                self._db.executemany("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)", put_cells)
-                self._db.executemany(
-                    "DELETE FROM cells WHERE kind = ? AND tags = ? AND interval = ? AND start = ?", del_cells
-                )
+                if doc["l"] or put_cells or del_cells:
+                    self._db.execute("INSERT INTO log (delta) VALUES (?)", (blob,))
+                    self._logged += 1
                 self._db.executemany(
                     "INSERT INTO repairs (site, t0, t1) VALUES (?, ?, ?)",
                     [(r.site, r.t0, r.t1) for r in snap.repairs],
                 )
+                if self._logged >= self.compact_every:
+                    self._fold()
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+                self._logged = int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
                 raise IntervalStateError(f"{self.path}: cannot store interval state: {exc}") from None
+
+    def _fold(self) -> None:
+        """Fold the log into the tables (inside the caller's transaction)."""
+        last: _LastRows = {}
+        cells: _CellRows = {}
+        top = 0
+        for i, blob in self._db.execute("SELECT id, delta FROM log ORDER BY id"):
+            top = i
+            doc = orjson.loads(blob)
+            for k, tags, f, ts, v, seq in doc["l"]:
+                last[(k, _tags_json(tags), f)] = (ts, v, seq)
+            for k, tags, iv, start, end, sums in doc["c"]:
+                cells[(k, _tags_json(tags), iv, start)] = (end, orjson.dumps(sums).decode())
+            for k, tags, iv, start in doc["d"]:
+                cells[(k, _tags_json(tags), iv, start)] = None
+        self._db.executemany(
+            "INSERT OR REPLACE INTO last VALUES (?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in last.items()]
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)",
+            [(*k, *v) for k, v in cells.items() if v is not None],
+        )
+        self._db.executemany(
+            "DELETE FROM cells WHERE kind = ? AND tags = ? AND interval = ? AND start = ?",
+            [k for k, v in cells.items() if v is None],
+        )
+        self._db.execute("DELETE FROM log WHERE id <= ?", (top,))
+        self._logged = 0
 
     def repairs(self, limit: int = 100) -> list[tuple[int, Repair]]:
         with self._lock:

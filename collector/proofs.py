@@ -36,19 +36,31 @@ def check(msg: TelemetryMessage, keyring: Keyring | None) -> tuple[SignedRange, 
     if proof is None:
         raise ProofError("message carries no proof")
     readings = [ChainReading(r.seq, r.ts, r.values, r.quality) for r in msg.readings]
+    return check_range(msg.site, msg.device, readings, proof.kid, proof.first_prev, proof.sig, keyring)
+
+
+def check_range(  # noqa: PLR0917
+    site: str,
+    device: str,
+    readings: list[ChainReading],
+    kid: str,
+    first_prev_b64: str,
+    sig_b64: str,
+    keyring: Keyring | None,
+) -> tuple[SignedRange, bytes]:
+    """:func:`check` on plain data (the fast path's parsed documents): ``readings`` consecutive,
+    the proof's fields as sent (their shape already checked)."""
     try:
-        sr = signed_range(msg.site, msg.device, readings, base64.b64decode(proof.first_prev))
+        sr = signed_range(site, device, readings, base64.b64decode(first_prev_b64))
     except ProvenanceError as exc:
         raise ProofError(str(exc)) from None
-    sig = base64.b64decode(proof.sig)
+    sig = base64.b64decode(sig_b64)
     if keyring is not None:
-        status, key = keyring.check(proof.kid, msg.site, msg.readings[-1].ts)
+        status, key = keyring.check(kid, site, readings[-1].ts)
         if status != KeyStatus.OK or key is None:
-            raise ProofError(f"{status} {proof.kid} (seq {sr.first_seq}..{sr.last_seq})")
+            raise ProofError(f"{status} {kid} (seq {sr.first_seq}..{sr.last_seq})")
         if not verify(key.public, sig, sr):
-            raise ProofError(
-                f"signature does not verify (key {proof.kid}, seq {sr.first_seq}..{sr.last_seq})"
-            )
+            raise ProofError(f"signature does not verify (key {kid}, seq {sr.first_seq}..{sr.last_seq})")
     return sr, sig
 
 
@@ -65,10 +77,8 @@ def provenance_fields(sr: SignedRange, sig: bytes, kid: str, last_ts: int) -> Ma
     }
 
 
-def signed_lines(msg: TelemetryMessage, sr: SignedRange, sig: bytes, point_ms: int) -> list[str]:
-    """The readings, each with its ``seq`` (and ``quality`` unless good), and one ``provenance``
-    point at ``point_ms`` (the receive time, so a replayed message is a second point)."""
-    assert msg.proof is not None
+def reading_lines(msg: TelemetryMessage) -> list[str]:
+    """A signed message's readings, each with its ``seq`` (and ``quality`` unless good)."""
     key = series_key(msg.kind, device_tags(msg))
     lines = []
     for r in msg.readings:
@@ -76,12 +86,24 @@ def signed_lines(msg: TelemetryMessage, sr: SignedRange, sig: bytes, point_ms: i
         if r.quality != "good":
             extra += f",{schema.QUALITY}={lp.escape_string(r.quality)}"
         lines.append(f"{key} {fields_text(r.values)}{extra} {r.ts}")
+    return lines
+
+
+def provenance_line(sr: SignedRange, sig: bytes, kid: str, last_ts: int, point_ms: int) -> str:
+    """The ``provenance`` point of one signed message (or device block) at ``point_ms`` (the
+    receive time, so a replayed message is a second point)."""
     line = lp.point(
         schema.PROVENANCE,
-        {schema.SITE: msg.site, schema.DEVICE: msg.device},
-        provenance_fields(sr, sig, msg.proof.kid, msg.readings[-1].ts),
+        {schema.SITE: sr.site, schema.DEVICE: sr.device},
+        provenance_fields(sr, sig, kid, last_ts),
         point_ms,
     )
     assert line is not None
-    lines.append(line)
-    return lines
+    return line
+
+
+def signed_lines(msg: TelemetryMessage, sr: SignedRange, sig: bytes, point_ms: int) -> list[str]:
+    """The readings, each with its ``seq`` (and ``quality`` unless good), and one ``provenance``
+    point at ``point_ms`` (the receive time, so a replayed message is a second point)."""
+    assert msg.proof is not None
+    return [*reading_lines(msg), provenance_line(sr, sig, msg.proof.kid, msg.readings[-1].ts, point_ms)]

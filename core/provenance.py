@@ -37,6 +37,7 @@ DOMAIN_MESSAGE: Final = b"epcwatch/message/v1"
 #: the previous digest of a chain's first reading
 GENESIS: Final = bytes(32)
 QUALITY_CODES: Final = {"good": 0, "partial": 1}
+_NUMBER_TYPES: Final = frozenset({float, int})
 
 
 class ProvenanceError(EpcwatchError):
@@ -108,11 +109,122 @@ def reading_digest(site: str, device: str, r: ChainReading, prev: bytes) -> byte
     return hashlib.sha256(reading_bytes(site, device, r, prev)).digest()
 
 
+class FixedLayout:
+    """The canonical bytes of one device's readings that all carry the same measurements, built
+    with one precompiled :class:`struct.Struct` per reading: what :func:`reading_bytes` gives,
+    several times faster, for producers of long chains (the simulator's signed history).
+
+    ``values`` passed to :meth:`digest` are in :attr:`names` order (the canonical order) and must
+    be valid for the vocabulary (as the wire model checks): a float measurement's value is any
+    finite number, an int one's an integer, a bool one's a boolean."""
+
+    def __init__(self, site: str, device: str, names: Iterable[str]) -> None:
+        self.names = tuple(sorted(set(names), key=lambda n: n.encode("utf-8")))
+        if not self.names:
+            raise ProvenanceError("a reading has at least one value")
+        self._head = _text(DOMAIN_READING.decode()) + _text(site) + _text(device)
+        fmt = ">QqBH"
+        self._consts: list[bytes] = []
+        self._kinds: list[FieldType] = []
+        for n in self.names:
+            m = VOCABULARY.get(n)
+            if m is None:
+                raise ProvenanceError(f"unknown measurement {n!r}")
+            tag = {FieldType.FLOAT: b"f", FieldType.INT: b"i", FieldType.BOOL: b"b"}[m.field_type]
+            const = _text(n) + tag
+            fmt += (
+                f"{len(const)}s"
+                + {FieldType.FLOAT: "d", FieldType.INT: "q", FieldType.BOOL: "B"}[m.field_type]
+            )
+            self._consts.append(const)
+            self._kinds.append(m.field_type)
+        self._struct = struct.Struct(fmt + "32s")
+        self._all_float = all(k is FieldType.FLOAT for k in self._kinds)
+
+    def _typed(self, values: Sequence[bool | int | float]) -> list[object]:
+        """The struct's arguments for ``values``, each checked as :func:`value_bytes` checks it."""
+        if self._all_float and len(values) == len(self._consts):
+            # the common case (meters): every value a float measurement, checked and converted
+            # by C-level passes over the list; anything unusual takes the per-value way below
+            vals = values if type(values) is list else list(values)
+            if _NUMBER_TYPES.issuperset(map(type, vals)):
+                fs = list(map(float, vals))
+                if math.isfinite(sum(fs)):
+                    if 0.0 in fs:  # -0.0 is written as 0.0
+                        fs = [f + 0.0 for f in fs]
+                    args: list[object] = [None] * (2 * len(fs))
+                    args[0::2] = self._consts
+                    args[1::2] = fs
+                    return args
+        out: list[object] = []
+        for const, kind, v in zip(self._consts, self._kinds, values, strict=True):
+            out.append(const)
+            tv = type(v)
+            if kind is FieldType.FLOAT:
+                if (tv is not float and tv is not int) or not math.isfinite(v):
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected a finite number, got {v!r}")
+                out.append(float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
+            elif kind is FieldType.INT:
+                if tv is not int and not (tv is float and float(v).is_integer()):
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected an integer, got {v!r}")
+                out.append(int(v))
+            else:
+                if tv is not bool:
+                    raise ProvenanceError(f"{const[2:-1].decode()}: expected a boolean, got {v!r}")
+                out.append(1 if v else 0)
+        return out
+
+    def reading_bytes(
+        self, seq: int, ts: int, quality: str, values: Sequence[bool | int | float], prev: bytes
+    ) -> bytes:
+        if len(prev) != 32:
+            raise ProvenanceError(f"previous digest must be 32 bytes, got {len(prev)}")
+        if quality not in QUALITY_CODES:
+            raise ProvenanceError(f"unknown quality {quality!r}")
+        args = self._typed(values)
+        return self._head + self._struct.pack(seq, ts, QUALITY_CODES[quality], len(self.names), *args, prev)
+
+    def chain(
+        self,
+        seqs: Sequence[int],
+        tss: Sequence[int],
+        rows: Iterable[Sequence[bool | int | float]],
+        prev: bytes = GENESIS,
+        quality: str = "good",
+    ) -> list[bytes]:
+        """The digests of consecutive readings (``rows``: each reading's values in :attr:`names`
+        order), the first linked to ``prev``."""
+        out: list[bytes] = []
+        sha = hashlib.sha256
+        for seq, ts, values in zip(seqs, tss, rows, strict=True):
+            prev = sha(self.reading_bytes(seq, ts, quality, values, prev)).digest()
+            out.append(prev)
+        return out
+
+
+_LAYOUTS: dict[tuple[str, str, tuple[str, ...]], FixedLayout] = {}
+_MAX_LAYOUTS: Final = 10_000
+
+
 def chain(site: str, device: str, readings: Iterable[ChainReading], prev: bytes = GENESIS) -> list[bytes]:
-    """The digests of consecutive readings, the first linked to ``prev``."""
+    """The digests of consecutive readings, the first linked to ``prev``. (Each reading's bytes
+    come from a cached :class:`FixedLayout` of its measurements: the same bytes as
+    :func:`reading_bytes`, a property test checks it, several times faster.)"""
     out: list[bytes] = []
+    sha = hashlib.sha256
     for r in readings:
-        prev = reading_digest(site, device, r, prev)
+        names = tuple(r.values)
+        layout = _LAYOUTS.get((site, device, names))
+        if layout is None:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            layout = _LAYOUTS[(site, device, names)] = FixedLayout(site, device, names)
+            if len(layout.names) != len(names):  # pragma: no cover - dict keys are unique
+                raise ProvenanceError("duplicate measurement")
+        values = r.values
+        prev = sha(
+            layout.reading_bytes(r.seq, r.ts, r.quality, [values[n] for n in layout.names], prev)
+        ).digest()
         out.append(prev)
     return out
 

@@ -171,20 +171,27 @@ class DeviceBlock(_Frozen):
     kind: DeviceKind
     tags: DeviceTags = DeviceTags()
     readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    proof: Proof | None = Field(
+        default=None,
+        description="signature of a signing site over this block's readings (docs/provenance.md)",
+    )
 
     @model_validator(mode="after")
     def _seq_increasing(self) -> DeviceBlock:
         seqs = [r.seq for r in self.readings]
         if any(b <= a for a, b in itertools.pairwise(seqs)):
             raise ValueError("readings must be in strictly increasing seq order")
+        if self.proof is not None and seqs[-1] - seqs[0] != len(seqs) - 1:
+            raise ValueError("a signed block holds consecutive seqs")
         return self
 
 
 class SiteTelemetryMessage(_Frozen):
     """Schema 2: readings of several devices of one site (``epc/v1/{site}/_site/telemetry``).
 
-    Each device appears once, with its own kind, tags and readings in increasing seq order, so
-    per-device order and idempotence are those of schema 1; the whole document carries at most
+    Each device appears once, with its own kind, tags and readings in increasing seq order (and,
+    from a signing site, its own ``proof``), so per-device order, idempotence and provenance are
+    those of schema 1; the whole document carries at most
     ``MAX_READINGS_PER_MESSAGE`` readings."""
 
     v: Version2 = Field(default=SITE_SCHEMA_VERSION, description="schema version")
@@ -210,6 +217,7 @@ class SiteTelemetryMessage(_Frozen):
                 kind=b.kind,
                 tags=b.tags,
                 readings=b.readings,
+                proof=b.proof,
             )
             for b in self.devices
         ]
@@ -282,6 +290,8 @@ def telemetry_messages(payload: bytes | str) -> list[TelemetryMessage]:
     if b'"devices"' in (payload.encode() if isinstance(payload, str) else payload):
         return SiteTelemetryMessage.model_validate_json(payload).blocks()
     return [TelemetryMessage.model_validate_json(payload)]
+
+
 Seq = Annotated[int, Field(ge=0, le=INT64_MAX)]
 SeqRange = tuple[Seq, Seq]
 

@@ -2,7 +2,7 @@
 
 Services up (Mosquitto, InfluxDB) -> collector running -> a baseline year and a reporting year
 after the retrofits: fast history straight from the model over MQTT for most of it, then a live
-stretch through the real Modbus pipeline (``sim serve`` -> ``edge run`` -> Mosquitto ->
+stretch through the real Modbus and DL/T 645 pipeline (``sim serve`` -> ``edge run`` -> Mosquitto ->
 ``collector run`` -> InfluxDB) on the shared accelerated clock -> interval energy at ingest ->
 dashboards -> M&V report, each step as far as the component exists. Child processes are stopped
 by PID at the end; the services stay up for the user to query.
@@ -79,7 +79,7 @@ class Plan:
         return self.live_first - dt.timedelta(days=1)
 
 
-def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path) -> str:
+def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path, keyring: Path | None = None) -> str:
     import yaml
 
     doc = {
@@ -96,7 +96,48 @@ def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path) -> str:
         # beside this file); no periodic recompute during the demo
         "rollup": {"enabled": False, "portfolio": str(portfolio), "at_ingest": True},
     }
+    if keyring is not None:  # signed readings are checked on the way in (docs/provenance.md)
+        doc["keyring"] = str(keyring)
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def site_key(work: Path) -> tuple[Path, Path]:
+    """The demo site's signing key (created once, 0600) and a keyring trusting it."""
+    import base64
+
+    import yaml
+
+    from epcwatch import provenance
+    from epcwatch.broker.signing import create_site_key, load_site_key
+
+    key_file, ring = work / "site.key", work / "keyring.yaml"
+    key = load_site_key(key_file) if key_file.exists() else create_site_key(key_file)
+    public = base64.b64encode(provenance.public_bytes(key.public_key())).decode()
+    ring.write_text(
+        yaml.safe_dump({"keys": [{"site": SITE, "public_key": public, "note": "the demo site's key"}]}),
+        encoding="utf-8",
+    )
+    return key_file, ring
+
+
+def sign_site_config(site: Path, key_file: Path, heads: dict[str, tuple[int, bytes]]) -> None:
+    """Make the live agent sign with the history's key and continue each device's chain where
+    the signed history ended (its outbox numbers the next reading ``last seq + 1``)."""
+    import yaml
+
+    from epcwatch.edge.outbox import Outbox
+
+    doc = yaml.safe_load(site.read_text(encoding="utf-8"))
+    doc["signing"] = {"key_file": str(key_file)}
+    site.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = Path(doc["outbox"]["path"])
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    outbox = Outbox(path, site=doc["site"])
+    try:
+        outbox.continue_chains(heads)
+    finally:
+        outbox.close()
 
 
 def portfolio_yaml(seed: int = 0) -> str:
@@ -177,6 +218,29 @@ def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
     return total
 
 
+def run_verify(influx_url: str, keyring: Path, first: dt.date, last: dt.date, log: Path) -> dict[str, object]:
+    """``epcwatch verify`` over the demo's days (its JSON report; it exits 1 when anything fails)."""
+    argv = [
+        EPCWATCH, "verify", "--keyring", str(keyring), "--site", SITE,
+        "--from", _local_midnight(first).isoformat(),
+        "--to", _local_midnight(last + dt.timedelta(days=1)).isoformat(),
+        "--influx-url", influx_url, "--database", "epcwatch", "--json",
+    ]  # fmt: skip
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    log.write_text(res.stdout + res.stderr)
+    if res.returncode not in (0, 1):
+        raise DemoError(f"verify failed (exit {res.returncode}); see {log}")
+    doc: dict[str, object] = json.loads(res.stdout)
+    return doc
+
+
+def verify_summary(doc: dict[str, object]) -> str:
+    """One line: passed or failed, and the totals."""
+    total = doc.get("total")
+    counts = ", ".join(f"{k} {v:,}" for k, v in total.items() if v) if isinstance(total, dict) else ""
+    return ("passed" if doc.get("ok") else "FAILED") + (f" ({counts})" if counts else "")
+
+
 def wait_until(pred: Callable[[], bool], timeout: float, what: str, children: list[ChildProcess]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -217,10 +281,12 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+    from epcwatch.broker.signing import load_site_key
     from epcwatch.devservices.cli import services_up
     from epcwatch.devservices.services import ServiceError, free_port
     from epcwatch.local import default_state_dir
     from epcwatch.sim.history import (
+        HistorySigner,
         PublishError,
         history_batches,
         profile_points,
@@ -285,7 +351,9 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 raise DemoError(
                     "this installation has no 'epcwatch collector run'; nothing would store the data"
                 )
-            (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio))
+            key_file, keyring = site_key(work)
+            result["keyring"] = str(keyring)
+            (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio, keyring))
             for stale in work.glob("collector-intervals.sqlite*"):  # a previous run's state
                 stale.unlink()
             collector = ChildProcess(
@@ -310,6 +378,9 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             def advance(b: object) -> None:
                 progress.advance(task, getattr(b, "readings", 0) / per_day)
 
+            # signed as a signing edge would have: per device a chain the live agent continues
+            signer = HistorySigner(load_site_key(key_file))
+
             try:
                 msgs, readings = publish(
                     history_batches(
@@ -319,6 +390,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                         interval_s=plan.interval_s,
                         point_names=names,
                         quantizers=profile_quantizers(model),
+                        signer=signer,
                     ),
                     "127.0.0.1",
                     mosq.port,
@@ -360,6 +432,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                     f"{anchor:.3f}",
                 ]
                 modbus_port = free_port()
+                dlt645_port = free_port()  # b1's DL/T 645 tenant sub-meters, behind a TCP gateway
                 site = work / "site.yaml"
                 (work / "outbox.sqlite").unlink(missing_ok=True)
                 sim = ChildProcess(
@@ -370,6 +443,8 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                         "serve",
                         "--port",
                         str(modbus_port),
+                        "--dlt645-port",
+                        str(dlt645_port),
                         *clock_args,
                         "--update-s",
                         "300",
@@ -386,6 +461,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 ).start()
                 children.append(sim)
                 sim.wait_log("serving", 120)
+                sign_site_config(site, key_file, signer.heads)
                 # the agent's first poll is due at once: start it just before the anchor, so it
                 # lands in the last minutes of the history (same model, same counters)
                 while time.time() < anchor - 0.5:
@@ -496,17 +572,30 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                         str(contract),
                         "--influx-url",
                         influx.url,
+                        "--keyring",
+                        str(keyring),
                         "--out",
                         str(report),
                     ],
                     logs_dir / "savings.log",
                 )
                 result["report"] = str(report)
-                lines = [ln for ln in out.splitlines() if ln.strip()]
-                result["savings"] = lines[-1].strip() if lines else ""
+                lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+                verified = [ln for ln in lines if ln.endswith("kWh verified") or "verified (not" in ln]
+                result["verified_share"] = verified[-1] if verified else ""
+                lines = [ln for ln in lines if ln not in verified]
+                result["savings"] = lines[-1] if lines else ""
                 result["true_savings"] = true_savings(contract, truth)
             progress.advance(task)
             lap("reports", t0)
+
+            # 7. provenance: every stored reading checked against the site's public key ------------
+            t0 = time.monotonic()
+            if has_command("verify"):
+                result["verify"] = verify_summary(
+                    run_verify(influx.url, keyring, plan.first, plan.last, logs_dir / "verify.log")
+                )
+            lap("verify", t0)
     finally:
         for c in reversed(children):
             c.stop()
@@ -535,7 +624,7 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
     )
     p(
         f"  live stretch : {r.get('live_readings', 0):,} readings ({plan.live_first} .. {plan.last}) via "
-        f"Modbus -> edge -> MQTT -> collector -> InfluxDB at {plan.speed:g}x"
+        f"Modbus + DL/T 645 -> edge -> MQTT -> collector -> InfluxDB at {plan.speed:g}x"
     )
     p(f"  InfluxDB     : {r.get('influx')}  (database epcwatch, InfluxQL), e.g.")
     for q in EXAMPLE_QUERIES:
@@ -552,8 +641,12 @@ def _summary(console: object, plan: Plan, r: dict[str, object]) -> None:
         p(f"  M&V report   : {r['report']}/report.html")
         if r.get("savings"):
             p(f"  M&V result   : {r['savings']}")
+        if r.get("verified_share"):
+            p(f"  M&V evidence : {r['verified_share']} (readings signed at the edge)")
         if r.get("true_savings") is not None:
             p(f"  true savings of the contract's meters (simulator): {r['true_savings']:,.0f} kWh")
+    if "verify" in r:
+        p(f"  provenance   : epcwatch verify {r['verify']}; keyring {r.get('keyring')}")
     if "report_skipped" in r:
         p(f"  M&V report   : skipped: {r['report_skipped']}")
     p(f"  logs         : {r.get('work')}/logs")

@@ -8,12 +8,9 @@ whole tool's (docs/edge.md "CPU and memory").
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
-
 import typer
 
-from epcwatch import __version__, logs
+from epcwatch import cli_root
 
 app = typer.Typer(
     name="epcwatch-edge",
@@ -22,24 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
-    log_json: Annotated[bool, typer.Option("--log-json", help="log one JSON object per line")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    logs.setup(log_level, log_json)
+# the same global options and error handling as ``epcwatch`` (--log-level, --log-json, --version;
+# a project error is one line and exit 2)
+cli_root.add_root_options(app)
 
 
 def _register() -> None:
@@ -52,10 +34,7 @@ _register()
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cli_root.run(app)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,15 @@ def batch_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[Batch
 def envelope_prefix(site: str, device: str, kind: str, tags_json: bytes) -> bytes:
     """The JSON document up to the readings array (ids are validated, so no escaping needed)."""
     return (
-        b'{"v":1,"site":"' + site.encode() + b'","device":"' + device.encode() + b'","kind":"'
-        + kind.encode() + b'","tags":' + tags_json + b',"readings":['
+        b'{"v":1,"site":"'
+        + site.encode()
+        + b'","device":"'
+        + device.encode()
+        + b'","kind":"'
+        + kind.encode()
+        + b'","tags":'
+        + tags_json
+        + b',"readings":['
     )
 
 
@@ -94,7 +101,9 @@ class SiteBatch:
 def batch_site_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[SiteBatch]:
     """Cut rows (outbox order) into consecutive runs of at most ``max_readings`` rows and about
     ``max_bytes`` bytes; inside a run, each device's rows form one block, in order. Since runs
-    are consecutive and sent one after the other, every device's readings stay in order."""
+    are consecutive and sent one after the other, every device's readings stay in order. Rows of
+    a signing site (with a chain link) end a run at a seq gap of their device, since a signed
+    block holds consecutive seqs."""
     if max_readings < 1:
         raise ValueError("max_readings must be >= 1")
     out: list[SiteBatch] = []
@@ -105,6 +114,14 @@ def batch_site_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[
         fresh_block = row.device not in by_device
         extra = cost + (ENVELOPE_BYTES if fresh_block else 0)
         if cur is not None and (cur.count >= max_readings or cur.size + extra > max_bytes):
+            cur = None
+        # a signed block holds consecutive seqs: a gap in a device's seqs starts a new message
+        if (
+            cur is not None
+            and row.chain is not None
+            and not fresh_block
+            and row.seq != by_device[row.device].rows[-1].seq + 1
+        ):
             cur = None
         if cur is None:
             cur = SiteBatch(size=ENVELOPE_BYTES)
@@ -125,12 +142,25 @@ def batch_site_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[
 def block_prefix(device: str, kind: str, tags_json: bytes) -> bytes:
     """A device block of a schema-2 document up to its readings array."""
     return (
-        b'{"device":"' + device.encode() + b'","kind":"' + kind.encode() + b'","tags":' + tags_json
+        b'{"device":"'
+        + device.encode()
+        + b'","kind":"'
+        + kind.encode()
+        + b'","tags":'
+        + tags_json
         + b',"readings":['
     )
 
 
-def site_message_body(site: str, prefixes: dict[str, bytes], batch: SiteBatch) -> bytes:
-    """A complete ``SiteTelemetryMessage`` JSON document (``prefixes``: device → block prefix)."""
-    blocks = [prefixes[b.device] + b",".join(r.body for r in b.rows) + b"]}" for b in batch.blocks]
+def site_message_body(
+    site: str, prefixes: dict[str, bytes], batch: SiteBatch, proofs: list[bytes] | None = None
+) -> bytes:
+    """A complete ``SiteTelemetryMessage`` JSON document (``prefixes``: device → block prefix;
+    ``proofs``: a signing site's ``proof`` object (JSON) per block, b"" for an unsigned one)."""
+    blocks = [
+        prefixes[b.device]
+        + b",".join(r.body for r in b.rows)
+        + (b'],"proof":' + proofs[i] + b"}" if proofs and proofs[i] else b"]}")
+        for i, b in enumerate(batch.blocks)
+    ]
     return b'{"v":2,"site":"' + site.encode() + b'","devices":[' + b",".join(blocks) + b"]}"

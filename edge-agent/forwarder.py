@@ -1,11 +1,11 @@
 """Store-and-forward: moves readings from the outbox to the broker and deletes them once a
 collector acknowledged them end to end.
 
-Rows are handed to the publisher strictly in outbox order. With ``wire=2`` (the default, for a
-site that does not sign) consecutive rows of every device of the site go into one schema-2 site
-message of up to ``max_readings_per_message`` readings, so a poll cycle of a site is one message
-(``linger_s`` waits briefly for the cycle's last devices); with ``wire=1``, or when the site
-signs its readings, rows are grouped per device into schema-1 messages. Either way a backlog
+Rows are handed to the publisher strictly in outbox order. With ``wire=2`` (the agent's default)
+consecutive rows of every device of the site go into one schema-2 site message of up to
+``max_readings_per_message`` readings, so a poll cycle of a site is one message (``linger_s``
+waits briefly for the cycle's last devices); with ``wire=1`` rows are grouped per device into
+schema-1 messages. Either way a backlog
 drains many readings per message, far faster than the live rate. Two windows bound what is out:
 
 * ``max_inflight`` messages awaiting the broker's PUBACK. A PUBACK deletes nothing: it only
@@ -29,8 +29,9 @@ flight, and after a capped backoff sends again, in outbox order, *everything* no
 acknowledged, also what followed the refused message: so from the refusal on, the collector
 receives each device's readings in seq order again.
 
-A signing site's messages carry a ``proof`` (docs/provenance.md): the Ed25519 signature of the
-batch's signed range, built from the chain links the outbox fixed at append time.
+A signing site's messages carry a ``proof`` per device (on the schema-1 message, or on each
+device block of a schema-2 message; docs/provenance.md): the Ed25519 signature of that device's
+signed range, built from the chain links the outbox fixed at append time.
 
 All outbox calls run on one dedicated thread (``executor``), never on the event loop.
 """
@@ -283,6 +284,8 @@ class Forwarder:
         if self._acks:
             ranges, self._acks = self._acks, []
             self._acked(await self._call(self.outbox.delete_acked, ranges))
+        elif self.outbox.flush_due():  # acknowledged rows no append deleted (nothing polled)
+            await self._call(self.outbox.flush, False)
 
     async def run(self) -> None:
         while True:
@@ -325,7 +328,7 @@ class Forwarder:
         if self._lingering(len(fresh)):
             return 0
         batches: list[Batch] | list[SiteBatch]
-        if self.wire == 2 and self.signing_key is None:  # a proof signs one device's range
+        if self.wire == 2:
             batches = batch_site_rows(fresh, self.max_readings, self.max_bytes)
         else:
             batches = batch_rows(fresh, self.max_readings, self.max_bytes)
@@ -365,7 +368,8 @@ class Forwarder:
                 log.warning(
                     "device not in config, forwarding as kind meter", extra=logs.fields(device=block.device)
                 )
-        payload = site_message_body(self.site, self._block, b)
+        proofs = [self.proof(block) for block in b.blocks] if self.signing_key is not None else None
+        payload = site_message_body(self.site, self._block, b, proofs)
         mid = self.publisher.publish(self._site_topic, payload, qos=1)
         self._track(mid, b.ids)
 

@@ -29,20 +29,20 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Final, Literal
 
 import yaml
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from epcwatch import measurements
 from epcwatch.config import ConfigError, load_yaml_model
 from epcwatch.measurements import FieldType
 from epcwatch.profiles import dlt645
 from epcwatch.profiles.model import (
-    _ID_RE,
     PollGroup,
     Profile,
     ProfileError,
+    ProfileFile,
     _Frozen,
     _profiles_root,
     load_profile,
@@ -93,10 +93,9 @@ class Dlt645Point(_Frozen):
         return dlt645.BcdFormat.parse(self.format, self.signed)
 
 
-class Dlt645Profile(_Frozen):
-    """A DL/T 645 meter model (one YAML file; ``id`` is the file stem)."""
+class Dlt645Profile(ProfileFile):
+    """A DL/T 645 meter model (one YAML file; ``id`` is the file stem, see :class:`ProfileFile`)."""
 
-    id: Annotated[str, Field(pattern=_ID_RE.pattern, max_length=64)]
     protocol: Literal["dlt645"]
     version: dlt645.Version = Field(description="DL/T 645 edition: 2007 (4-byte DI) or 1997 (2-byte DI)")
     vendor: str = Field(min_length=1)
@@ -106,22 +105,6 @@ class Dlt645Profile(_Frozen):
     description: str | None = None
     poll_groups: dict[str, PollGroup] = Field(default_factory=lambda: {"default": PollGroup(interval=10.0)})
     points: tuple[Dlt645Point, ...] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _id_from_file(cls, data: Any, info: ValidationInfo) -> Any:
-        ctx = info.context or {}
-        if isinstance(data, dict) and "id" in ctx and "id" not in data:
-            data = {**data, "id": ctx["id"]}
-        return data
-
-    @field_validator("id")
-    @classmethod
-    def _id_is_stem(cls, v: str, info: ValidationInfo) -> str:
-        stem = (info.context or {}).get("id")
-        if stem is not None and v != stem:
-            raise ValueError(f"id {v!r} must equal the file name {stem!r} (or be omitted)")
-        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> Dlt645Profile:

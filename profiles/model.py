@@ -290,10 +290,33 @@ class IdentityPoint(PointSpec):
         return v
 
 
-class Profile(_Frozen):
-    """A device model's register map (one YAML file; ``id`` is the file stem)."""
+class ProfileFile(_Frozen):
+    """What every profile file shares, Modbus or DL/T 645: ``id`` is the file stem. The loader
+    passes the stem as validation context ``{"id": stem}``; a file may omit ``id`` or repeat it,
+    never contradict it."""
 
     id: Annotated[str, Field(pattern=_ID_RE.pattern, max_length=64)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_file(cls, data: Any, info: ValidationInfo) -> Any:
+        ctx = info.context or {}
+        if isinstance(data, dict) and "id" in ctx and "id" not in data:
+            data = {**data, "id": ctx["id"]}
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_stem(cls, v: str, info: ValidationInfo) -> str:
+        stem = (info.context or {}).get("id")
+        if stem is not None and v != stem:
+            raise ValueError(f"id {v!r} must equal the file name {stem!r} (or be omitted)")
+        return v
+
+
+class Profile(ProfileFile):
+    """A device model's register map (one YAML file; ``id`` is the file stem)."""
+
     protocol: Literal["modbus"] = Field(
         default="modbus", description="DL/T 645 meters are Dlt645Profile (epcwatch.profiles.dlt645_profile)"
     )
@@ -310,14 +333,11 @@ class Profile(_Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _inherit(cls, data: Any, info: ValidationInfo) -> Any:
-        """Take the id from the loader (the file stem) and let points inherit ``defaults``."""
+    def _inherit(cls, data: Any) -> Any:
+        """Let points inherit ``defaults`` (the id comes from :class:`ProfileFile`)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        ctx = info.context or {}
-        if "id" in ctx and "id" not in data:
-            data["id"] = ctx["id"]
         defaults = data.get("defaults") or {}
         if isinstance(defaults, dict):
             for key in ("points", "identity"):
@@ -333,14 +353,6 @@ class Profile(_Frozen):
                         merged.append(item)
                     data[key] = merged
         return data
-
-    @field_validator("id")
-    @classmethod
-    def _id_is_stem(cls, v: str, info: ValidationInfo) -> str:
-        stem = (info.context or {}).get("id")
-        if stem is not None and v != stem:
-            raise ValueError(f"id {v!r} must equal the file name {stem!r} (or be omitted)")
-        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> Profile:

@@ -16,9 +16,9 @@ mean) are refused: degree days from a monthly mean are not degree days.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sstats
 
 from epcwatch.savings.models import Array, FittedModel, Frequency, ModelError, Observations
+from epcwatch.savings.numerics import t_two_sided_p
 
 BALANCE_POINTS = np.round(np.arange(-1.0, 32.0001, 0.5), 2)
 MIN_DD_DAYS = 10
@@ -76,7 +76,7 @@ def _score(xs: Array, y: Array, slope_idx: list[int]) -> tuple[Array, Array]:
         se = np.sqrt(np.maximum(mse * inv[:, j, j], 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             t = beta[:, j] / se
-        p = 2.0 * sstats.t.sf(np.abs(t), dof)
+        p = t_two_sided_p(t, dof)
         ok &= (beta[:, j] > 0) & (p < P_MAX)
     return np.where(ok, mse, np.inf), beta
 

@@ -124,7 +124,7 @@ LAG_HOURS = (2.0, 4.0, 8.0, 12.0, 24.0, 48.0)
 def lagged_temperature(temp: Array, lags: tuple[float, ...] = LAG_HOURS) -> Array:
     """Hourly temperature through first-order lags (exponential smoothing, time constant τ
     hours), one column per τ; gaps are bridged by carrying the last value."""
-    from scipy.signal import lfilter
+    from epcwatch.savings.numerics import first_order_lag
 
     t = np.asarray(temp, dtype=np.float64)
     out = np.empty((len(t), len(lags)))
@@ -140,7 +140,7 @@ def lagged_temperature(temp: Array, lags: tuple[float, ...] = LAG_HOURS) -> Arra
         filled[: first[0] if len(first) else len(t)] = t[first[0]] if len(first) else 0.0
     for j, tau in enumerate(lags):
         a = 1.0 - np.exp(-1.0 / tau)
-        out[:, j] = np.asarray(lfilter([a], [1.0, -(1.0 - a)], filled - filled[0])) + filled[0]
+        out[:, j] = first_order_lag(filled - filled[0], a) + filled[0]
     return out
 
 

@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats as sstats
 
 from epcwatch.savings.models import Array, Frequency, ModelError
+from epcwatch.savings.numerics import t_ppf, t_two_sided_p
 
 #: ASHRAE Guideline 14 calibrated-simulation limits (Option D; CV(RMSE) %, |NMBE| %). Monthly
 #: and hourly only; daily data are held to the hourly limits. Reported for reference: they
@@ -236,7 +236,7 @@ def coefficient_table(
         t_all = np.where(
             se_all > 0, beta / np.where(se_all > 0, se_all, 1.0), np.where(beta != 0, np.inf, 0.0)
         )
-    p_all = 2.0 * sstats.t.sf(np.abs(t_all), dof)
+    p_all = t_two_sided_p(t_all, dof)
     out = []
     for i, name in enumerate(names):
         t = float(t_all[i])
@@ -254,7 +254,7 @@ def t_quantile(confidence: float, dof: float) -> float:
             f"no degrees of freedom left (n′ − p = {dof:.1f}): too few independent periods for "
             "the model's parameters"
         )
-    return float(sstats.t.ppf(0.5 + confidence / 2.0, dof))
+    return t_ppf(0.5 + confidence / 2.0, dof)
 
 
 def savings_uncertainty(

@@ -124,6 +124,7 @@ def site_yaml(
         if rtu_port
         else {"type": "tcp", "id": "sim", "host": host, "port": port, "max_concurrency": 4}
     )
+
     def tags_of(device_id: str) -> dict[str, str]:
         d = by_id.get(device_id)
         tags: dict[str, str] = {}
@@ -148,8 +149,9 @@ def site_yaml(
     ]
     buses = [bus]
     if dlt645:
-        buses.append({"type": "dlt645_tcp", "id": "sim645", "host": host, "port": dlt645_port,
-                      "inter_frame_gap_ms": 0})
+        buses.append(
+            {"type": "dlt645_tcp", "id": "sim645", "host": host, "port": dlt645_port, "inter_frame_gap_ms": 0}
+        )
         devices += [
             {
                 "id": m["device"],
@@ -208,16 +210,22 @@ def serve_cmd(
     poll_interval: Annotated[float, typer.Option(help="poll interval (simulated s) in the site.yaml")] = 60.0,
     dlt645_port: Annotated[
         int | None,
-        typer.Option(help="serve one building's tenant sub-meters as DL/T 645 meters on this TCP port"),
+        typer.Option(
+            help="serve the DL/T 645 meters (those whose profile is DL/T 645: the tenant meters of "
+            "b1) on a transparent gateway at this TCP port"
+        ),
     ] = None,
-    dlt645_building: Annotated[str, typer.Option(help="the building of --dlt645-port")] = "b2",
+    dlt645_building: Annotated[
+        str | None,
+        typer.Option(help="also serve this building's tenant meters over DL/T 645 (with --dlt645-port)"),
+    ] = None,
     dlt645_profile: Annotated[
-        str, typer.Option(help="DL/T 645 profile of those meters")
+        str, typer.Option(help="DL/T 645 profile of the --dlt645-building meters")
     ] = "chint-dtsu666-dlt645",
     seed: Seed = 0,
 ) -> None:
     """Serve the complex's devices over Modbus with values from the model at the simulated time
-    (with --dlt645-port, one building's tenant sub-meters over DL/T 645 instead)."""
+    (and, with --dlt645-port, its DL/T 645 meters on a transparent TCP gateway)."""
     import asyncio
     import dataclasses
 
@@ -239,29 +247,49 @@ def serve_cmd(
         # demo years (wall time), so start-up does not integrate years of history first
         spec = dataclasses.replace(spec, counter_origin=now.date() - dt.timedelta(days=1))
     model = ComplexModel(spec)
-    source: dict[int, str] = {}
     chosen: list[Device] | None = None
     if device:
         chosen = []
-        for i, name in enumerate(device):
+        for name in device:
             if name == SDM630_ALIAS:
                 src = model.device(SDM630_SOURCE)
                 chosen.append(dataclasses.replace(src, id=SDM630_ALIAS, profile="eastron-sdm630"))
-                source[unit + i] = SDM630_SOURCE
             else:
                 try:
                     chosen.append(model.device(name))
                 except KeyError:
                     raise _fail(f"no device {name!r}; see 'epcwatch sim devices'") from None
-    dlt_devices: list[Device] = []
-    if dlt645_port is not None:
-        if chosen is not None:
-            raise _fail("--dlt645-port serves a building's tenant meters; it does not combine with --device")
-        dlt_devices = [d for d in model.devices if d.role == "tenant" and d.building == dlt645_building]
-        if not dlt_devices:
+    from epcwatch.profiles.dlt645_profile import is_dlt645_profile
+
+    pool = chosen if chosen is not None else model.devices
+    # meters whose model profile is DL/T 645 (a building with dlt645_tenants), and with
+    # --dlt645-building that building's tenant meters speaking --dlt645-profile
+    dlt_devices = [d for d in pool if is_dlt645_profile(d.profile)]
+    if dlt645_building is not None:
+        if dlt645_port is None:
+            raise _fail("--dlt645-building needs --dlt645-port")
+        moved = [
+            dataclasses.replace(d, profile=dlt645_profile)
+            for d in pool
+            if d.role == "tenant" and d.building == dlt645_building
+        ]
+        if not moved:
             raise _fail(f"building {dlt645_building!r} has no tenant meters; see 'epcwatch sim devices'")
-        chosen = [d for d in model.devices if d not in dlt_devices]
+        ids = {d.id for d in moved}
+        dlt_devices = [d for d in dlt_devices if d.id not in ids] + moved
+    dlt_ids = {d.id for d in dlt_devices}
+    chosen = [d for d in pool if d.id not in dlt_ids]
+    if dlt645_port is None and dlt_devices:
+        typer.echo(
+            f"left out {len(dlt_devices)} DL/T 645 meter(s) ({', '.join(sorted(dlt_ids))}): "
+            "give --dlt645-port to put them on a gateway",
+            err=True,
+        )
+        dlt_devices = []
     served = served_devices(model, chosen, first_unit=unit)
+    if not served and not dlt_devices:
+        raise _fail("nothing to serve")
+    source = {sd.unit: SDM630_SOURCE for sd in served if sd.device.id == SDM630_ALIAS}
     log_file = served_log.open("a") if served_log else None
     images = SiteImages(
         model=model,
@@ -272,7 +300,8 @@ def serve_cmd(
         served_log=log_file,
         source=source,
     )
-    images.values(served[0].unit)  # integrate the counters up to now before answering anyone
+    if served:
+        images.values(served[0].unit)  # integrate the counters up to now before answering anyone
     context = ImageContext(images)
     dlt_slave = None
     dlt_served: list[dict[str, Any]] = []
@@ -283,17 +312,18 @@ def serve_cmd(
         from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues
 
         try:
-            dprof = load_dlt645_profile(dlt645_profile)
+            dprofs = {p: load_dlt645_profile(p) for p in sorted({d.profile for d in dlt_devices})}
         except ProfileError as exc:
             raise _fail(str(exc)) from None
         dvalues = ModelValues(model, images.counters, dlt_devices, clock, images.update_s)
+        dvalues.at_instant()
         meters = [
-            Dlt645Meter(address_text(i + 1), dprof, dvalues.source(d.id, dprof))
+            Dlt645Meter(address_text(i + 1), dprofs[d.profile], dvalues.source(d.id, dprofs[d.profile]))
             for i, d in enumerate(dlt_devices)
         ]
         dlt_slave = Dlt645Slave(meters)
         dlt_served = [
-            {"device": d.id, "address": m.address, "profile": dprof.id}
+            {"device": d.id, "address": m.address, "profile": d.profile}
             for d, m in zip(dlt_devices, meters, strict=True)
         ]
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-sim-"))
@@ -418,9 +448,7 @@ def serve_dlt645_cmd(
     model = ComplexModel(spec)
     try:
         chosen = (
-            [model.device(d) for d in device]
-            if device
-            else [d for d in model.devices if d.role == "tenant"]
+            [model.device(d) for d in device] if device else [d for d in model.devices if d.role == "tenant"]
         )
     except KeyError as exc:
         raise _fail(f"no device {exc}; see 'epcwatch sim devices'") from None

@@ -5,7 +5,10 @@ InfluxDB -> rollups, dashboards, M&V) treats them exactly like an edge agent's.
 What it bypasses: the Modbus wire, register encoding/decoding and the edge agent (poller,
 outbox). Values therefore carry the model's full precision rather than a register's resolution;
 each reading holds exactly the measurements of the device's profile, tagged as the edge would tag
-them, with ``seq`` = the reading's epoch second (monotonic per device).
+them, with ``seq`` = the reading's epoch second (monotonic per device). Signed history (a
+:class:`HistorySigner` with the site's key) is what a signing edge agent would have sent instead:
+per device consecutive seqs from 0, each reading chained and each message signed
+(docs/provenance.md), so that a live agent can continue the chains where the history ends.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import datetime as dt
 import math
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from epcwatch import topics
+from epcwatch import provenance, topics
 from epcwatch.measurements import VOCABULARY, FieldType, Kind
 from epcwatch.sim.errors import SimError
 from epcwatch.sim.ledger import Counters
@@ -30,8 +33,42 @@ from epcwatch.sim.spec import Device
 from epcwatch.sim.values import device_values
 from epcwatch.wire import TelemetryMessage
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 #: gauges are rounded (a meter's display precision); counters keep every digit
 GAUGE_DECIMALS = 3
+
+
+@dataclass
+class HistorySigner:
+    """Signs fast history as a signing edge agent would: per device, consecutive seqs, each reading
+    chained, one Ed25519 signature per message (over its chain head and digests). ``heads`` holds
+    each device's last seq and chain head; after the history it is where a live agent continues
+    (:meth:`epcwatch.edge.outbox.Outbox.continue_chains`)."""
+
+    key: Ed25519PrivateKey
+    heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+
+    def proof(
+        self, site: str, device: str, layout: provenance.FixedLayout, readings: list[dict[str, Any]]
+    ) -> dict[str, str]:
+        """Number ``readings`` (one device's, in time order) on from the device's head, chain
+        them and return the message's ``proof`` object."""
+        import base64
+
+        last, prev = self.heads.get(device, (-1, provenance.GENESIS))
+        for i, r in enumerate(readings):
+            r["seq"] = last + 1 + i
+        values = [[r["values"][n] for n in layout.names] for r in readings]
+        digests = layout.chain([r["seq"] for r in readings], [r["ts"] for r in readings], values, prev)
+        sr = provenance.SignedRange(site, device, last + 1, last + len(readings), prev, tuple(digests))
+        self.heads[device] = (sr.last_seq, sr.head)
+        return {
+            "kid": provenance.key_id(self.key.public_key()),
+            "first_prev": base64.b64encode(prev).decode(),
+            "sig": base64.b64encode(provenance.sign(self.key, sr)).decode(),
+        }
 
 
 @dataclass(frozen=True)
@@ -112,17 +149,20 @@ def history_batches(
     devices: list[Device] | None = None,
     readings_per_message: int = 96,
     retrofits: bool = True,
+    signer: HistorySigner | None = None,
 ) -> Iterator[Batch]:
     """Telemetry messages for the local days ``first``..``last``, a reading every ``interval_s``.
 
     ``point_names`` maps a device id to the measurements its profile exposes (all the model's
     values if absent). ``quantizers`` (device -> measurement -> function) give counters the
     resolution of the device's registers, so that history and live readings of the same counter
-    are rounded alike and never step back where the two paths meet.
+    are rounded alike and never step back where the two paths meet. With ``signer`` the history
+    is signed (see :class:`HistorySigner`).
     """
     chosen = devices if devices is not None else model.devices
     counters = Counters(model, retrofits)
     checked: set[str] = set()
+    layouts: dict[str, provenance.FixedLayout] = {}
     for ts, loads, counter_values in counters.series(first, last, interval_s):
         vals = device_values(model, loads, counter_values, chosen)
         ts_ms = (ts * 1000).tolist()
@@ -141,7 +181,7 @@ def history_batches(
                     }
                     for i in range(s, min(s + readings_per_message, len(ts_ms)))
                 ]
-                doc = {
+                doc: dict[str, Any] = {
                     "v": 1,
                     "site": model.spec.site,
                     "device": d.id,
@@ -149,6 +189,13 @@ def history_batches(
                     "tags": tags,
                     "readings": readings,
                 }
+                if signer is not None:
+                    layout = layouts.get(d.id)
+                    if layout is None:
+                        layout = layouts[d.id] = provenance.FixedLayout(
+                            model.spec.site, d.id, readings[0]["values"]
+                        )
+                    doc["proof"] = signer.proof(model.spec.site, d.id, layout, readings)
                 if d.id not in checked:  # the contract, checked once per device (the rest is built alike)
                     TelemetryMessage.model_validate(doc)
                     checked.add(d.id)
@@ -219,13 +266,31 @@ def publish(
     return messages, readings
 
 
+def bcd_quantizer(decimals: int, scale: float, modulus: int) -> Quantizer:
+    """The value an edge agent decodes from a DL/T 645 counter of ``decimals`` BCD decimals and
+    ``scale``, as the simulated meter encodes it (``epcwatch.sim.dlt645.encode_reading``): a whole
+    number of steps, round half even, wrapping at ``modulus`` steps like the meter's register."""
+    den = 10**decimals
+    if float(scale).is_integer():
+        return lambda a: np.mod(np.round(a / scale * den), modulus) * int(scale) / den
+    return lambda a: np.mod(np.round(a / scale * den), modulus) / den * scale
+
+
 def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, Any]]:
-    """For each device, its counters' register resolution (see history.register_quantizer)."""
-    from epcwatch.profiles.model import load_profile
+    """For each device, its counters' register resolution (see history.register_quantizer and
+    bcd_quantizer); Modbus and DL/T 645 profiles alike."""
+    from epcwatch.profiles.dlt645_profile import Dlt645Profile, load_any_profile
 
     out: dict[str, dict[str, Any]] = {}
     for d in devices if devices is not None else model.devices:
-        profile = load_profile(d.profile)
+        profile = load_any_profile(d.profile)
+        if isinstance(profile, Dlt645Profile):
+            out[d.id] = {
+                p.name: bcd_quantizer(p.bcd.decimals, p.scale, p.bcd.max_magnitude + 1)
+                for p in profile.points
+                if VOCABULARY[p.name].kind is Kind.COUNTER
+            }
+            continue
         out[d.id] = {
             p.name: register_quantizer(p.type, p.scale)
             for p in profile.points
@@ -235,13 +300,13 @@ def profile_quantizers(model: Any, devices: Any = None) -> dict[str, dict[str, A
 
 
 def profile_points(model: Any, devices: Any = None) -> dict[str, set[str]]:
-    """The measurements each device's profile exposes."""
-    from epcwatch.profiles.model import load_profile
+    """The measurements each device's profile exposes (Modbus or DL/T 645)."""
+    from epcwatch.profiles.dlt645_profile import load_any_profile
 
     out: dict[str, set[str]] = {}
     cache: dict[str, set[str]] = {}
     for d in devices if devices is not None else model.devices:
         if d.profile not in cache:
-            cache[d.profile] = {p.name for p in load_profile(d.profile).points}
+            cache[d.profile] = {p.name for p in load_any_profile(d.profile).points}
         out[d.id] = cache[d.profile]
     return out

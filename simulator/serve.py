@@ -56,8 +56,14 @@ class ServedDevice:
 def served_devices(
     model: ComplexModel, devices: list[Device] | None = None, first_unit: int = 1
 ) -> list[ServedDevice]:
-    """Unit ids in device order starting at ``first_unit``, each with its profile loaded."""
-    chosen = devices if devices is not None else model.devices
+    """Unit ids in device order starting at ``first_unit``, each with its profile loaded.
+    Devices with a DL/T 645 profile are left out: they are served on a DL/T 645 line
+    (:mod:`epcwatch.sim.dlt645`), not on the Modbus gateway."""
+    from epcwatch.profiles.dlt645_profile import is_dlt645_profile
+
+    chosen = [
+        d for d in (devices if devices is not None else model.devices) if not is_dlt645_profile(d.profile)
+    ]
     profiles: dict[str, Profile] = {}
     out = []
     for i, d in enumerate(chosen):

@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from epcwatch.devservices.services import Influxd, Mosquitto, influx_query
+from epcwatch.profiles.dlt645_profile import Dlt645Profile
 from epcwatch.profiles.model import Profile
 from tests.support import Child, spawn, wait_for
 
@@ -85,8 +86,11 @@ def count(influxdb: Influxd, database: str, measurement: str, field: str, where:
     return int(r[0]["count"]) if r else 0
 
 
-def resolution(profile: Profile, name: str, value: float) -> float:
-    """Largest difference a register's encoding may introduce for ``value``."""
+def resolution(profile: Profile | Dlt645Profile, name: str, value: float) -> float:
+    """Largest difference a register's (or a DL/T 645 BCD value's) encoding may introduce for ``value``."""
+    if isinstance(profile, Dlt645Profile):
+        d = profile.point(name)
+        return abs(d.scale) / 10**d.bcd.decimals / 2 + 1e-9
     p = next(p for p in profile.points if p.name == name)
     if p.type == "float32":
         return abs(p.scale) * float(np.spacing(np.float32(abs(value) / abs(p.scale)))) + 1e-12

@@ -40,8 +40,24 @@ def rig(keyring: Keyring | None) -> tuple[Pipeline, FakeWriter, FakeBroker]:
     return p, w, b
 
 
-def add(p: Pipeline, mid: int, payload: bytes) -> None:
-    p.add(Inbound(mid, 1, "epc/v1/s1/d1/telemetry", payload, T0 + 10**6))
+@pytest.fixture(params=[1, 2], ids=["schema1", "schema2"])
+def wire(request: pytest.FixtureRequest) -> int:
+    """Every test runs with schema-1 messages and with schema-2 site messages (the proof on the
+    device block); the edge sends schema 2 by default."""
+    return int(request.param)
+
+
+def site_message(*payloads: bytes) -> bytes:
+    """Schema-1 messages of site s1 as one schema-2 site message, one device block each."""
+    blocks = [{k: v for k, v in orjson.loads(x).items() if k not in ("v", "site")} for x in payloads]
+    return orjson.dumps({"v": 2, "site": "s1", "devices": blocks})
+
+
+def add(p: Pipeline, mid: int, payload: bytes, wire: int = 1) -> None:
+    if wire == 2:
+        p.add(Inbound(mid, 1, "epc/v1/s1/_site/telemetry", site_message(payload), T0 + 10**6))
+    else:
+        p.add(Inbound(mid, 1, "epc/v1/s1/d1/telemetry", payload, T0 + 10**6))
 
 
 def parse_stored(lines: set[str]) -> tuple[list[StoredReading], list[MessageRecord]]:
@@ -70,7 +86,7 @@ def parse_stored(lines: set[str]) -> tuple[list[StoredReading], list[MessageReco
     return readings, records
 
 
-def test_signed_messages_are_stored_with_seq_and_a_provenance_point() -> None:
+def test_signed_messages_are_stored_with_seq_and_a_provenance_point(wire: int) -> None:
     p, w, b = rig(Keyring([TrustedKey("s1", PUB)]))
     first = signed(range(0, 3))
     head = provenance.signed_range(
@@ -79,8 +95,8 @@ def test_signed_messages_are_stored_with_seq_and_a_provenance_point() -> None:
         [ChainReading(s, T0 + s * 1000, {"energy_import": 100.0 + s}) for s in range(3)],
         provenance.GENESIS,
     ).head
-    add(p, 1, first)
-    add(p, 2, signed(range(3, 5), prev=head))
+    add(p, 1, first, wire)
+    add(p, 2, signed(range(3, 5), prev=head), wire)
     p.flush()
     assert b.acked == [1, 2] and b.letters == []
     readings, records = parse_stored(w.stored)
@@ -89,10 +105,10 @@ def test_signed_messages_are_stored_with_seq_and_a_provenance_point() -> None:
     assert rep.ok and rep.verified == [0, 1, 2, 3, 4]
 
 
-def test_a_message_received_twice_is_two_provenance_points() -> None:
+def test_a_message_received_twice_is_two_provenance_points(wire: int) -> None:
     p, w, _ = rig(None)
-    add(p, 1, signed(range(0, 2)))
-    add(p, 2, signed(range(0, 2)))  # same receive ms
+    add(p, 1, signed(range(0, 2)), wire)
+    add(p, 2, signed(range(0, 2)), wire)  # same receive ms
     p.flush()
     readings, records = parse_stored(w.stored)
     assert len(readings) == 2 and len(records) == 2
@@ -106,23 +122,23 @@ def test_a_message_received_twice_is_two_provenance_points() -> None:
         (signed(range(0, 2), site="s2"), "signature does not verify"),  # signed for another site
     ],
 )
-def test_bad_proofs_are_dead_lettered_with_the_reason(payload: bytes, reason: str) -> None:
+def test_bad_proofs_are_dead_lettered_with_the_reason(payload: bytes, reason: str, wire: int) -> None:
     p, w, b = rig(Keyring([TrustedKey("s1", PUB)]))
-    add(p, 1, payload)
+    add(p, 1, payload, wire)
     p.flush()
     # nothing of the message is stored; its dead letter is (durably, in InfluxDB as well)
     assert b.acked == [1] and {line.split(",", 1)[0] for line in w.stored} <= {"dead_letter"}
     assert len(b.letters) == 1 and b.letters[0].reason.startswith("provenance: " + reason)
 
 
-def test_revoked_and_foreign_keys_are_refused() -> None:
+def test_revoked_and_foreign_keys_are_refused(wire: int) -> None:
     other = Ed25519PrivateKey.generate()
     ring = Keyring(
         [TrustedKey("s1", PUB, revoked=True), TrustedKey("s2", provenance.public_bytes(other.public_key()))]
     )
     p, _, b = rig(ring)
-    add(p, 1, signed(range(0, 1)))
-    add(p, 2, signed(range(0, 1), key=other))
+    add(p, 1, signed(range(0, 1)), wire)
+    add(p, 2, signed(range(0, 1), key=other), wire)
     p.flush()
     assert [letter.reason.split(" 0")[0].split(" ")[1:3] for letter in b.letters] == [
         ["revoked", "key"],
@@ -130,7 +146,7 @@ def test_revoked_and_foreign_keys_are_refused() -> None:
     ]
 
 
-def test_unsigned_messages_still_flow_without_provenance() -> None:
+def test_unsigned_messages_still_flow_without_provenance(wire: int) -> None:
     p, w, b = rig(Keyring([TrustedKey("s1", PUB)]))
     add(
         p,
@@ -143,6 +159,7 @@ def test_unsigned_messages_still_flow_without_provenance() -> None:
                 "readings": [{"seq": 0, "ts": T0, "values": {"energy_import": 1.0}}],
             }
         ),
+        wire,
     )
     p.flush()
     assert b.acked == [1] and b.letters == [] and len(w.stored) == 1
@@ -154,13 +171,76 @@ def _head(seqs: range) -> bytes:
     return provenance.signed_range("s1", "d1", chain, provenance.GENESIS).head
 
 
-def test_a_broken_link_is_dead_lettered_and_a_gap_recorded() -> None:
+def test_a_broken_link_is_dead_lettered_and_a_gap_recorded(wire: int) -> None:
     p, _, b = rig(Keyring([TrustedKey("s1", PUB)]))
-    add(p, 1, signed(range(0, 3)))
-    add(p, 2, signed(range(3, 5), prev=bytes(range(32))))  # follows seq 2 but links elsewhere
-    add(p, 3, signed(range(6, 8), prev=_head(range(0, 6))))  # seq 3..5 never arrived
-    add(p, 4, signed(range(0, 3)))  # a re-delivery: not a link to check
+    add(p, 1, signed(range(0, 3)), wire)
+    add(p, 2, signed(range(3, 5), prev=bytes(range(32))), wire)  # follows seq 2 but links elsewhere
+    add(p, 3, signed(range(6, 8), prev=_head(range(0, 6))), wire)  # seq 3..5 never arrived
+    add(p, 4, signed(range(0, 3)), wire)  # a re-delivery: not a link to check
     p.flush()
     assert [letter.reason for letter in b.letters] == ["provenance: broken link: seq 3 does not follow seq 2"]
     assert p.chain_gaps == [("s1", "d1", 3, 5)]
     assert b.acked == [1, 2, 3, 4]
+
+
+def other_device(seqs: range, key: Ed25519PrivateKey = KEY) -> bytes:
+    doc = orjson.loads(signed(seqs, key=key))
+    readings = doc["readings"]
+    chain = [ChainReading(r["seq"], r["ts"], r["values"]) for r in readings]
+    sr = provenance.signed_range("s1", "d2", chain, provenance.GENESIS)
+    doc["device"] = "d2"
+    doc["proof"]["sig"] = base64.b64encode(provenance.sign(key, sr)).decode()
+    return orjson.dumps(doc)
+
+
+def test_a_site_message_with_one_bad_block_is_refused_whole() -> None:
+    p, w, b = rig(Keyring([TrustedKey("s1", PUB)]))
+    bad = other_device(range(0, 2), key=Ed25519PrivateKey.generate())
+    p.add(Inbound(1, 1, "epc/v1/s1/_site/telemetry", site_message(signed(range(0, 2)), bad), T0))
+    p.flush()
+    assert b.acked == [1] and {line.split(",", 1)[0] for line in w.stored} <= {"dead_letter"}
+    assert b.letters[0].reason.startswith("provenance: unknown key")
+    # nothing of the refused message is remembered: d1's chain starts again at seq 0
+    assert p._heads == {}
+    good = site_message(signed(range(0, 2)), other_device(range(0, 2)))
+    p.add(Inbound(2, 1, "epc/v1/s1/_site/telemetry", good, T0))
+    p.flush()
+    assert b.acked == [1, 2] and len(b.letters) == 1
+    records = [line for line in w.stored if line.startswith("provenance,")]
+    assert sorted(r.split(" ")[0] for r in records) == [
+        "provenance,device=d1,site=s1",
+        "provenance,device=d2,site=s1",
+    ]
+
+
+def test_signed_site_messages_are_checked_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import epcwatch.collector.pipeline as pipeline
+
+    def no_model(*_: object, **__: object) -> None:
+        raise AssertionError("the signed site message left the fast path")
+
+    monkeypatch.setattr(pipeline, "validate", no_model)
+    p, w, b = rig(Keyring([TrustedKey("s1", PUB)]))
+    p.add(
+        Inbound(
+            1,
+            1,
+            "epc/v1/s1/_site/telemetry",
+            site_message(signed(range(0, 3)), other_device(range(0, 3))),
+            T0,
+        )
+    )
+    p.add(
+        Inbound(
+            2, 1, "epc/v1/s1/_site/telemetry", site_message(signed(range(3, 4), prev=_head(range(0, 3)))), T0
+        )
+    )
+    forged = site_message(signed(range(4, 5), prev=_head(range(0, 4)), key=Ed25519PrivateKey.generate()))
+    p.add(Inbound(3, 1, "epc/v1/s1/_site/telemetry", forged, T0))
+    p.flush()
+    assert b.acked == [1, 2, 3] and [x.reason.split(" ")[1:3] for x in b.letters] == [["unknown", "key"]]
+    readings, records = parse_stored(
+        {x for x in w.stored if ",device=d1," in x or x.startswith("meter,device=d1")}
+    )
+    rep = audit_device("s1", "d1", readings, records, Keyring([TrustedKey("s1", PUB)]), expected_first_seq=0)
+    assert rep.ok and rep.verified == [0, 1, 2, 3]

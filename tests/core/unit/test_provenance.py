@@ -135,3 +135,69 @@ def test_non_canonical_input_is_a_clear_error() -> None:
         p.value_bytes(FLOAT_NAMES[0], float("inf"))
     with pytest.raises(p.ProvenanceError, match="32 bytes"):
         p.reading_bytes("s", "d", p.ChainReading(1, 1, {FLOAT_NAMES[0]: 1.0}), b"short")
+
+
+def _value(name: str) -> st.SearchStrategy[bool | int | float]:
+    ft = VOCABULARY[name].field_type
+    if ft is FieldType.BOOL:
+        return st.booleans()
+    if ft is FieldType.INT:
+        return st.integers(-(2**40), 2**40) | st.integers(-(2**40), 2**40).map(float)
+    return st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**12), 10**12)
+
+
+@st.composite
+def uniform_chains(draw: st.DrawFn) -> tuple[list[str], list[p.ChainReading]]:
+    """Readings of one device that all carry the same measurements, of every vocabulary type."""
+    names = draw(st.lists(st.sampled_from(sorted(VOCABULARY)), min_size=1, max_size=6, unique=True))
+    n = draw(st.integers(1, 5))
+    first = draw(st.integers(0, 2**62))
+    out = []
+    for i in range(n):
+        values = {name: draw(_value(name)) for name in names}
+        ts = draw(st.integers(946_684_800_000, 4_102_444_800_000))
+        out.append(p.ChainReading(first + i, ts, values, draw(st.sampled_from(["good", "partial"]))))
+    return names, out
+
+
+@given(uniform_chains(), st.binary(min_size=32, max_size=32))
+def test_fixed_layout_gives_the_canonical_bytes(
+    case: tuple[list[str], list[p.ChainReading]], prev: bytes
+) -> None:
+    names, readings_ = case
+    layout = p.FixedLayout("civic-centre", "b1-main", names)
+    link = prev
+    for r in readings_:
+        row = [r.values[n] for n in layout.names]
+        assert layout.reading_bytes(r.seq, r.ts, r.quality, row, link) == p.reading_bytes(
+            "civic-centre", "b1-main", r, link
+        )
+        link = p.reading_digest("civic-centre", "b1-main", r, link)
+    good = [p.ChainReading(r.seq, r.ts, r.values) for r in readings_]
+    rows = [[r.values[n] for n in layout.names] for r in good]
+    assert layout.chain([r.seq for r in good], [r.ts for r in good], rows, prev) == p.chain(
+        "civic-centre", "b1-main", good, prev
+    )
+
+
+@given(
+    st.lists(st.sampled_from(FLOAT_NAMES), min_size=1, max_size=4, unique=True),
+    st.lists(
+        st.floats() | st.integers(-(10**20), 10**20) | st.booleans() | st.none() | st.text(max_size=2),
+        min_size=4,
+        max_size=4,
+    ),
+)
+def test_fixed_layout_refuses_what_reading_bytes_refuses(names: list[str], raw: list[object]) -> None:
+    values = dict(zip(names, raw, strict=False))
+    layout = p.FixedLayout("s", "d", names)
+    r = p.ChainReading(1, 1, values)  # type: ignore[arg-type]
+    try:
+        want: bytes | None = p.reading_bytes("s", "d", r, p.GENESIS)
+    except (p.ProvenanceError, OverflowError, TypeError, ValueError):
+        want = None
+    try:
+        got: bytes | None = layout.reading_bytes(1, 1, "good", [values[n] for n in layout.names], p.GENESIS)  # type: ignore[misc]
+    except (p.ProvenanceError, OverflowError, TypeError, ValueError):
+        got = None
+    assert got == want

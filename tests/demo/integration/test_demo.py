@@ -88,6 +88,21 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
                 f"AND item_code != '' AND time = {day1}ms"
             )
             assert got and got[0][1] == pytest.approx(float(volumes[device][0]), abs=2 * resolution)
+        # b1's department sub-meters speak DL/T 645: in the live day they came through the edge's
+        # DL/T 645 bus, and history and live readings are one series per meter (one profile tag)
+        doc = influx_query(
+            url,
+            "SELECT count(energy_import) FROM meter WHERE device =~ /^b1-t-/ AND "
+            "time >= '2025-03-04T16:00:00Z' GROUP BY device, profile, item_code",
+            db="epcwatch",
+        )
+        dlt = doc["results"][0]["series"]  # type: ignore[index]
+        assert len(dlt) == 5, dlt
+        for s in dlt:
+            assert s["tags"]["profile"] == "chint-dtsu666-dlt645" and s["tags"]["item_code"] == "01A00"
+            assert s["values"][0][1] >= 24, s  # polled every 15 simulated minutes (fewer on a busy machine)
+        profiles = rows('SHOW TAG VALUES FROM "meter" WITH KEY = "profile" WHERE "device" = \'b1-t-finance\'')
+        assert [str(v[1]) for v in profiles] == ["chint-dtsu666-dlt645"]
         # SHOW TAG VALUES rows are [key, value]
         codes = {str(v[1]) for v in rows('SHOW TAG VALUES FROM "energy_interval" WITH KEY = "item_code"')}
         assert {"01A00", "01B00", "01B10", "01B20", "01C00", "01D00", "02000", "03000"} <= codes

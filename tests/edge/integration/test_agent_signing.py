@@ -15,14 +15,15 @@ from epcwatch.clock import SystemClock
 from epcwatch.devservices.services import Mosquitto
 from epcwatch.edge.agent import Agent
 from epcwatch.edge.site import SigningConfig, SiteConfig
-from epcwatch.wire import TelemetryMessage
+from epcwatch.wire import TelemetryMessage, telemetry_messages
 from tests.edge.integration.test_agent_mqtt import DEVICES, PLAN, SITE, _config, _fake
 
 pytestmark = pytest.mark.integration
 
 
 def _messages(sub: Any) -> list[TelemetryMessage]:
-    return [TelemetryMessage.model_validate_json(p) for t, p, _ in sub.snapshot() if t.endswith("/telemetry")]
+    # the agent sends schema-2 site messages (a proof on every device block); one per block here
+    return [m for t, p, _ in sub.snapshot() if t.endswith("/telemetry") for m in telemetry_messages(p)]
 
 
 def _run(cfg: SiteConfig, sub: Any, helpers: Any, at_least: int) -> None:
@@ -54,6 +55,7 @@ def test_signed_chains_verify_and_survive_a_restart(
     _run(cfg, sub, helpers, 4)
     _run(cfg, sub, helpers, 8)  # a new agent on the same outbox: seqs and chains continue
     sub.close()
+    assert any(t.endswith("/_site/telemetry") for t, _, _ in sub.snapshot())  # signed schema 2
     public = key.public_key()
     heads: dict[str, tuple[int, bytes]] = {}
     for m in _messages(sub):

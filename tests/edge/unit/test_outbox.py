@@ -223,3 +223,125 @@ def test_a_float_once_stored_wide_stays_wide(tmp_path: Path) -> None:
     assert [Reading.model_validate_json(r.body).values["voltage_l1"] for r in ob.fetch()] == [
         230.1, 0.0, 230.10000610351562
     ]
+
+
+def _rows_in_file(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_acknowledged_rows_leave_at_once_and_the_file_with_the_next_append(tmp_path: Path) -> None:
+    now = [0.0]
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, delete_delay_s=5.0, monotonic=lambda: now[0])
+    ob.append([_r(d, i) for i in range(3) for d in ("m1", "m2")])
+    rows = ob.fetch()
+    done = ob.delete_acked([("m1", 0, 1), ("m2", 2, 2)])
+    named = {("m1", 0), ("m1", 1), ("m2", 2)}
+    assert sorted(done) == sorted(r.id for r in rows if (r.device, r.seq) in named)
+    assert ob.delete_acked([("m1", 0, 1)]) == []  # a repeated acknowledgement: done already
+    assert ob.depth == 3 and [(r.device, r.seq) for r in ob.fetch()] == [("m2", 0), ("m2", 1), ("m1", 2)]
+    assert _rows_in_file(path) == 6  # not yet deleted from the file ...
+    ob.append([_r("m1", 9)])
+    assert _rows_in_file(path) == 4 and ob.depth == 4  # ... the next append's transaction did
+    stored = sqlite3.connect(path).execute("SELECT SUM(size) FROM readings").fetchone()[0]
+    assert ob.bytes == stored
+
+
+def test_acknowledged_rows_without_an_append_are_deleted_after_the_delay(tmp_path: Path) -> None:
+    now = [0.0]
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, delete_delay_s=5.0, monotonic=lambda: now[0])
+    ob.append([_r("m1", i) for i in range(4)])
+    ob.fetch()
+    ob.delete_acked([("m1", 0, 3)])
+    assert not ob.flush_due() and ob.flush(force=False) == 0 and _rows_in_file(path) == 4
+    now[0] = 5.0
+    assert ob.flush_due() and ob.flush(force=False) == 4
+    assert _rows_in_file(path) == 0 and ob.depth == 0 and ob.bytes == 0 and not ob.flush_due()
+    ob.fetch()
+    ob.close()
+
+
+def test_closing_deletes_what_was_acknowledged(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path)
+    ob.append([_r("m1", i) for i in range(4)])
+    ob.fetch()
+    ob.delete_acked([("m1", 1, 2)])
+    ob.close()
+    again = Outbox(path)
+    assert [r.seq for r in again.fetch()] == [0, 3] and again.next_seq("m1") == 4
+
+
+def test_an_acknowledgement_of_rows_not_handed_out_leaves_them_to_be_sent_again(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path)
+    ob.append([_r("m1", i) for i in range(3)])
+    assert ob.delete_acked([("m1", 0, 2)]) == []  # e.g. a message sent before a restart
+    rows = ob.fetch()
+    assert [r.seq for r in rows] == [0, 1, 2]
+    assert ob.delete_acked([("m1", 0, 2)]) == [r.id for r in rows]  # sent again, acknowledged again
+    assert ob.depth == 0
+
+
+def test_drop_oldest_forgets_rows_handed_out(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", max_bytes=2048, full_policy="drop_oldest")
+    ob.append([_r("m1", i) for i in range(20)])
+    handed = ob.fetch(limit=10**6)
+    for i in range(20, 400, 20):
+        ob.append([_r("m1", j) for j in range(i, i + 20)])
+    left = ob.fetch(limit=10**6)
+    assert ob.dropped > 0 and left[0].seq > handed[-1].seq
+    assert ob.delete_acked([("m1", 0, handed[-1].seq)]) == []  # dropped already: nothing to do
+    assert ob.delete_acked([("m1", left[0].seq, left[-1].seq)]) == [r.id for r in left]
+
+
+def test_a_new_outbox_keeps_no_index_and_no_sequence_table(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    Outbox(path).append([_r("m1", 0)])
+    names = {n for (n,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert names == {"readings", "device_seq", "sqlite_autoindex_device_seq_1", "layouts", "counters",
+                     "sqlite_autoindex_counters_1"}
+    assert sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0] == 1024
+
+
+_OLD_SCHEMA = """
+CREATE TABLE readings (id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL, size INTEGER NOT NULL, body BLOB NOT NULL, chain BLOB);
+CREATE INDEX readings_device_seq ON readings (device, seq);
+CREATE TABLE device_seq (device TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE layouts (id INTEGER PRIMARY KEY, names TEXT NOT NULL, fmt TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE chain_head (device TEXT PRIMARY KEY, head BLOB NOT NULL);
+"""
+
+
+@pytest.mark.parametrize("rows", [0, 2])
+def test_an_outbox_of_the_previous_layout_is_migrated(tmp_path: Path, rows: int) -> None:
+    path = tmp_path / "o.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SCHEMA)
+    body = orjson.dumps({"seq": 0, "ts": 1, "values": {"a": 1.0}, "quality": "good"})
+    for i in range(rows):
+        db.execute("INSERT INTO readings (device, seq, ts, size, body) VALUES ('m1', ?, 1, ?, ?)",
+                   (5 + i, len(body), body))
+    db.execute("INSERT INTO device_seq VALUES ('m1', 7)")
+    db.execute("INSERT INTO chain_head VALUES ('m1', ?)", (b"h" * 32,))
+    db.commit()
+    db.close()
+    ob = Outbox(path, site="s1")
+    assert ob.next_seq("m1") == 7 and ob.depth == rows
+    assert [r.seq for r in ob.fetch()] == [5, 6][:rows]
+    ob.append([_r("m1", 9)])
+    new = ob.fetch()[-1]
+    assert new.seq == 7 and new.chain is not None and new.chain[:32] == b"h" * 32  # the head moved over
+    ob.close()
+    db = sqlite3.connect(path)
+    names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "readings_device_seq" not in names and "chain_head" not in names
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'readings'").fetchone()[0]
+    assert ("AUTOINCREMENT" in sql) == (rows > 0)  # rebuilt only when it was empty

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from epcwatch.profiles import dlt645
 from epcwatch.profiles.dlt645_profile import (
     Dlt645Point,
+    Dlt645Profile,
     decode_point,
     decode_values,
     encode_point,
@@ -20,7 +21,7 @@ from epcwatch.profiles.dlt645_profile import (
     load_any_profile,
     load_dlt645_profile,
 )
-from epcwatch.profiles.model import Profile, ProfileError
+from epcwatch.profiles.model import Profile, ProfileError, ProfileFile
 
 MINIMAL = """\
 vendor: Acme
@@ -118,3 +119,16 @@ def test_simulator_encoding_and_edge_decoding_agree(point: Dlt645Point, data: st
     assert dlt645.decode_bcd_int(wire, fmt) == raw
     got = decode_point(point, wire)
     assert isinstance(got, float) and got == pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("id_line", ["id: acme-d1\n", ""])
+def test_id_is_the_file_stem_as_for_modbus_profiles(tmp_path: Path, id_line: str) -> None:
+    """Both profile kinds take their id rule from one base (ProfileFile): omitted or repeated."""
+    assert load_dlt645_profile(write(tmp_path, id_line + MINIMAL)).id == "acme-d1"
+    assert issubclass(Dlt645Profile, ProfileFile) and issubclass(Profile, ProfileFile)
+
+
+def test_an_id_contradicting_the_file_name_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "id: other\n" + MINIMAL)
+    with pytest.raises(ProfileError, match=r":1: id: .*must equal the file name 'acme-d1'"):
+        load_dlt645_profile(path)

@@ -6,8 +6,9 @@
 - The foundation spine: one SDM630 served by ``sim serve`` -> ``edge run`` -> Mosquitto ->
   ``collector run`` -> InfluxDB: the agent polls K times, InfluxDB holds exactly K readings per
   field, each with the values the simulator served (served log).
-- A live stretch of building b1 on the accelerated clock: every stored counter is the model's
-  integral at the instant it was served, within the register's resolution.
+- A live stretch of building b1 on the accelerated clock, its tenant sub-meters on a DL/T 645
+  gateway and the rest on Modbus: every stored counter is the model's integral at the instant it
+  was served, within the register's (or BCD value's) resolution.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pytest
 import yaml
 
 from epcwatch.devservices.services import Influxd, Mosquitto, free_port
+from epcwatch.profiles.dlt645_profile import load_any_profile
 from epcwatch.profiles.model import load_profile
 from epcwatch.sim.history import history_batches, profile_points, publish
 from epcwatch.sim.ledger import Counters
@@ -230,7 +232,7 @@ def test_spine_sdm630_edge_collector_influxdb_k_polls_k_readings(
 
 
 @pytest.mark.slow
-def test_live_stretch_of_b1_through_modbus_edge_and_collector(
+def test_live_stretch_of_b1_through_modbus_dlt645_edge_and_collector(
     children: list[Child], tmp_path: Path, mosquitto: Mosquitto, influxdb: Influxd, database: str
 ):
     start_collector(children, tmp_path, mosquitto, influxdb, database)
@@ -239,13 +241,15 @@ def test_live_stretch_of_b1_through_modbus_edge_and_collector(
     sim_start = _iso(dt.date(2025, 7, 14))
     anchor = time.time() + 6
     clock = ["--sim-start", sim_start, "--speed", f"{speed:g}", "--anchor", f"{anchor:.3f}"]
-    port = free_port()
+    port, port645 = free_port(), free_port()
     served_log = tmp_path / "served.jsonl"
     args = [
         "sim",
         "serve",
         "--port",
         str(port),
+        "--dlt645-port",
+        str(port645),
         *clock,
         "--update-s",
         f"{update_s:g}",
@@ -258,8 +262,10 @@ def test_live_stretch_of_b1_through_modbus_edge_and_collector(
         args += ["--device", d.id]
     sim = spawn(args, tmp_path)
     children.append(sim)
-    sim.wait_for("serving")
+    sim.wait_for("DL/T 645 meter(s) on a gateway")
     site = _edge_site(tmp_path, tmp_path / "generated.yaml", mosquitto, poll_s)
+    dlt645_meters = {d["id"] for d in yaml.safe_load(site.read_text())["devices"] if d["bus"] == "sim645"}
+    assert dlt645_meters == {d.id for d in devices if d.role == "tenant"} and len(dlt645_meters) == 5
     edge = spawn(["edge", "run", "--config", str(site), *clock], tmp_path)
     children.append(edge)
     polls = 12
@@ -282,7 +288,7 @@ def test_live_stretch_of_b1_through_modbus_edge_and_collector(
     per_instant: dict[str, dict[float, float]] = defaultdict(dict)
     for r in rows(influxdb, database, 'SELECT "energy_import" FROM "meter" GROUP BY "device"'):
         dev = meters[r["device"]]
-        profile = load_profile(dev.profile)
+        profile = load_any_profile(dev.profile)
         ts = r["time"] / 1000
         base = math.floor(ts / update_s) * update_s
         matches = [
@@ -308,6 +314,25 @@ def test_live_stretch_of_b1_through_modbus_edge_and_collector(
     )
     assert abs(main - subs) <= tol
     assert main > 0
+    # the DL/T 645 tenant meters: every poll's every point decoded (quality good, the powers within
+    # the 2007 format), tagged with their DL/T 645 profile, and they add up to the lighting meter
+    dlt_rows = rows(
+        influxdb,
+        database,
+        'SELECT * FROM "meter" WHERE "profile" = \'chint-dtsu666-dlt645\' GROUP BY "device"',
+    )
+    assert {r["device"] for r in dlt_rows} == dlt645_meters
+    assert all(r["active_power"] is not None and r["voltage_l1"] is not None for r in dlt_rows)
+    assert all(r["tenant"] and r["category"] == "A" for r in dlt_rows)
+    tenants = sorted(dlt645_meters)
+    common = sorted(set.intersection(*(set(per_instant[d]) for d in [*tenants, "b1-light"])))
+    assert len(common) >= 3
+    t1, t2 = common[0], common[-1]
+    light = per_instant["b1-light"][t2] - per_instant["b1-light"][t1]
+    parts = sum(per_instant[d][t2] - per_instant[d][t1] for d in tenants)
+    light_res = resolution(load_profile(meters["b1-light"].profile), "energy_import", light)
+    tol = 2 * light_res + len(tenants) * 0.01  # the tenants' BCD counters step by 0.01 kWh
+    assert parts == pytest.approx(light, abs=tol) and light > 0
     # the non-meter devices arrived too, through their own profiles
     assert count(influxdb, database, "hvac", "supply_water_temp") > 0
     assert count(influxdb, database, "lighting", "zone1_level") > 0

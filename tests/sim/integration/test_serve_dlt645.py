@@ -56,8 +56,9 @@ def test_served_meters_read_back_through_edge_read(tmp_path: Path) -> None:
 
 
 def test_sim_serve_puts_one_buildings_tenant_meters_on_dlt645(tmp_path: Path) -> None:
-    """``sim serve --dlt645-port``: building b2's tenant meters leave the Modbus gateway for a
-    DL/T 645 gateway, and the written site.yaml polls them there (what the demo runs)."""
+    """``sim serve --dlt645-port``: the meters whose model profile is DL/T 645 (b1's tenant
+    meters, what the demo runs) and, with ``--dlt645-building b2``, b2's tenant meters leave the
+    Modbus gateway for a DL/T 645 gateway, and the written site.yaml polls them there."""
     import yaml
 
     from epcwatch.edge.site import load_site
@@ -65,7 +66,8 @@ def test_sim_serve_puts_one_buildings_tenant_meters_on_dlt645(tmp_path: Path) ->
     port, port645 = free_port(), free_port()
     site = tmp_path / "site.yaml"
     start = dt.datetime.fromtimestamp(INSTANT, dt.UTC).isoformat()
-    args = ["sim", "serve", "--port", str(port), "--dlt645-port", str(port645), "--site-config", str(site)]
+    args = ["sim", "serve", "--port", str(port), "--dlt645-port", str(port645), "--site-config", str(site),
+            "--dlt645-building", "b2"]
     child = spawn([*args, "--sim-start", start, "--speed", "1e-6"], tmp_path)
     try:
         child.wait_for("DL/T 645 meter(s)")
@@ -73,8 +75,12 @@ def test_sim_serve_puts_one_buildings_tenant_meters_on_dlt645(tmp_path: Path) ->
         by_bus: dict[str, list[str]] = {}
         for d in cfg.devices:
             by_bus.setdefault(d.bus, []).append(d.id)
-        assert sorted(by_bus["sim645"]) == ["b2-t-hall", "b2-t-permits", "b2-t-records"]
-        assert not {"b2-t-hall", "b2-t-permits", "b2-t-records"} & set(by_bus["sim"])
+        b1_tenants = {d.id for d in demo_complex().devices() if d.building == "b1" and d.tenant}
+        b2_tenants = {"b2-t-hall", "b2-t-permits", "b2-t-records"}
+        assert set(by_bus["sim645"]) == b1_tenants | b2_tenants and len(b1_tenants) == 5
+        assert not (b1_tenants | b2_tenants) & set(by_bus["sim"])
+        finance = next(d for d in cfg.devices if d.id == "b1-t-finance")
+        assert finance.profile == demo_complex().device("b1-t-finance").profile == PROFILE
         hall = next(d for d in cfg.devices if d.id == "b2-t-hall")
         assert hall.profile == PROFILE and hall.tags.building == "b2" and hall.tags.tenant is not None
         res = CliRunner().invoke(app, ["edge", "run", "--config", str(site), "--check"])

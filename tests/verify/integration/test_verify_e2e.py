@@ -98,7 +98,28 @@ def run_verify(*args: str) -> tuple[int, dict[str, object]]:
     return res.exit_code, json.loads(res.stdout)
 
 
-def test_verifier_flags_each_tampering_precisely(mosquitto, influxdb, database, collectors, tmp_path) -> None:
+def as_wire(wire: int, msgs: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Schema-1 messages as sent (wire 1), or each as a schema-2 site message whose device block
+    carries the proof (wire 2, the edge's default)."""
+    if wire == 1:
+        return msgs
+    out = []
+    for _topic, payload in msgs:
+        doc = orjson.loads(payload)
+        block = {k: v for k, v in doc.items() if k not in ("v", "site")}
+        out.append(
+            (
+                f"epc/v1/{doc['site']}/_site/telemetry",
+                orjson.dumps({"v": 2, "site": doc["site"], "devices": [block]}),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("wire", [1, 2], ids=["schema1", "schema2"])
+def test_verifier_flags_each_tampering_precisely(
+    mosquitto, influxdb, database, collectors, tmp_path, wire
+) -> None:
     old, new, revoked, foreign = (Ed25519PrivateKey.generate() for _ in range(4))
     rotation = ts(6)
     entries = [
@@ -127,7 +148,7 @@ def test_verifier_flags_each_tampering_precisely(mosquitto, influxdb, database, 
         devs["gap"].message(range(4, 7), old)  # signed, then lost in an outage (never published)
         msgs.append((devs["gap"].topic(), devs["gap"].message(range(7, 10), new)))
         injected = devs["inj"].message(range(12, 13), foreign)  # s2's key vouching for s1's reading
-        pub.publish([*msgs, (devs["inj"].topic(), injected)])
+        pub.publish(as_wire(wire, [*msgs, (devs["inj"].topic(), injected)]))
         want = {"rot": 12, "edit": 12, "del": 12, "inj": 12, "rep": 12, "rev": 8, "gap": 7}
         assert wait_for(lambda: counts_per_device(influxdb.url, database) == want, 60), (
             counts_per_device(influxdb.url, database),
@@ -137,7 +158,7 @@ def test_verifier_flags_each_tampering_precisely(mosquitto, influxdb, database, 
         assert wait_for(lambda: len(dl) == 1, 30), dl.items
         assert dl.items[0]["reason"].startswith("provenance: key of another site")
         # a replay of an old message, received again later
-        pub.publish([replayed])
+        pub.publish(as_wire(wire, [replayed]))
         client = InfluxClient(influxdb.url, database)
         assert wait_for(
             lambda: len(client.query("SELECT * FROM provenance WHERE device = 'rep'")[0].rows) == 5, 30
