@@ -24,7 +24,7 @@ from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observ
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.frozen import FrozenBaseline, freeze
 from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
-from epcwatch.savings.models import Frequency, Observations
+from epcwatch.savings.models import FittedModel, Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
 from epcwatch.savings.tariff import Band, blended_price, savings_cost
@@ -122,6 +122,31 @@ def _normal_obs(c: Contract, contract_path: str | os.PathLike[str] | None) -> Ob
     )
 
 
+def _placebo(
+    c: Contract,
+    source: DailySource,
+    *,
+    contract_path: str | os.PathLike[str] | None,
+    model: FittedModel,
+    bd: pd.DataFrame,
+    bp: Period,
+    temps: pd.DataFrame,
+) -> dict[str, Any] | None:
+    """The placebo test where the source holds the year before the baseline: the chosen model
+    form fitted on that year predicts the baseline year (true savings 0). None: no such year."""
+    from epcwatch.savings.evidence import placebo
+
+    prior = Period(bp.start - timedelta(days=365), bp.start - timedelta(days=1))
+    pe = source.daily_energy(c.site, c.meters, prior.start, prior.end, c.timezone)
+    if pe.empty or not np.isfinite(pe["energy"].to_numpy(dtype=float)).any():
+        return None
+    if c.weather.influx is not None:
+        pt = source.daily_temperature(c.site, c.weather.influx, prior.start, prior.end, c.timezone)
+    else:
+        pt = temps
+    return placebo(model, daily_observations(_frame(pe, pt, prior, c)), daily_observations(bd))
+
+
 def compute(
     c: Contract, source: DailySource, contract_path: str | os.PathLike[str] | None = None
 ) -> RunResult:
@@ -185,6 +210,11 @@ def compute(
         baseline_labels=pd.DatetimeIndex(bd["date"]),
         frozen=fb.model if fb is not None else None,
     )
+    prior_placebo = _placebo(
+        c, source, contract_path=contract_path, model=outcome.model, bd=bd, bp=bp, temps=temps
+    )
+    if prior_placebo is not None:
+        outcome.extra["evidence"]["placebo"] = prior_placebo
     s = outcome.series
     daily = pd.DataFrame(
         {

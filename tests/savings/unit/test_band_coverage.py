@@ -85,3 +85,12 @@ def test_change_point_error_widens_the_band():
     linear_only = uncertainty_model(x, base.energy - fr.model.predict(base), fr.stats.p, Frequency.DAILY)
     g_lin = x[:0].sum(axis=0) + fr.model.design(rep)[0].sum(axis=0)
     assert s.standard_error > linear_only.standard_error(g_lin, len(rep))
+
+
+def test_normal_cdf_without_scipy():
+    from scipy.special import ndtr
+
+    from epcwatch.savings.stats import _ndtr
+
+    x = np.linspace(-8, 8, 1601)
+    assert np.max(np.abs(_ndtr(x) - ndtr(x))) < 2e-7

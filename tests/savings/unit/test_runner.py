@@ -99,3 +99,28 @@ def test_savings_lines_escape_tags_and_skip_nan():
         "savings,contract=b1\\ whole\\,bldg,site=civic-centre actual=1.5,adjusted_baseline=1.5,savings=1.5,"
         "cumulative_savings=1.5,guaranteed_cumulative=1.5,temperature=1.5 1735660800"
     ]
+
+
+def test_contract_report_runs_the_placebo_year_where_the_source_holds_it(world, contract_file, tmp_path):
+    """The year before the baseline (here the baseline year moved back 52 weeks, so weekdays
+    line up) is fitted with the chosen form and predicts the baseline year: ≈ 0 savings."""
+    path = contract_file("contract.yaml")
+    daily = world["daily"]
+    base = daily[(daily["date"] >= "2024-01-01") & (daily["date"] <= "2024-12-31")].copy()
+    base["date"] = base["date"] - pd.Timedelta(days=364)
+    with_prior = pd.concat([base, daily], ignore_index=True)
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp())
+    res = run_contract(
+        load_contract(path), FakeSource(with_prior), tmp_path / "a", contract_path=path, clock=clock
+    )
+    pl = res.doc["evidence"]["placebo"]
+    assert pl["available"], pl
+    assert abs(pl["fraction"]) < 0.03, pl
+    assert pl["uncertainty_90"] > 0 and isinstance(pl["within_90"], bool)
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "the model form fitted on the year before the baseline predicts the baseline year" in html
+    # without that year the report says so
+    res2 = run_contract(
+        load_contract(path), FakeSource(daily), tmp_path / "b", contract_path=path, clock=clock
+    )
+    assert not res2.doc["evidence"]["placebo"]["available"]
