@@ -36,7 +36,8 @@ class FakeSource:
     def daily_temperature(
         self, site: str, weather: InfluxWeather, start: date, end: date, tz: str
     ) -> pd.DataFrame:
-        return self.daily[["date", "temperature"]]
+        col = weather.field if weather.field in self.daily else "temperature"
+        return self.daily[["date", col]].rename(columns={col: "temperature"})
 
     def write_lines(self, lines: list[str]) -> None:
         self.written.extend(lines)
@@ -124,3 +125,40 @@ def test_contract_report_runs_the_placebo_year_where_the_source_holds_it(world, 
         load_contract(path), FakeSource(daily), tmp_path / "b", contract_path=path, clock=clock
     )
     assert not res2.doc["evidence"]["placebo"]["available"]
+
+
+@pytest.mark.parametrize("where", ["influx", "csv"])
+def test_contract_variables_enter_the_model(world, contract_file, tmp_path, where):
+    """A contract names occupancy; its daily mean (InfluxDB series or a CSV the contract points
+    to) enters the change-point model, which then sees what temperature alone cannot."""
+    daily = world["daily"].copy()
+    rng = np.random.default_rng(3)
+    daily["occupancy"] = rng.uniform(0, 400, len(daily))
+    daily["energy"] = daily["energy"] + 20.0 * daily["occupancy"]
+    if where == "influx":
+        spec = "{name: occupancy, influx: {measurement: sensor, device: counter, field: occupancy}}"
+    else:
+        daily[["date", "occupancy"]].to_csv(tmp_path / "occ.csv", index=False)
+        spec = f"{{name: occupancy, csv: {{path: {tmp_path / 'occ.csv'}, column: occupancy}}}}"
+    path = contract_file("contract.yaml", {"adjustments: []": f"adjustments: []\nvariables:\n  - {spec}"})
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp())
+    res = run_contract(
+        load_contract(path), FakeSource(daily), tmp_path / "out", contract_path=path, clock=clock
+    )
+    coefs = res.outcome.baseline_fit.model.coefficients
+    assert coefs["variable_occupancy"] == pytest.approx(20.0, rel=0.1)
+    plain = run_contract(
+        load_contract(contract_file("contract.yaml")), FakeSource(daily), tmp_path / "plain", clock=clock
+    )
+    assert res.outcome.baseline_fit.stats.cvrmse < 0.7 * plain.outcome.baseline_fit.stats.cvrmse
+
+
+def test_contract_variable_needs_one_source(contract_file):
+    from epcwatch.config import ConfigError
+
+    bad = "{name: occupancy, influx: {field: occupancy}, csv: {path: o.csv, column: occupancy}}"
+    path = contract_file("contract.yaml", {"adjustments: []": f"adjustments: []\nvariables:\n  - {bad}"})
+    with pytest.raises(ConfigError) as err:
+        load_contract(path)
+    assert "contract.yaml:" in str(err.value) and "variables" in str(err.value)
+    assert "exactly one of influx or csv" in str(err.value)
