@@ -434,12 +434,18 @@ def measure(
                     raise RuntimeError(f"{agent} exited: {(tmp / f'{agent}.log').read_text()[-3000:]}")
                 time.sleep(0.2)
             time.sleep(warmup)
+            start_peak = _status_kb(proc.pid, "VmHWM")
             r0, v0 = counter.snapshot(agent)
             c0, w0, q0, t0 = _cpu_s(proc.pid), _write_bytes(proc.pid), requests.value, time.monotonic()
             time.sleep(seconds)
             r1, v1 = counter.snapshot(agent)
             c1, w1, q1, t1 = _cpu_s(proc.pid), _write_bytes(proc.pid), requests.value, time.monotonic()
-            peak = _status_kb(proc.pid, "VmHWM")
+            peak, rss = _status_kb(proc.pid, "VmHWM"), _status_kb(proc.pid, "VmRSS")
+            print(
+                f"  {agent} {devices}: peak RSS {start_peak / 1024:.1f} MiB after the warm-up, "
+                f"{peak / 1024:.1f} MiB at the end; RSS now {rss / 1024:.1f} MiB",
+                flush=True,
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

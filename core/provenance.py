@@ -22,7 +22,7 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 # cryptography loads when something is signed or verified: an edge that signs nothing never
 # pays for it (the chain's hashing needs only hashlib)
@@ -287,7 +287,16 @@ def public_bytes(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def sign(key: Ed25519PrivateKey, m: SignedRange) -> bytes:
+class Signer(Protocol):
+    """What signing needs of a private key: ``cryptography``'s ``Ed25519PrivateKey``, or the
+    edge agent's ``OpenSslSigner`` (the same signatures without loading ``cryptography``)."""
+
+    def sign(self, data: bytes, /) -> bytes: ...
+
+    def public_key(self) -> Ed25519PublicKey | bytes: ...
+
+
+def sign(key: Signer | Ed25519PrivateKey, m: SignedRange) -> bytes:
     return key.sign(message_bytes(m))
 
 

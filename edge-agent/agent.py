@@ -101,10 +101,10 @@ class Agent:
             site=cfg.site if cfg.signing is not None else None,
         )
         signing_key = None
-        if cfg.signing is not None:  # cryptography loads only for a site that signs
-            from epcwatch.broker.signing import load_site_key
+        if cfg.signing is not None:  # signs with the libcrypto ssl loaded (site_key.py)
+            from epcwatch.edge.site_key import load_signer
 
-            signing_key = load_site_key(cfg.signing.key_file)
+            signing_key = load_signer(cfg.signing.key_file)
         self.publisher = Publisher(cfg, clock, password)
         info = {
             d.id: DeviceInfo(

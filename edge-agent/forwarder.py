@@ -45,12 +45,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import orjson
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from epcwatch import logs, provenance, topics
 from epcwatch.backoff import backoff_delay
@@ -123,7 +120,7 @@ class Forwarder:
         ack_timeout_s: float = 60.0,
         ack_timeout_max_s: float = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
-        signing_key: Ed25519PrivateKey | None = None,
+        signing_key: provenance.Signer | None = None,
         wire: int = 1,
         linger_s: float = 0.0,
     ) -> None:

@@ -265,6 +265,7 @@ class Outbox:
         self._handed: dict[str, dict[int, tuple[int, int]]] = {}
         #: acknowledged rows not yet deleted from the file: row id → size (see delete_delay_s)
         self._acked: dict[int, int] = {}
+        self._acked_bytes = 0  # their sizes' sum (read from other threads: never iterated there)
         self._acked_since: float | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Outbox:
 
     @property
     def bytes(self) -> int:
-        return self._bytes - sum(self._acked.values())
+        return self._bytes - self._acked_bytes
 
     @property
     def dropped(self) -> int:
@@ -454,11 +455,11 @@ class Outbox:
         """After a committed delete: ``gone`` acknowledged rows (no longer in ``_handed``) and
         ``handed`` rows deleted otherwise (drop_oldest, :meth:`delete`) leave the bookkeeping."""
         for rid in gone:
-            self._acked.pop(rid, None)
+            self._acked_bytes -= self._acked.pop(rid, 0)
         ids = set(handed)
         if ids:
             for rid in ids & self._acked.keys():
-                del self._acked[rid]
+                self._acked_bytes -= self._acked.pop(rid)
             for device, seqs in list(self._handed.items()):
                 for seq in [q for q, (rid, _) in seqs.items() if rid in ids]:
                     del seqs[seq]
@@ -524,6 +525,7 @@ class Outbox:
                 for q in seqs:
                     rid, size = handed.pop(q)
                     self._acked[rid] = size
+                    self._acked_bytes += size
                     done.append(rid)
                 if not handed:
                     del self._handed[device]
