@@ -18,21 +18,23 @@ import typer
 from epcwatch import __version__
 from epcwatch.cli_root import add_root_options, run
 
-_app = typer.Typer(
-    name="epcwatch",
-    help="Building energy monitoring for energy-performance contracts.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # the top-level help in plain text: rich (and the markdown parser it pulls in) would double
-    # the start-up of `epcwatch --help`; the commands' own help keeps rich formatting
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
-add_root_options(_app)
+def _new_app() -> typer.Typer:
+    app = typer.Typer(
+        name="epcwatch",
+        help="Building energy monitoring for energy-performance contracts.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        # the top-level help in plain text: rich (and the markdown parser it pulls in) would double
+        # the start-up of `epcwatch --help`; the commands' own help keeps rich formatting
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    add_root_options(app)
+    app.command("schema")(schema)
+    return app
 
 
-@_app.command("schema")
 def schema(
     model: Annotated[
         str | None,
@@ -52,6 +54,9 @@ def schema(
         typer.echo(json.dumps(schemas[model], indent=2))
     else:
         typer.echo(json.dumps(schemas, indent=2))
+
+
+_app = _new_app()
 
 
 COMPONENTS = (
@@ -86,6 +91,43 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "demo": ("epcwatch.demo.run",),
     "verify": ("epcwatch.verify.cli",),
 }
+
+#: the top-level commands as ``epcwatch --help`` lists them (commands, then groups, in the order
+#: the components register them) with the first sentence of their help: the top-level help is
+#: printed from this table without loading the components; a test checks it against them
+SUMMARY: dict[str, str] = {
+    "demo": "Run the whole system on the simulated office complex (a baseline and a reporting year).",
+    "verify": "Check that the stored readings of a period are the ones the sites signed: report verified, "
+    "altered, missing, unsigned, invalid and replayed readings per device.",
+    "services": "Start, stop and inspect the local Mosquitto and InfluxDB.",
+    "edge": "Edge agent: read, plan and poll Modbus devices; publish over MQTT.",
+    "profiles": "The device profile library: list, show and validate register maps.",
+    "collector": "Collector: MQTT → validation → InfluxDB, dead letters, interval energy.",
+    "sim": "Simulated office complex: serve its devices over Modbus, export its truth, publish history.",
+    "savings": "Measurement and verification: baselines, ASHRAE Guideline 14 statistics, savings, reports.",
+    "dashboards": "Grafana dashboards as code: build the JSON, publish it, write building metadata.",
+    "stats": "Energy statistics per site and building (no subcommand), or per institution (institutions).",
+    "reporting": "Institution register, virtual meters and non-metered imports of the statistics report.",
+    "uplink": "Upload interval energy to the energy-monitoring platform (XML over TCP, MD5 login, AES).",
+    "security": "MQTT credentials per site and per collector, a lab CA, and a lab broker config.",
+}
+_COMMANDS = ("demo", "verify")  # commands; the others are groups
+
+
+def _summary_app() -> typer.Typer:
+    """An app that only lists the top-level commands (for ``epcwatch --help``)."""
+    app = _new_app()
+
+    def stub() -> None:  # pragma: no cover - never run: only listed
+        raise typer.Exit(2)
+
+    for name, text in SUMMARY.items():
+        if name in _COMMANDS:
+            app.command(name, help=text)(stub)
+        else:
+            app.add_typer(typer.Typer(), name=name, help=text)
+    return app
+
 
 _registered: set[str] = set()
 
@@ -140,5 +182,8 @@ def main() -> None:
     # command needs
     target: typer.Typer | None = globals().get("app")
     if target is None:
-        target = _load_components(_route(sys.argv[1:]))
+        if sys.argv[1:] in ([], ["--help"], ["-h"]):
+            target = _summary_app()
+        else:
+            target = _load_components(_route(sys.argv[1:]))
     run(target)

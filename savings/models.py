@@ -13,7 +13,7 @@ the statistics refer to the consumption the meter recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -179,6 +179,22 @@ class FittedModel:
         if self.type == "towt":
             return towt.design(obs, self.extra)
         raise ModelError(f"unknown model type {self.type!r}")
+
+    def variance_design(self, obs: Observations) -> Array:
+        """The design the uncertainty uses: the linear columns plus, for each searched change
+        or balance point θ, the column ∂ŷ/∂θ (central difference, 0.1 °C). This is the
+        Gauss–Newton linearisation of the whole nonlinear fit, so the stated band also counts
+        the error of the change points, not only of the coefficients given them."""
+        x, _ = self.design(obs)
+        if not self.nonlinear:
+            return x
+        cols = [x]
+        h = 0.1
+        for name, value in self.nonlinear.items():
+            up = replace(self, nonlinear={**self.nonlinear, name: value + h}).predict(obs)
+            down = replace(self, nonlinear={**self.nonlinear, name: value - h}).predict(obs)
+            cols.append(((up - down) / (2.0 * h))[:, None])
+        return np.asarray(np.hstack(cols), dtype=np.float64)
 
     def predict(self, obs: Observations) -> Array:
         """Predicted energy per period (NaN where temperature is unknown)."""

@@ -160,7 +160,7 @@ def render_html(result: RunResult, generated: datetime, verified: VerifiedShare 
     unc = [
         {
             "confidence": f"{round(cl * 100)} % (two-sided)",
-            "t": t_quantile(cl, dof),
+            "t": (s.multipliers or {}).get(str(round(cl * 100))) or t_quantile(cl, dof),
             "absolute": s.uncertainty[str(round(cl * 100))],
             "fsu": s.fsu[str(round(cl * 100))],
         }

@@ -140,7 +140,9 @@ def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12
     reasons = [] if model.type == "towt" else _reasons(model, by_name)
     um: UncertaintyModel | None = None
     try:
-        um = uncertainty_model(x, obs.energy - yhat, p, obs.frequency, xtx_pinv)
+        xv = model.variance_design(obs)
+        xv_pinv = xtx_pinv if xv is x else np.asarray(np.linalg.pinv(xv.T @ xv, hermitian=True))
+        um = uncertainty_model(xv, obs.energy - yhat, p, obs.frequency, xv_pinv)
     except DegreesOfFreedomError as exc:
         reasons.append(str(exc))
     verdict = g14_verdict(st, obs.frequency, reporting_months)

@@ -4,6 +4,7 @@ must name every top-level command, and each route must build its command."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 import typer.main
 
 from epcwatch import cli
+from tests.support import EPCWATCH
 
 
 def _top_level(app: typer.Typer) -> set[str]:
@@ -54,3 +56,28 @@ def test_a_route_builds_its_command_alone(command: str) -> None:
 )
 def test_route_reads_the_command_after_the_root_options(argv: list[str], expected: tuple[str, ...]) -> None:
     assert cli._route(argv) == expected
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_top_level_help_from_the_table_equals_the_components_own(columns: str) -> None:
+    # `epcwatch --help` lists the commands from cli.SUMMARY without loading the components
+    env = {**os.environ, "COLUMNS": columns}
+    quick = subprocess.run(
+        [EPCWATCH, "--help"], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    full = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from epcwatch import cli\n"
+            "cli._load_components()\n"
+            "cli._app(args=['--help'], prog_name='epcwatch')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert quick.stdout == full.stdout
+    assert "savings" in quick.stdout
+    assert set(cli.SUMMARY) == set(cli.ROUTES)
