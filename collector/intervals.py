@@ -132,9 +132,18 @@ class IntervalBook:
 
     # -- intake ---------------------------------------------------------------------------------
     def add(
-        self, kind: str, tags: Mapping[str, str | None], seq: int, ts: int, values: Mapping[str, object]
+        self,
+        kind: str,
+        tags: Mapping[str, str | None],
+        seq: int,
+        ts: int,
+        values: Mapping[str, object],
+        *,
+        linked: bool = True,
     ) -> None:
-        """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book."""
+        """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book.
+        ``linked``: the reading is stored with its seq (signed), so the intervals its steps
+        overlap keep their seq links, as the rollup finds them in the stored readings."""
         keys = tuple(values)
         names = self._names.get(keys)
         if names is None:
@@ -174,7 +183,7 @@ class IntervalBook:
             j = i + 1
             while j < len(steps) and steps[j][1].ts == t0:
                 j += 1
-            self._spread(series, site, t0, ts, steps[i:j], seq=seq)
+            self._spread(series, site, t0, ts, steps[i:j], seq=seq if linked else None)
             i = j
         for name, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
@@ -206,16 +215,18 @@ class IntervalBook:
         t1: int,
         group: list[tuple[str, Last, float]],
         *,
-        seq: int,
+        seq: int | None,
     ) -> None:
         """Spread the steps ``t0`` → ``t1`` (ending at the reading ``seq``) of some counters over
         the intervals they overlap, as the rollup does (the same expression, in the same order for
-        every counter); each interval keeps the lowest and highest seq of the steps' ends."""
+        every counter); each interval keeps the lowest and highest seq of the steps' ends (unless
+        ``seq`` is ``None``: an unsigned reading, stored without its seq)."""
         dt = t1 - t0
         incs = []
         lo = seq
         for name, prev, value in group:
-            lo = min(lo, prev.seq)
+            if lo is not None:
+                lo = min(lo, prev.seq)
             rules = self._rules_for(name)
             inc, _ = step_increase(prev.value, value, dt, rules)
             incs.append((name, inc, dt <= rules.max_gap_s * 1000))
@@ -237,12 +248,13 @@ class IntervalBook:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell(e)
-            link = cell.link
-            if link is None:
-                cell.link = [lo, seq]
-            else:
-                link[0] = min(link[0], lo)
-                link[1] = max(link[1], seq)
+            if seq is not None and lo is not None:
+                link = cell.link
+                if link is None:
+                    cell.link = [lo, seq]
+                else:
+                    link[0] = min(link[0], lo)
+                    link[1] = max(link[1], seq)
             sums = cell.sums
             for name, inc, covers in incs:
                 acc = sums.get(name)
