@@ -246,7 +246,8 @@ def register(app: typer.Typer) -> None:
                 from epcwatch.savings.verified import verified_share_from_influx
                 from epcwatch.verify.keyring import load_keyring
 
-                client = InfluxClient(influx_url, database)
+                # a year of a meter's readings and records per query: more than the default minute
+                client = InfluxClient(influx_url, database, timeout=600)
                 verified = verified_share_from_influx(client, c, load_keyring(keyring))
             result = run_contract(
                 c, source, out, write_back=write_back, contract_path=contract, verified=verified
