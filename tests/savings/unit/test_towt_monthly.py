@@ -126,3 +126,33 @@ def test_month_with_too_few_effective_hours_is_refused() -> None:
         towt_monthly.fit(ob)
     sel = select(ob, "towt-monthly")
     assert sel.chosen.model.type == "towt" and "refused" in sel.criterion
+
+
+def test_cli_names_the_segmented_model_and_saves_it(tmp_path) -> None:
+    """`savings fit --model towt-monthly` on hourly rows: the JSON names the model, its
+    segmentation and the out-of-sample comparison, and the saved model predicts as fitted."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from epcwatch.cli import app
+
+    base, rep = _seasonal()
+    synthetic.to_csv(pd.concat([base, rep], ignore_index=True), str(tmp_path / "h.csv"))
+    saved = tmp_path / "model.json"
+    res = CliRunner().invoke(
+        app,
+        [
+            "savings", "fit", "--data", str(tmp_path / "h.csv"), "--baseline", "2024-01-01/2024-12-31",
+            "--reporting", "2025-01-01/2025-12-31", "--model", "towt-monthly", "--json",
+            "--save-model", str(saved),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{") :])  # warnings precede the JSON
+    assert doc["model"]["type"] == "towt-monthly"
+    assert "adjacent months at weight 0.5" in doc["model"]["segmentation"]
+    assert "out-of-sample CV(RMSE)" in doc["model"]["selection_criterion"]
+    assert doc["uncertainty"]["standard_error"] > 0
+    again = FittedModel.from_dict(json.loads(saved.read_text()))
+    assert again.type == "towt-monthly" and len(again.coefficients) > 12 * 168
