@@ -78,6 +78,14 @@ class Cell:
     end: int
     #: field → [increase, covered ms]
     sums: dict[str, list[float]] = field(default_factory=dict)
+    #: [first seq, last seq] of the readings at the interval's edges (the steps that overlap it),
+    #: as the rollup writes them (``first_seq``, ``last_seq``): the verifier checks the energy
+    #: against the signed counter readings there
+    link: list[int] | None = None
+
+    def copy(self) -> Cell:
+        link = None if self.link is None else list(self.link)
+        return Cell(self.end, {k: list(v) for k, v in self.sums.items()}, link)
 
 
 CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
@@ -166,7 +174,7 @@ class IntervalBook:
             j = i + 1
             while j < len(steps) and steps[j][1].ts == t0:
                 j += 1
-            self._spread(series, site, t0, ts, steps[i:j])
+            self._spread(series, site, t0, ts, steps[i:j], seq=seq)
             i = j
         for name, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
@@ -191,13 +199,23 @@ class IntervalBook:
         return out
 
     def _spread(
-        self, series: SeriesKey, site: str | None, t0: int, t1: int, group: list[tuple[str, Last, float]]
+        self,
+        series: SeriesKey,
+        site: str | None,
+        t0: int,
+        t1: int,
+        group: list[tuple[str, Last, float]],
+        *,
+        seq: int,
     ) -> None:
-        """Spread the steps ``t0`` → ``t1`` of some counters over the intervals they overlap, as the
-        rollup does (the same expression, in the same order for every counter)."""
+        """Spread the steps ``t0`` → ``t1`` (ending at the reading ``seq``) of some counters over
+        the intervals they overlap, as the rollup does (the same expression, in the same order for
+        every counter); each interval keeps the lowest and highest seq of the steps' ends."""
         dt = t1 - t0
         incs = []
+        lo = seq
         for name, prev, value in group:
+            lo = min(lo, prev.seq)
             rules = self._rules_for(name)
             inc, _ = step_increase(prev.value, value, dt, rules)
             incs.append((name, inc, dt <= rules.max_gap_s * 1000))
@@ -219,6 +237,12 @@ class IntervalBook:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell(e)
+            link = cell.link
+            if link is None:
+                cell.link = [lo, seq]
+            else:
+                link[0] = min(link[0], lo)
+                link[1] = max(link[1], seq)
             sums = cell.sums
             for name, inc, covers in incs:
                 acc = sums.get(name)
@@ -263,8 +287,7 @@ class IntervalBook:
         for key in self._touched:  # the running sums are stored whether emitted or not
             open_cell = self.cells.get(key)
             if open_cell is not None:
-                sums = {k: list(v) for k, v in open_cell.sums.items()}
-                self._changed.cells[key] = Cell(open_cell.end, sums)
+                self._changed.cells[key] = open_cell.copy()
         self._touched = set()
         for k in self._dirty_last:  # copies: the book goes on while the batch is written
             v = self.last[k]
@@ -294,13 +317,15 @@ class IntervalBook:
             parts.append(f"{name}={format_float(inc)}")
             coverage = min(coverage, 1.0, cov / span)
         parts.append(f"{COVERAGE}={format_float(coverage)}")
+        if cell.link is not None:
+            parts.append(f"first_seq={cell.link[0]}i,last_seq={cell.link[1]}i")
         return f"{prefix} {','.join(parts)} {start}"
 
     # -- state ----------------------------------------------------------------------------------
     def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
         """Start from stored state; open cells are emitted again at the next :meth:`take`."""
         self.last = {k: Last(v.ts, v.value, v.seq) for k, v in last.items()}
-        self.cells = {k: Cell(c.end, {n: list(v) for n, v in c.sums.items()}) for k, c in cells.items()}
+        self.cells = {k: c.copy() for k, c in cells.items()}
         self._dirty_cells = set(self.cells)
 
 
@@ -318,4 +343,5 @@ def cell_line(key: CellKey, cell: Cell) -> str | None:
         coverage = min(coverage, 1.0, cov / span)
     tags: dict[str, str | None] = dict(tag_key)
     tags["interval"] = iv
-    return point("energy_interval", tags, {**values, "coverage": coverage}, start)
+    link = {} if cell.link is None else {"first_seq": cell.link[0], "last_seq": cell.link[1]}
+    return point("energy_interval", tags, {**values, "coverage": coverage, **link}, start)

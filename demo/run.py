@@ -538,31 +538,6 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             result["rollup"] = out.strip().splitlines()[-1] if out.strip() else ""
             progress.update(task, completed=1)
             lap("rollup", t0)
-            if plan.first <= CONTRACT_YEARS[0] and plan.last >= CONTRACT_YEARS[1]:
-                # the M&V report weighs each device-day's kWh by whether the signed readings at its
-                # edges verify: the daily intervals must carry their seq links (first_seq,
-                # last_seq), which the recompute writes and interval energy at ingest does not yet
-                t0 = time.monotonic()
-                task = progress.add_task("collector rollup (daily seq links, M&V evidence)", total=1)
-                run_step(
-                    "collector rollup (daily)",
-                    [
-                        EPCWATCH,
-                        "collector",
-                        "rollup",
-                        "--config",
-                        str(work / "collector.yaml"),
-                        "--interval",
-                        "1d",
-                        "--from",
-                        _local_midnight(CONTRACT_YEARS[0]).isoformat(),
-                        "--to",
-                        _local_midnight(plan.live_first - dt.timedelta(days=1)).isoformat(),
-                    ],
-                    logs_dir / "rollup-daily.log",
-                )
-                progress.update(task, completed=1)
-                lap("rollup daily (seq links)", t0)
 
             # 6. truth, dashboards, savings ---------------------------------------------------------------
             t0 = time.monotonic()

@@ -1,5 +1,6 @@
-"""Interval energy at ingest equals the rollup's: same points, bit for bit, whatever the order
-in which series interleave, with resets, rollovers, replaced meters, gaps and redeliveries."""
+"""Interval energy at ingest equals the rollup's: same points, bit for bit (the seq links to the
+readings at each interval's edges included), whatever the order in which series interleave, with
+resets, rollovers, replaced meters, gaps and redeliveries."""
 
 from __future__ import annotations
 
@@ -55,18 +56,20 @@ def rollup(readings: list[Reading]) -> dict[str, str]:
     stored: dict[str, dict[str, dict[SeriesKey, dict[int, float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict))
     )
-    for kind, tags, _, ts, values in readings:
+    seqs: dict[str, dict[SeriesKey, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for kind, tags, seq, ts, values in readings:
         key = tuple(sorted((k, v) for k, v in tags.items() if v))
+        seqs[kind][key][ts] = seq  # every reading is stored with its seq
         for name, v in values.items():
             if name in COUNTERS and not isinstance(v, bool):  # what the rollup reads back
                 stored[kind][name][key][ts] = float(v)
     out: dict[str, str] = {}
     lo = min(r[3] for r in readings) - 2 * 86_400_000
     hi = max(r[3] for r in readings) + 2 * 86_400_000
-    for fields in stored.values():
+    for kind, fields in stored.items():
         samples = {f: {k: sorted(v.items()) for k, v in series.items()} for f, series in fields.items()}
         for interval in (Interval.QUARTER, Interval.DAY):
-            _collect(interval_lines(samples, SETTINGS, interval, lo, hi), out)
+            _collect(interval_lines(samples, SETTINGS, interval, lo, hi, seqs=seqs[kind]), out)
     return out
 
 
