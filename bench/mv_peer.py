@@ -140,8 +140,11 @@ def data_cases(directory: Path, only: str | None = None) -> list[Case]:
     return list(by_name.values())
 
 
+HOURLY_MODEL = "towt"
+
+
 def run_epcwatch(rep: Replicate) -> None:
-    model = "towt" if rep.frequency == "hourly" else "auto"
+    model = HOURLY_MODEL if rep.frequency == "hourly" else "auto"
     try:
         o = fit_csv(
             rep.csv,
@@ -294,7 +297,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="take opendsm's results from an earlier run's --json (same cases and seeds) instead of "
         "running it again (opendsm does not change when epcwatch does)",
     )
+    ap.add_argument(
+        "--hourly-model",
+        default="towt",
+        choices=("towt", "towt-monthly"),
+        help="epcwatch's model on hourly cases (towt-monthly: month-segmented TOWT where it predicts "
+        "held-out months better)",
+    )
     args = ap.parse_args(argv)
+    global HOURLY_MODEL
+    HOURLY_MODEL = args.hourly_model
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-mvpeer-"))
     cases = (
         data_cases(args.data, args.case) if args.data else synthetic_cases(args.replicates, tmp, args.case)

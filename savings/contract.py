@@ -341,7 +341,7 @@ class Contract(_Strict):
         for a in self.adjustments:
             if a.start < self.reporting.start or a.end > self.reporting.end:
                 raise ValueError(f"adjustment {a.start}/{a.end} must lie inside the reporting period")
-        if self.model.type in ("towt",) or self.model.type not in ("auto", *MODEL_TYPES):
+        if self.model.type in ("towt", "towt-monthly") or self.model.type not in ("auto", *MODEL_TYPES):
             raise ValueError("contracts use daily models (auto, mean, 2p, 3pc, 3ph, 4p, 5p, hdd_cdd)")
         return self
 

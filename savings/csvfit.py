@@ -29,7 +29,7 @@ from epcwatch.savings.engine import (
 )
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.frozen import FrozenBaseline
-from epcwatch.savings.models import MODEL_TYPES, Frequency, Observations
+from epcwatch.savings.models import HOURLY_TYPES, MODEL_TYPES, Frequency, Observations
 from epcwatch.savings.sufficiency import DataWarning
 
 
@@ -103,9 +103,9 @@ def _prepare(
         if not _covers(df, tcol, per):
             first, last = df[tcol].iloc[0].date(), df[tcol].iloc[-1].date()
             raise DataError(f"no rows in the {name} period {per} (the file covers {first} to {last})")
-    if model == "towt" and freq != Frequency.HOURLY:
-        raise DataError(f"towt needs hourly rows; this file has {freq.value} rows")
-    return df, freq, tcol, rows_kind(freq, model == "towt")
+    if model in HOURLY_TYPES and freq != Frequency.HOURLY:
+        raise DataError(f"{model} needs hourly rows; this file has {freq.value} rows")
+    return df, freq, tcol, rows_kind(freq, model in HOURLY_TYPES)
 
 
 def _daily_for_warnings(df: pd.DataFrame, freq: Frequency, per: Period) -> pd.DataFrame:

@@ -43,6 +43,9 @@ MODEL_NAMES = {
     "5p": "five-parameter (5P) change-point",
     "hdd_cdd": "HDD/CDD degree-day regression",
     "towt": "time-of-week-and-temperature (TOWT)",
+    "towt-monthly": (
+        "TOWT segmented by calendar month (CalTRACK hourly: one model a month, adjacent months weighted 0.5)"
+    ),
 }
 
 

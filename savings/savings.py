@@ -102,9 +102,8 @@ def summed_design(
 ) -> Array:
     """Column sums of the reporting-period design over valid periods (optionally weighted)."""
     ok = np.asarray(valid, dtype=bool)
-    x = model.variance_design(reporting.select(ok))
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)[ok]
-    return np.asarray(w @ x, dtype=np.float64)
+    w = np.ones(int(ok.sum())) if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    return model.summed_design(reporting.select(ok), w)
 
 
 def avoided_energy(
@@ -193,6 +192,17 @@ def avoided_energy(
     return series, summary
 
 
+#: a cumulative band over more reporting periods than this is computed at this many
+#: checkpoints (parameter variance interpolated between them; the last period exact)
+CUMULATIVE_POINTS = 1000
+
+
+def _span(n: int, a: int, b: int) -> NDArray[np.bool_]:
+    out = np.zeros(n, dtype=bool)
+    out[a:b] = True
+    return out
+
+
 def cumulative_uncertainty(
     model: FittedModel,
     uncertainty: UncertaintyModel,
@@ -208,10 +218,22 @@ def cumulative_uncertainty(
     out = np.zeros(n)
     if not ok.any():
         return out
-    x = model.variance_design(reporting.select(ok))
     w = 1.0 + (np.zeros(n) if adjustment_fractions is None else np.asarray(adjustment_fractions))[ok]
-    g = np.cumsum(x * w[:, None], axis=0).T  # q × m_valid
-    vp = uncertainty.var_param_many(g)
+    mv = int(ok.sum())
+    if mv <= CUMULATIVE_POINTS:
+        x = model.variance_design(reporting.select(ok))
+        g = np.cumsum(x * w[:, None], axis=0).T  # q × m_valid
+        vp = uncertainty.var_param_many(g)
+    else:  # long hourly series: the parameter variance at checkpoints, interpolated between
+        ends = np.unique(np.linspace(0, mv, CUMULATIVE_POINTS + 1).round().astype(int))[1:]
+        rep = reporting.select(ok)
+        starts = np.concatenate([[0], ends[:-1]])
+        inc = [
+            model.summed_design(rep.select(_span(mv, a, b)), w[a:b])
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        g = np.cumsum(np.column_stack(inc), axis=1)
+        vp = np.interp(np.arange(1, mv + 1), ends, uncertainty.var_param_many(g))
     m = np.arange(1, ok.sum() + 1)
     vn = np.array([uncertainty.var_noise(float(k)) for k in m])
     # the multiplier of the whole reporting period (the band's end, where the guarantee is judged)

@@ -314,6 +314,21 @@ UNCERTAINTY_SCOPE = (
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One model of a segmented fit (month-segmented TOWT): its window's ``rows`` (indices into
+    the baseline), their least-squares ``weights``, their design ``x``, (XᵀWX)⁺ ``pinv``, the
+    rows of the segment's own month (``own``, predicted by it) and the first column of its
+    coefficients in the stacked summed design."""
+
+    rows: Any
+    weights: Array
+    x: Array
+    pinv: Array
+    own: Any
+    offset: int
+
+
+@dataclass(frozen=True)
 class UncertaintyModel:
     """What the savings uncertainty needs from a baseline fit.
 
@@ -335,6 +350,9 @@ class UncertaintyModel:
     method: str
     block: int = 1
     gamma_block: Array | None = None
+    #: segmented fits (month-segmented TOWT): the error of gᵀβ̂ is wᵀε with
+    #: w = Σₘ WₘXₘ(XₘᵀWₘXₘ)⁺gₘ; ``x``/``xtx_pinv`` are then unused
+    segments: tuple[Segment, ...] | None = None
     _cache: dict[tuple[float, int, bool, bytes], dict[float, float]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -363,7 +381,7 @@ class UncertaintyModel:
 
     def var_param_many(self, g: Array) -> Array:
         """Variance of gⱼᵀ(β̂ − β) for each column gⱼ of ``g`` (q × J)."""
-        w = self.x @ (self.xtx_pinv @ g)  # n × J
+        w = self.weights(g)  # n × J
         v = self._quad(w, self.gamma)
         if self.gamma_block is not None and self.block > 1:
             nb = len(w) // self.block
@@ -371,6 +389,37 @@ class UncertaintyModel:
             wb = w[: nb * self.block].reshape(nb, self.block, -1).mean(axis=1)
             v = np.maximum(v, self._quad(wb, self.gamma_block))
         return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
+
+    def weights(self, g: Array) -> Array:
+        """w (n × J) with gⱼᵀ(β̂ − β) = wⱼᵀε: X(XᵀX)⁺g, or the sum over segments."""
+        if self.segments is None:
+            return np.asarray(self.x @ (self.xtx_pinv @ g), dtype=np.float64)
+        out = np.zeros((self.n, g.shape[1]))
+        for s in self.segments:
+            q = s.x.shape[1]
+            out[s.rows] += s.weights[:, None] * (s.x @ (s.pinv @ g[s.offset : s.offset + q]))
+        return out
+
+    def block_operators(self, g: Array, block: int) -> tuple[Array, Array]:
+        """(wb, hat) of :func:`studentized_quantiles`: the block means of w and the map from
+        the blocks' summed errors to the blocks' summed fitted errors."""
+        if self.segments is None:
+            return block_operators(self.x, self.xtx_pinv, g, block)
+        nb = self.n // block
+        w = self.weights(np.asarray(g, dtype=np.float64).reshape(-1, 1))[:, 0]
+        wb = w[: nb * block].reshape(nb, block).mean(axis=1) if block > 1 else w
+        hat = np.zeros((nb, nb))
+        for s in self.segments:
+            blk = np.asarray(s.rows) // block
+            keep = blk < nb
+            q = s.x.shape[1]
+            own = np.asarray(s.own) & keep
+            psum = np.zeros((nb, q))
+            np.add.at(psum, blk[own], s.x[own])
+            emean = np.zeros((nb, q))
+            np.add.at(emean, blk[keep], s.x[keep] * s.weights[keep, None] / block)
+            hat += (psum @ s.pinv) @ emean.T
+        return np.asarray(wb, dtype=np.float64), hat
 
     def var_noise(self, m: float) -> float:
         """Variance of the sum of m consecutive residuals: Σ_{|k|<m} (m − |k|)·γₖ."""
@@ -398,10 +447,10 @@ class UncertaintyModel:
         key = (rho0, round(m), noise, np.asarray(g, dtype=np.float64).tobytes())
         cached = self._cache.get(key)
         if cached is None:
-            cached = studentized_quantiles(
-                self.x,
-                self.xtx_pinv,
-                np.asarray(g, dtype=np.float64),
+            wb, hat = self.block_operators(np.asarray(g, dtype=np.float64), block)
+            cached = bootstrap_quantiles(
+                wb,
+                hat,
                 m if noise else 0.0,
                 rho=rho0,
                 block=block,
@@ -461,8 +510,26 @@ def _ndtr(x: Array) -> Array:
     return np.asarray(0.5 * (1.0 + np.sign(x) * erf))
 
 
+def block_operators(x: Array, xtx_pinv: Array, g: Array, block: int) -> tuple[Array, Array]:
+    """For ordinary least squares: the block means of w = X(XᵀX)⁺g and the map from the
+    blocks' summed errors to the blocks' summed fitted errors."""
+    nb = len(x) // block
+    xb = x[: nb * block].reshape(nb, block, -1).mean(axis=1) if block > 1 else x
+    wb = xb @ (xtx_pinv @ g)  # error of gᵀβ̂ ≈ Σ_d wb_d·D_d
+    hat = block * (xb @ xtx_pinv @ xb.T)  # block sums of the fitted errors ≈ hat @ D
+    return np.asarray(wb, dtype=np.float64), np.asarray(hat, dtype=np.float64)
+
+
 def studentized_quantiles(
     x: Array, xtx_pinv: Array, g: Array, m: float, *, rho: float, block: int = 1, scale: float = 1.0
+) -> dict[float, float]:
+    """:func:`bootstrap_quantiles` of an ordinary least-squares fit with design ``x``."""
+    wb, hat = block_operators(x, xtx_pinv, g, block)
+    return bootstrap_quantiles(wb, hat, m, rho=rho, block=block, scale=scale)
+
+
+def bootstrap_quantiles(
+    wb: Array, hat: Array, m: float, *, rho: float, block: int = 1, scale: float = 1.0
 ) -> dict[float, float]:
     """Quantiles of |savings error| / estimated standard error, by a parametric bootstrap.
 
@@ -475,11 +542,11 @@ def studentized_quantiles(
     Rao–Blackwellised bootstrap: far less Monte Carlo noise than counting). The k at which
     the mean probability reaches each confidence level is the band's multiplier:
     it replaces Student's t, whose tails fit neither the downward bias of an estimated ρ nor
-    its scatter, so the stated coverage holds at 68 % as well as at 90 %."""
-    nb = len(x) // block
-    xb = x[: nb * block].reshape(nb, block, -1).mean(axis=1) if block > 1 else x
-    wb = xb @ (xtx_pinv @ g)  # error of gᵀβ̂ ≈ Σ_d wb_d·D_d
-    hat = block * (xb @ xtx_pinv @ xb.T)  # block sums of the fitted errors ≈ hat @ D
+    its scatter, so the stated coverage holds at 68 % as well as at 90 %.
+
+    ``wb`` weighs the blocks' summed baseline errors into the error of gᵀβ̂; ``hat`` maps them
+    to the blocks' summed fitted errors (see :func:`block_operators`)."""
+    nb = len(wb)
     mb = round(m / block)
     total = nb + mb
     lag = np.abs(np.subtract.outer(np.arange(total), np.arange(total)))
