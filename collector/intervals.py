@@ -119,6 +119,9 @@ class IntervalBook:
         #: cells changed since they were last emitted, and since the last snapshot
         self._dirty_cells: set[CellKey] = set()
         self._touched: set[CellKey] = set()
+        #: open cells whose sums went into a snapshot (the state holds them until they complete);
+        #: a cell opened and completed between two snapshots is never stored, nor deleted
+        self._stored: set[CellKey] = set()
         self._dirty_last: set[tuple[SeriesKey, str]] = set()
         self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
         self._changed = Snapshot()
@@ -288,7 +291,9 @@ class IntervalBook:
         for key in self._dirty_cells:
             if self.complete(key):
                 cell = self.cells.pop(key)
-                self._changed.cells[key] = None
+                if key in self._stored:
+                    self._stored.discard(key)
+                    self._changed.cells[key] = None
             elif emit_open:
                 cell = self.cells[key]
             else:
@@ -300,6 +305,7 @@ class IntervalBook:
             open_cell = self.cells.get(key)
             if open_cell is not None:
                 self._changed.cells[key] = open_cell.copy()
+                self._stored.add(key)
         self._touched = set()
         for k in self._dirty_last:  # copies: the book goes on while the batch is written
             v = self.last[k]
@@ -339,6 +345,7 @@ class IntervalBook:
         self.last = {k: Last(v.ts, v.value, v.seq) for k, v in last.items()}
         self.cells = {k: c.copy() for k, c in cells.items()}
         self._dirty_cells = set(self.cells)
+        self._stored = set(self.cells)
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:

@@ -156,10 +156,31 @@ def test_state_survives_a_restart() -> None:
     lines, snap = first.take(317.0)  # the batch in hand is written and its state stored ...
     _collect(lines, out)
     keep(snap)
+    assert set(stored_cells) == set(first.cells)  # the stored state is exactly the open cells
     second = book()  # ... then the process dies; a new one starts from the stored state
     second.restore(stored_last, stored_cells)
     out.update(ingest(readings[317:], second))
     assert out == whole
+
+
+def test_cells_opened_and_completed_between_snapshots_are_never_stored() -> None:
+    """A batch of history spans many intervals: the state stores only the ones left open (and
+    deletes only cells it stored), not every quarter the batch went through."""
+    b = book()
+    tags = {"site": "s1", "device": "m1"}
+    for i in range(400):  # 100 hours of 15-minute readings in one batch
+        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
+    lines, snap = b.take(0.0)
+    assert len(lines) > 400  # 399 completed quarters and 4 completed days, plus the open ones
+    assert all(c is not None for c in snap.cells.values())
+    assert set(snap.cells) == set(b.cells)
+    opened = set(b.cells)
+    for i in range(400, 500):
+        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
+    _, snap = b.take(100.0)
+    deleted = {k for k, c in snap.cells.items() if c is None}
+    assert deleted and deleted <= opened  # only cells the state held are deleted
+    assert {k for k, c in snap.cells.items() if c is not None} == set(b.cells)
 
 
 def test_late_reading_asks_for_a_repair_and_duplicates_are_ignored() -> None:
