@@ -140,8 +140,11 @@ def data_cases(directory: Path, only: str | None = None) -> list[Case]:
     return list(by_name.values())
 
 
+HOURLY_MODEL = "towt"
+
+
 def run_epcwatch(rep: Replicate) -> None:
-    model = "towt" if rep.frequency == "hourly" else "auto"
+    model = HOURLY_MODEL if rep.frequency == "hourly" else "auto"
     try:
         o = fit_csv(
             rep.csv,
@@ -190,6 +193,28 @@ def run_peer(reps: list[Replicate], tmp: Path) -> None:
         r.peer = res.get("savings")
         if res.get("error"):
             r.note = f"opendsm failed: {res['error']}"
+
+
+def peer_from(cases: list[Case], path: Path) -> int:
+    """opendsm's savings from an earlier run's JSON, matched by case name and replicate order
+    (the data are seeded, so the same replicate is the same building); the truths must agree.
+    Returns the number of leading replicates per case that have a peer result."""
+    earlier: dict[str, list[dict[str, Any]]] = {}
+    for row in json.loads(path.read_text())["replicates"]:
+        earlier.setdefault(row["case"], []).append(row)
+    k = math.inf
+    for c in cases:
+        rows = earlier.get(c.name, [])
+        have = 0
+        for r, row in zip(c.reps, rows, strict=False):
+            if row.get("opendsm") is None:
+                break
+            if not math.isclose(row["truth"], r.truth, rel_tol=1e-9):
+                raise SystemExit(f"{path}: case {c.name!r} has other data ({row['truth']} vs {r.truth})")
+            r.peer = row["opendsm"]
+            have += 1
+        k = min(k, have)
+    return int(k) if math.isfinite(k) else 0
 
 
 def pct(x: float, truth: float) -> float:
@@ -266,7 +291,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--case", help="only cases whose name contains this text")
     ap.add_argument("--data", type=Path, help="directory with cases.json (instead of synthetic cases)")
     ap.add_argument("--json", type=Path, help="also write the summary here")
+    ap.add_argument(
+        "--peer-from",
+        type=Path,
+        help="take opendsm's results from an earlier run's --json (same cases and seeds) instead of "
+        "running it again (opendsm does not change when epcwatch does)",
+    )
+    ap.add_argument(
+        "--hourly-model",
+        default="towt",
+        choices=("towt", "towt-monthly"),
+        help="epcwatch's model on hourly cases (towt-monthly: month-segmented TOWT where it predicts "
+        "held-out months better)",
+    )
     args = ap.parse_args(argv)
+    global HOURLY_MODEL
+    HOURLY_MODEL = args.hourly_model
     tmp = Path(tempfile.mkdtemp(prefix="epcwatch-mvpeer-"))
     cases = (
         data_cases(args.data, args.case) if args.data else synthetic_cases(args.replicates, tmp, args.case)
@@ -278,7 +318,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_epc = time.perf_counter() - t0
     k = 0 if args.no_peer else args.peer_replicates
     t0 = time.perf_counter()
-    run_peer([r for c in cases for r in c.reps[:k]], tmp)
+    if args.peer_from:
+        k = peer_from(cases, args.peer_from)
+    else:
+        run_peer([r for c in cases for r in c.reps[:k]], tmp)
     t_peer = time.perf_counter() - t0
     summary = summarise(cases, k)
     summary["seconds"] = {"epcwatch": t_epc, "opendsm": t_peer}

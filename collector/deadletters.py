@@ -51,9 +51,7 @@ def excerpt(payload: bytes) -> str:
     return "".join(c if c >= " " and c != "\x7f" else f"\\x{ord(c):02x}" for c in text)
 
 
-def dead_letter_line(
-    *, topic: str, reason: str, payload: bytes, received_ms: int, collector: str
-) -> str:
+def dead_letter_line(*, topic: str, reason: str, payload: bytes, received_ms: int, collector: str) -> str:
     """The line protocol of one dead letter (see the module docstring)."""
     site, device = topic_ids(topic)
     digest = hashlib.sha256(payload).hexdigest()
@@ -141,7 +139,7 @@ def list_query(*, since_ms: int, site: str | None = None, limit: int = 100) -> s
     """InfluxQL for the newest dead letters since ``since_ms`` (optionally of one site)."""
     where = f"time >= {int(since_ms)}ms"
     if site is not None:
-        where += " AND \"site\" = '" + topics.check_id(site, "site") + "'"
+        where += ' AND "site" = \'' + topics.check_id(site, "site") + "'"
     return f'SELECT * FROM "{MEASUREMENT}" WHERE {where} ORDER BY time DESC LIMIT {int(limit)}'
 
 

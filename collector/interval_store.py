@@ -67,6 +67,27 @@ def _tags_json(tags: list[list[str]]) -> str:
     return orjson.dumps(tags).decode()
 
 
+#: the key of a cell's seq link in its stored sums document (no measurement is named so)
+_LINK = "#seq"
+
+
+def _cell_doc(cell: Cell) -> dict[str, list[float] | list[int]]:
+    """A cell's sums as stored, its seq link beside them."""
+    doc: dict[str, list[float] | list[int]] = dict(cell.sums)
+    if cell.link is not None:
+        doc[_LINK] = cell.link
+    return doc
+
+
+def _cell(end: int, doc: dict[str, list[float]]) -> Cell:
+    link = doc.pop(_LINK, None)
+    return Cell(
+        int(end),
+        {n: [float(a), float(b)] for n, (a, b) in doc.items()},
+        None if link is None else [int(link[0]), int(link[1])],
+    )
+
+
 #: rows of the folded state, keyed as the tables are: (kind, tags JSON, field) → (ts, value, seq)
 _LastRows = dict[tuple[str, str, str], tuple[int, float, int]]
 #: (kind, tags JSON, interval, start) → (end, sums JSON), or None: the cell is dropped
@@ -100,9 +121,7 @@ class IntervalStore:
                     )
                 }
                 cells = {
-                    (_series(k, t), iv, int(s)): Cell(
-                        int(e), {n: [float(a), float(b)] for n, (a, b) in orjson.loads(sums).items()}
-                    )
+                    (_series(k, t), iv, int(s)): _cell(e, orjson.loads(sums))
                     for k, t, iv, s, e, sums in self._db.execute(
                         'SELECT kind, tags, interval, start, "end", sums FROM cells'
                     )
@@ -115,9 +134,7 @@ class IntervalStore:
             for k, tags, f, ts, v, seq in doc["l"]:
                 last[((k, _pairs(tags)), f)] = Last(int(ts), float(v), int(seq))
             for k, tags, iv, start, end, sums in doc["c"]:
-                cells[((k, _pairs(tags)), iv, int(start))] = Cell(
-                    int(end), {n: [float(a), float(b)] for n, (a, b) in sums.items()}
-                )
+                cells[((k, _pairs(tags)), iv, int(start))] = _cell(end, sums)
             for k, tags, iv, start in doc["d"]:
                 cells.pop(((k, _pairs(tags)), iv, int(start)), None)
         return last, cells
@@ -132,7 +149,7 @@ class IntervalStore:
             if c is None:
                 del_cells.append((s[0], s[1], iv, start))
             else:
-                put_cells.append((s[0], s[1], iv, start, c.end, c.sums))
+                put_cells.append((s[0], s[1], iv, start, c.end, _cell_doc(c)))
         doc = {
             "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None],
             "c": put_cells,

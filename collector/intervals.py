@@ -78,6 +78,14 @@ class Cell:
     end: int
     #: field → [increase, covered ms]
     sums: dict[str, list[float]] = field(default_factory=dict)
+    #: [first seq, last seq] of the readings at the interval's edges (the steps that overlap it),
+    #: as the rollup writes them (``first_seq``, ``last_seq``): the verifier checks the energy
+    #: against the signed counter readings there
+    link: list[int] | None = None
+
+    def copy(self) -> Cell:
+        link = None if self.link is None else list(self.link)
+        return Cell(self.end, {k: list(v) for k, v in self.sums.items()}, link)
 
 
 CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
@@ -111,6 +119,9 @@ class IntervalBook:
         #: cells changed since they were last emitted, and since the last snapshot
         self._dirty_cells: set[CellKey] = set()
         self._touched: set[CellKey] = set()
+        #: open cells whose sums went into a snapshot (the state holds them until they complete);
+        #: a cell opened and completed between two snapshots is never stored, nor deleted
+        self._stored: set[CellKey] = set()
         self._dirty_last: set[tuple[SeriesKey, str]] = set()
         self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
         self._changed = Snapshot()
@@ -124,9 +135,18 @@ class IntervalBook:
 
     # -- intake ---------------------------------------------------------------------------------
     def add(
-        self, kind: str, tags: Mapping[str, str | None], seq: int, ts: int, values: Mapping[str, object]
+        self,
+        kind: str,
+        tags: Mapping[str, str | None],
+        seq: int,
+        ts: int,
+        values: Mapping[str, object],
+        *,
+        linked: bool = True,
     ) -> None:
-        """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book."""
+        """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book.
+        ``linked``: the reading is stored with its seq (signed), so the intervals its steps
+        overlap keep their seq links, as the rollup finds them in the stored readings."""
         keys = tuple(values)
         names = self._names.get(keys)
         if names is None:
@@ -166,7 +186,7 @@ class IntervalBook:
             j = i + 1
             while j < len(steps) and steps[j][1].ts == t0:
                 j += 1
-            self._spread(series, site, t0, ts, steps[i:j])
+            self._spread(series, site, t0, ts, steps[i:j], seq=seq if linked else None)
             i = j
         for name, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
@@ -191,13 +211,25 @@ class IntervalBook:
         return out
 
     def _spread(
-        self, series: SeriesKey, site: str | None, t0: int, t1: int, group: list[tuple[str, Last, float]]
+        self,
+        series: SeriesKey,
+        site: str | None,
+        t0: int,
+        t1: int,
+        group: list[tuple[str, Last, float]],
+        *,
+        seq: int | None,
     ) -> None:
-        """Spread the steps ``t0`` → ``t1`` of some counters over the intervals they overlap, as the
-        rollup does (the same expression, in the same order for every counter)."""
+        """Spread the steps ``t0`` → ``t1`` (ending at the reading ``seq``) of some counters over
+        the intervals they overlap, as the rollup does (the same expression, in the same order for
+        every counter); each interval keeps the lowest and highest seq of the steps' ends (unless
+        ``seq`` is ``None``: an unsigned reading, stored without its seq)."""
         dt = t1 - t0
         incs = []
+        lo = seq
         for name, prev, value in group:
+            if lo is not None:
+                lo = min(lo, prev.seq)
             rules = self._rules_for(name)
             inc, _ = step_increase(prev.value, value, dt, rules)
             incs.append((name, inc, dt <= rules.max_gap_s * 1000))
@@ -219,6 +251,13 @@ class IntervalBook:
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell(e)
+            if seq is not None and lo is not None:
+                link = cell.link
+                if link is None:
+                    cell.link = [lo, seq]
+                else:
+                    link[0] = min(link[0], lo)
+                    link[1] = max(link[1], seq)
             sums = cell.sums
             for name, inc, covers in incs:
                 acc = sums.get(name)
@@ -252,7 +291,9 @@ class IntervalBook:
         for key in self._dirty_cells:
             if self.complete(key):
                 cell = self.cells.pop(key)
-                self._changed.cells[key] = None
+                if key in self._stored:
+                    self._stored.discard(key)
+                    self._changed.cells[key] = None
             elif emit_open:
                 cell = self.cells[key]
             else:
@@ -263,8 +304,8 @@ class IntervalBook:
         for key in self._touched:  # the running sums are stored whether emitted or not
             open_cell = self.cells.get(key)
             if open_cell is not None:
-                sums = {k: list(v) for k, v in open_cell.sums.items()}
-                self._changed.cells[key] = Cell(open_cell.end, sums)
+                self._changed.cells[key] = open_cell.copy()
+                self._stored.add(key)
         self._touched = set()
         for k in self._dirty_last:  # copies: the book goes on while the batch is written
             v = self.last[k]
@@ -294,14 +335,17 @@ class IntervalBook:
             parts.append(f"{name}={format_float(inc)}")
             coverage = min(coverage, 1.0, cov / span)
         parts.append(f"{COVERAGE}={format_float(coverage)}")
+        if cell.link is not None:
+            parts.append(f"first_seq={cell.link[0]}i,last_seq={cell.link[1]}i")
         return f"{prefix} {','.join(parts)} {start}"
 
     # -- state ----------------------------------------------------------------------------------
     def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
         """Start from stored state; open cells are emitted again at the next :meth:`take`."""
         self.last = {k: Last(v.ts, v.value, v.seq) for k, v in last.items()}
-        self.cells = {k: Cell(c.end, {n: list(v) for n, v in c.sums.items()}) for k, c in cells.items()}
+        self.cells = {k: c.copy() for k, c in cells.items()}
         self._dirty_cells = set(self.cells)
+        self._stored = set(self.cells)
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:
@@ -318,4 +362,5 @@ def cell_line(key: CellKey, cell: Cell) -> str | None:
         coverage = min(coverage, 1.0, cov / span)
     tags: dict[str, str | None] = dict(tag_key)
     tags["interval"] = iv
-    return point("energy_interval", tags, {**values, "coverage": coverage}, start)
+    link = {} if cell.link is None else {"first_seq": cell.link[0], "last_seq": cell.link[1]}
+    return point("energy_interval", tags, {**values, "coverage": coverage, **link}, start)

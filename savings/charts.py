@@ -68,11 +68,16 @@ def fit_chart(baseline: pd.DataFrame, model: FittedModel, unit: str = "kWh") -> 
         for flag, color, label in ((0.0, BLUE, "model, working"), (1.0, INK, "model, non-working")):
             if flag and not model.day_type:
                 continue
+            # named variables (occupancy, production) at their baseline means
+            names = tuple(str(v) for v in model.extra.get("variables", ()))
+            means = [float(np.nanmean(b[v])) if v in b else 0.0 for v in names]
             obs = Observations(
                 energy=np.full(len(grid), np.nan),
                 temp=grid,
                 frequency=Frequency.DAILY,
                 nonworking=np.full(len(grid), flag),
+                extra=np.tile(np.asarray(means, dtype=np.float64), (len(grid), 1)),
+                extra_names=names,
             )
             ax.plot(grid, model.predict(obs), color=color if flag else ORANGE, lw=2, label=label)
         ax.set_xlabel("daily mean outdoor temperature (°C)")

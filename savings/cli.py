@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--baseline", help="START/END ISO dates, END inclusive (not with --frozen)")
         ] = "",
         model: Annotated[
-            str, typer.Option("--model", help="auto, mean, 2p, 3pc, 3ph, 4p, 5p, hdd_cdd or towt (hourly)")
+            str,
+            typer.Option(
+                "--model", help="auto, mean, 2p, 3pc, 3ph, 4p, 5p, hdd_cdd, towt or towt-monthly (hourly)"
+            ),
         ] = "auto",
         temp_unit: Annotated[str, typer.Option("--temp-unit", help="C or F (temperature column)")] = "C",
         day_type: Annotated[
@@ -158,7 +161,9 @@ def register(app: typer.Typer) -> None:
         data: Annotated[Path, typer.Option("--data", help="CSV with columns timestamp,energy,temperature")],
         baseline: Annotated[str, typer.Option("--baseline", help="START/END ISO dates, END inclusive")],
         out: Annotated[Path, typer.Option("--out", help="frozen baseline JSON to write")],
-        model: Annotated[str, typer.Option("--model", help="auto, a daily model, or towt (hourly)")] = "auto",
+        model: Annotated[
+            str, typer.Option("--model", help="auto, a daily model, towt or towt-monthly (hourly)")
+        ] = "auto",
         temp_unit: Annotated[str, typer.Option("--temp-unit", help="C or F")] = "C",
         day_type: Annotated[str, typer.Option("--day-type", help="auto, on, off")] = "auto",
         allow_insufficient: Annotated[bool, typer.Option("--allow-insufficient")] = False,
@@ -241,7 +246,8 @@ def register(app: typer.Typer) -> None:
                 from epcwatch.savings.verified import verified_share_from_influx
                 from epcwatch.verify.keyring import load_keyring
 
-                client = InfluxClient(influx_url, database)
+                # a year of a meter's readings and records per query: more than the default minute
+                client = InfluxClient(influx_url, database, timeout=600)
                 verified = verified_share_from_influx(client, c, load_keyring(keyring))
             result = run_contract(
                 c, source, out, write_back=write_back, contract_path=contract, verified=verified

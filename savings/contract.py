@@ -98,6 +98,30 @@ class CsvWeather(_Strict):
     unit: Literal["C", "F"] = "C"
 
 
+class CsvSeries(_Strict):
+    """A CSV with ``timestamp`` (or ``date``) and the named ``column``; averaged per local day."""
+
+    path: str
+    column: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Variable(_Strict):
+    """An independent variable the contract names (occupancy, production): its daily mean
+    enters the change-point models linearly; from an InfluxDB series or a CSV."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    influx: InfluxWeather | None = None
+    csv: CsvSeries | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.influx is None) == (self.csv is None):
+            raise ValueError(f"variable {self.name!r} needs exactly one of influx or csv")
+        if self.name in ("date", "energy", "temperature", "nonworking"):
+            raise ValueError(f"variable name {self.name!r} is reserved")
+        return self
+
+
 class Weather(_Strict):
     influx: InfluxWeather | None = None
     csv: CsvWeather | None = None
@@ -297,9 +321,14 @@ class Contract(_Strict):
     #: a frozen baseline (baseline.json a report exported, relative to this file): its rows and
     #: model are used unchanged and any later change in the stored baseline data is reported
     frozen_baseline: str | None = None
+    #: independent variables besides temperature (occupancy, production), daily models only
+    variables: list[Variable] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _periods(self) -> Self:
+        names = [v.name for v in self.variables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variable names must be unique: {names}")
         if self.reporting.start <= self.baseline.end:
             raise ValueError(
                 f"reporting period {self.reporting} must start after the baseline {self.baseline}"
@@ -312,7 +341,7 @@ class Contract(_Strict):
         for a in self.adjustments:
             if a.start < self.reporting.start or a.end > self.reporting.end:
                 raise ValueError(f"adjustment {a.start}/{a.end} must lie inside the reporting period")
-        if self.model.type in ("towt",) or self.model.type not in ("auto", *MODEL_TYPES):
+        if self.model.type in ("towt", "towt-monthly") or self.model.type not in ("auto", *MODEL_TYPES):
             raise ValueError("contracts use daily models (auto, mean, 2p, 3pc, 3ph, 4p, 5p, hdd_cdd)")
         return self
 

@@ -29,7 +29,7 @@ from epcwatch.savings.engine import (
 )
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.frozen import FrozenBaseline
-from epcwatch.savings.models import MODEL_TYPES, Frequency, Observations
+from epcwatch.savings.models import HOURLY_TYPES, MODEL_TYPES, Frequency, Observations
 from epcwatch.savings.sufficiency import DataWarning
 
 
@@ -81,6 +81,33 @@ def observations(
     return daily_observations(rows, variables)
 
 
+def _prepare(
+    path: str | os.PathLike[str],
+    model: str,
+    *,
+    calendar: str,
+    temp_unit: str,
+    timezone: str | None,
+    variables: tuple[str, ...],
+    periods: tuple[tuple[Period, str], ...],
+) -> tuple[pd.DataFrame, Frequency, str, str]:
+    """Check the options, read the CSV and check that it has rows in each named period:
+    the frame, its frequency, its time column and the kind of rows a model takes."""
+    if model != "auto" and model not in MODEL_TYPES:
+        raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
+    if calendar not in CALENDARS:
+        raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
+    df, freq = read_csv(path, temp_unit, timezone, variables)
+    tcol = "date" if freq == Frequency.DAILY else "timestamp"
+    for per, name in periods:
+        if not _covers(df, tcol, per):
+            first, last = df[tcol].iloc[0].date(), df[tcol].iloc[-1].date()
+            raise DataError(f"no rows in the {name} period {per} (the file covers {first} to {last})")
+    if model in HOURLY_TYPES and freq != Frequency.HOURLY:
+        raise DataError(f"{model} needs hourly rows; this file has {freq.value} rows")
+    return df, freq, tcol, rows_kind(freq, model in HOURLY_TYPES)
+
+
 def _daily_for_warnings(df: pd.DataFrame, freq: Frequency, per: Period) -> pd.DataFrame:
     daily = hourly_to_daily(df) if freq == Frequency.HOURLY else df
     return complete_days(daily, per)
@@ -101,24 +128,20 @@ def _fit(
     frozen: FrozenBaseline | None = None,
     variables: tuple[str, ...] = (),
 ) -> Outcome:
-    if model != "auto" and model not in MODEL_TYPES:
-        raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
-    if calendar not in CALENDARS:
-        raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
     if baseline.start <= reporting.end and reporting.start <= baseline.end:
         raise DataError(f"baseline {baseline} and reporting {reporting} periods overlap")
-    df, freq = read_csv(path, temp_unit, timezone, variables)
-    info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
-    tcol = "date" if freq == Frequency.DAILY else "timestamp"
     periods = ((reporting, "reporting"),) if frozen else ((baseline, "baseline"), (reporting, "reporting"))
-    for per, name in periods:
-        if not in_period(df[tcol], np.datetime64(per.start), np.datetime64(per.end)).any():
-            first, last = df[tcol].iloc[0].date(), df[tcol].iloc[-1].date()
-            raise DataError(f"no rows in the {name} period {per} (the file covers {first} to {last})")
-    if model == "towt" and freq != Frequency.HOURLY:
-        raise DataError(f"towt needs hourly rows; this file has {freq.value} rows")
-    hourly_model = model == "towt"
-    kind = rows_kind(freq, hourly_model)
+    df, freq, tcol, kind = _prepare(
+        path,
+        model,
+        calendar=calendar,
+        temp_unit=temp_unit,
+        timezone=timezone,
+        variables=variables,
+        periods=periods,
+    )
+    info.update(rows=len(df), input_frequency=freq.value, temperature_unit=temp_unit.upper())
+    hourly_model = kind == "hourly"
     if frozen is not None and frozen.kind != kind:
         raise DataError(f"the frozen baseline holds {frozen.kind} rows; this file gives {kind} rows")
     rr = period_rows(df, freq, reporting, hourly_model, calendar)
@@ -242,18 +265,16 @@ def freeze_csv(
     from epcwatch.savings.frozen import freeze, sha256_file
     from epcwatch.savings.selection import select
 
-    if model != "auto" and model not in MODEL_TYPES:
-        raise DataError(f"unknown model {model!r}; choose auto, {', '.join(MODEL_TYPES)}")
-    if calendar not in CALENDARS:
-        raise DataError(f"unknown calendar {calendar!r}; choose {', '.join(CALENDARS)}")
-    df, freq = read_csv(path, temp_unit, timezone, variables)
-    tcol = "date" if freq == Frequency.DAILY else "timestamp"
-    if not _covers(df, tcol, baseline):
-        raise DataError(f"no rows in the baseline period {baseline}")
-    if model == "towt" and freq != Frequency.HOURLY:
-        raise DataError(f"towt needs hourly rows; this file has {freq.value} rows")
-    kind = rows_kind(freq, model == "towt")
-    br = period_rows(df, freq, baseline, model == "towt", calendar)
+    df, freq, _, kind = _prepare(
+        path,
+        model,
+        calendar=calendar,
+        temp_unit=temp_unit,
+        timezone=timezone,
+        variables=variables,
+        periods=((baseline, "baseline"),),
+    )
+    br = period_rows(df, freq, baseline, kind == "hourly", calendar)
     if kind != "monthly":
         bw = br if kind == "daily" else _daily_for_warnings(br, freq, baseline)
         sufficiency.require(period_warnings(bw, baseline, "baseline"), allow_insufficient)

@@ -38,6 +38,7 @@ from epcwatch.savings.savings import (
 from epcwatch.savings.selection import FitResult, Selection, evaluate, select
 from epcwatch.savings.stats import CONFIDENCE_LEVELS, UNCERTAINTY_SCOPE, DegreesOfFreedomError
 from epcwatch.savings.sufficiency import DataWarning
+from epcwatch.savings.towt_monthly import SEGMENTATION
 
 #: a day built from hourly rows counts when at least this share of its hours is present
 HOURLY_DAY_COVERAGE = 0.9
@@ -154,6 +155,7 @@ def hourly_observations(df: pd.DataFrame, calendar: str = "weekends") -> Observa
         days=np.full(len(df), HOURLY_DAYS),
         hour_of_week=how.astype(np.int64),
         lagged=lagged,
+        month=np.asarray(ts.dt.month.to_numpy(), dtype=np.int64),
     )
 
 
@@ -242,6 +244,7 @@ class Outcome:
         doc: dict[str, Any] = {
             "model": {
                 "type": fr.model.type,
+                "segmentation": SEGMENTATION if fr.model.type == "towt-monthly" else None,
                 "day_type": fr.model.day_type,
                 "label": fr.label,
                 "frequency": self.frequency.value,

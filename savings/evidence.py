@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from epcwatch.savings import changepoint, degreeday, towt
+from epcwatch.savings import changepoint, degreeday, towt, towt_monthly
 from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
 
@@ -35,6 +35,8 @@ def refit(model: FittedModel, train: Observations) -> FittedModel:
         _, names = towt.design(train.select(np.zeros(len(train), dtype=bool)), model.extra)
         coefs = {n: float(b) for n, b in zip(names, beta, strict=True)}
         return FittedModel(type="towt", frequency=model.frequency, coefficients=coefs, extra=model.extra)
+    if model.type == "towt-monthly":
+        return towt_monthly.refit(model, train)
     raise ModelError(f"cannot refit {model.type}")
 
 
@@ -77,6 +79,26 @@ def blocked_cv(model: FittedModel, obs: Observations, labels: pd.DatetimeIndex) 
         "per_month_nmbe": per_month,
         "skipped": skipped,
     }
+
+
+def cv_score(model: FittedModel, obs: Observations) -> float:
+    """Out-of-sample CV(RMSE) (%) of ``model``'s form, leaving one calendar month out at a
+    time (``obs.month``; hourly model choice). Infinite when no fold can be scored."""
+    if len(obs.month) != len(obs):
+        return math.inf
+    pred = np.full(len(obs), np.nan)
+    for m in np.unique(obs.month):
+        test = obs.month == m
+        try:
+            pred[test] = refit(model, obs.select(~test)).predict(obs.select(test))
+        except ModelError:
+            continue
+    ok = np.isfinite(pred)
+    if not ok.any():
+        return math.inf
+    e = (obs.energy - pred)[ok]
+    ybar = abs(float(obs.energy[ok].mean()))
+    return 100.0 * math.sqrt(float(e @ e) / len(e)) / ybar if ybar else math.inf
 
 
 def temperature_range(baseline_temp: Array, reporting_temp: Array) -> dict[str, Any]:

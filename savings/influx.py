@@ -202,6 +202,7 @@ MODEL_NAMES = {
     "5p": "5P",
     "hdd_cdd": "HDD-CDD",
     "towt": "TOWT",
+    "towt-monthly": "TOWT-monthly",
 }
 
 

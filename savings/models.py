@@ -13,7 +13,7 @@ the statistics refer to the consumption the meter recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,9 @@ from epcwatch.savings.errors import SavingsError
 Array = NDArray[np.float64]
 
 #: every model type the engine knows; ``auto`` chooses among the first seven
-MODEL_TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p", "hdd_cdd", "towt")
+MODEL_TYPES = ("mean", "2p", "3pc", "3ph", "4p", "5p", "hdd_cdd", "towt", "towt-monthly")
+#: hourly model types (time of week and temperature; ``towt-monthly`` one model per calendar month)
+HOURLY_TYPES = ("towt", "towt-monthly")
 
 
 class Frequency(StrEnum):
@@ -50,6 +52,7 @@ class Observations:
     through first-order lags of :data:`LAG_HOURS` (one column each; hourly data, computed on the
     contiguous series before any period is dropped). ``extra`` holds named independent
     variables (occupancy, production) per period, one column each in ``extra_names`` order.
+    ``month`` is each period's calendar month (1–12; hourly data, for month-segmented TOWT).
     """
 
     energy: Array
@@ -62,6 +65,7 @@ class Observations:
     lagged: Array = field(default_factory=lambda: np.empty((0, 0)))
     extra: Array = field(default_factory=lambda: np.empty((0, 0)))
     extra_names: tuple[str, ...] = ()
+    month: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         n = len(self.energy)
@@ -79,6 +83,8 @@ class Observations:
                 raise ModelError(f"{name} differs in length from energy")
         if self.frequency == Frequency.HOURLY and len(self.hour_of_week) != n:
             raise ModelError("hourly observations need hour_of_week")
+        if len(self.month) not in (0, n):
+            raise ModelError("month differs in length from energy")
         if self.lagged.shape[0] != n:
             if self.frequency == Frequency.HOURLY:
                 lag = lagged_temperature(self.temp)
@@ -109,6 +115,7 @@ class Observations:
             lagged=self.lagged[mask],
             extra=self.extra[mask],
             extra_names=self.extra_names,
+            month=self.month[mask] if len(self.month) else self.month,
         )
 
     def valid(self) -> NDArray[np.bool_]:
@@ -170,7 +177,7 @@ class FittedModel:
         return {**self.coefficients, **self.nonlinear}
 
     def design(self, obs: Observations) -> tuple[Array, list[str]]:
-        from epcwatch.savings import changepoint, degreeday, towt
+        from epcwatch.savings import changepoint, degreeday, towt, towt_monthly
 
         if self.type in changepoint.TYPES:
             return changepoint.design(self.type, obs, self.nonlinear, self.day_type, self.extra)
@@ -178,14 +185,45 @@ class FittedModel:
             return degreeday.design(obs, self.nonlinear, self.day_type)
         if self.type == "towt":
             return towt.design(obs, self.extra)
+        if self.type == "towt-monthly":
+            return towt_monthly.design(self, obs)
         raise ModelError(f"unknown model type {self.type!r}")
+
+    def variance_design(self, obs: Observations) -> Array:
+        """The design the uncertainty uses: the linear columns plus, for each searched change
+        or balance point θ, the column ∂ŷ/∂θ (central difference, 0.1 °C). This is the
+        Gauss–Newton linearisation of the whole nonlinear fit, so the stated band also counts
+        the error of the change points, not only of the coefficients given them."""
+        x, _ = self.design(obs)
+        if not self.nonlinear:
+            return x
+        cols = [x]
+        h = 0.1
+        for name, value in self.nonlinear.items():
+            up = replace(self, nonlinear={**self.nonlinear, name: value + h}).predict(obs)
+            down = replace(self, nonlinear={**self.nonlinear, name: value - h}).predict(obs)
+            cols.append(((up - down) / (2.0 * h))[:, None])
+        return np.asarray(np.hstack(cols), dtype=np.float64)
+
+    def summed_design(self, obs: Observations, weights: Array) -> Array:
+        """Σₜ wₜ·xₜ over the periods of ``obs``: the row of the savings' parameter error
+        (for month-segmented TOWT, the stacked per-month sums, without forming the design)."""
+        if self.type == "towt-monthly":
+            from epcwatch.savings import towt_monthly
+
+            return towt_monthly.summed_design(self, obs, weights)
+        return np.asarray(np.asarray(weights, dtype=np.float64) @ self.variance_design(obs), dtype=np.float64)
 
     def predict(self, obs: Observations) -> Array:
         """Predicted energy per period (NaN where temperature is unknown)."""
-        if self.type != "towt" and obs.frequency == Frequency.HOURLY:
+        if self.type not in HOURLY_TYPES and obs.frequency == Frequency.HOURLY:
             raise ModelError(f"a {self.type} model predicts daily or monthly periods, not hours")
-        if self.type == "towt" and obs.frequency != Frequency.HOURLY:
+        if self.type in HOURLY_TYPES and obs.frequency != Frequency.HOURLY:
             raise ModelError("a TOWT model predicts hourly periods only")
+        if self.type == "towt-monthly":
+            from epcwatch.savings import towt_monthly
+
+            return towt_monthly.predict(self, obs)
         x, names = self.design(obs)
         beta = np.array([self.coefficients[n] for n in names], dtype=np.float64)
         out: Array = np.asarray(x @ beta, dtype=np.float64)

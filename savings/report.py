@@ -43,6 +43,9 @@ MODEL_NAMES = {
     "5p": "five-parameter (5P) change-point",
     "hdd_cdd": "HDD/CDD degree-day regression",
     "towt": "time-of-week-and-temperature (TOWT)",
+    "towt-monthly": (
+        "TOWT segmented by calendar month (CalTRACK hourly: one model a month, adjacent months weighted 0.5)"
+    ),
 }
 
 
@@ -160,7 +163,7 @@ def render_html(result: RunResult, generated: datetime, verified: VerifiedShare 
     unc = [
         {
             "confidence": f"{round(cl * 100)} % (two-sided)",
-            "t": t_quantile(cl, dof),
+            "t": (s.multipliers or {}).get(str(round(cl * 100))) or t_quantile(cl, dof),
             "absolute": s.uncertainty[str(round(cl * 100))],
             "fsu": s.fsu[str(round(cl * 100))],
         }

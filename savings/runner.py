@@ -19,12 +19,12 @@ from epcwatch.clock import Clock, SystemClock
 from epcwatch.logs import fields
 from epcwatch.savings import sufficiency
 from epcwatch.savings.carriers import carrier_totals, contract_table
-from epcwatch.savings.contract import Contract, CsvWeather, resolve
+from epcwatch.savings.contract import Contract, CsvSeries, CsvWeather, resolve
 from epcwatch.savings.engine import Outcome, Period, complete_days, daily_observations, period_warnings, run
 from epcwatch.savings.errors import DataError
 from epcwatch.savings.frozen import FrozenBaseline, freeze
 from epcwatch.savings.influx import MODEL_NAMES, DailySource, model_line, savings_lines
-from epcwatch.savings.models import Frequency, Observations
+from epcwatch.savings.models import FittedModel, Frequency, Observations
 from epcwatch.savings.savings import guarantee, to_co2_tonnes, to_tce
 from epcwatch.savings.sufficiency import DataWarning
 from epcwatch.savings.tariff import Band, blended_price, savings_cost
@@ -82,10 +82,53 @@ def csv_temperature(spec: CsvWeather, contract_path: str | os.PathLike[str] | No
     return df.groupby("date")["temperature"].mean().reset_index()
 
 
-def _frame(energy: pd.DataFrame, temps: pd.DataFrame, period: Period, c: Contract) -> pd.DataFrame:
+def csv_series(spec: CsvSeries, contract_path: str | os.PathLike[str] | None, tz: str) -> pd.DataFrame:
+    """Daily mean of one column of a CSV with ``timestamp`` (or ``date``)."""
+    path = resolve(spec.path, contract_path)
+    try:
+        raw = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"variable CSV {path}: {exc}") from None
+    tcol = "timestamp" if "timestamp" in raw.columns else "date"
+    if tcol not in raw.columns or spec.column not in raw.columns:
+        raise DataError(f"variable CSV {path}: needs columns timestamp (or date) and {spec.column}")
+    ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=True)
+    has_offset = raw[tcol].astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
+    ts = ts.dt.tz_convert(tz).dt.tz_localize(None) if has_offset else ts.dt.tz_localize(None)
+    df = pd.DataFrame({"date": ts.dt.normalize(), "value": pd.to_numeric(raw[spec.column], errors="coerce")})
+    return df.groupby("date")["value"].mean().reset_index()
+
+
+def variable_frames(
+    c: Contract, source: DailySource, contract_path: str | os.PathLike[str] | None, start: date, end: date
+) -> list[pd.DataFrame]:
+    """Each contract variable's daily means (columns ``date`` and the variable's name)."""
+    out = []
+    for v in c.variables:
+        if v.influx is not None:
+            spec = v.influx if v.influx.site else v.influx.model_copy(update={"site": c.site})
+            d = source.daily_temperature(c.site, spec, start, end, c.timezone).rename(
+                columns={"temperature": "value"}
+            )
+        else:
+            assert v.csv is not None
+            d = csv_series(v.csv, contract_path, c.timezone)
+        out.append(d[["date", "value"]].rename(columns={"value": v.name}))
+    return out
+
+
+def _frame(
+    energy: pd.DataFrame,
+    temps: pd.DataFrame,
+    period: Period,
+    c: Contract,
+    extras: list[pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     e = complete_days(energy[["date", "energy"]], period)
     t = complete_days(temps[["date", "temperature"]], period)
     df = e.merge(t, on="date", how="left")
+    for x in extras or []:
+        df = df.merge(x.assign(date=pd.to_datetime(x["date"])), on="date", how="left")
     df["nonworking"] = np.array(c.calendar.nonworking([d.date() for d in df["date"]]), dtype=float)
     return df
 
@@ -122,6 +165,35 @@ def _normal_obs(c: Contract, contract_path: str | os.PathLike[str] | None) -> Ob
     )
 
 
+def _placebo(
+    c: Contract,
+    source: DailySource,
+    *,
+    contract_path: str | os.PathLike[str] | None,
+    model: FittedModel,
+    bd: pd.DataFrame,
+    bp: Period,
+    temps: pd.DataFrame,
+) -> dict[str, Any] | None:
+    """The placebo test where the source holds the year before the baseline: the chosen model
+    form fitted on that year predicts the baseline year (true savings 0). None: no such year."""
+    from epcwatch.savings.evidence import placebo
+
+    prior = Period(bp.start - timedelta(days=365), bp.start - timedelta(days=1))
+    pe = source.daily_energy(c.site, c.meters, prior.start, prior.end, c.timezone)
+    if pe.empty or not np.isfinite(pe["energy"].to_numpy(dtype=float)).any():
+        return None
+    if c.weather.influx is not None:
+        pt = source.daily_temperature(c.site, c.weather.influx, prior.start, prior.end, c.timezone)
+    else:
+        pt = temps
+    names = tuple(v.name for v in c.variables)
+    px = variable_frames(c, source, contract_path, prior.start, prior.end) if names else []
+    return placebo(
+        model, daily_observations(_frame(pe, pt, prior, c, px), names), daily_observations(bd, names)
+    )
+
+
 def compute(
     c: Contract, source: DailySource, contract_path: str | os.PathLike[str] | None = None
 ) -> RunResult:
@@ -141,7 +213,9 @@ def compute(
             f"no daily energy for site {c.site} meters [{sel}] in the baseline {bp} "
             f"(looked in energy_interval and raw counters)"
         )
-    bd, rd = _frame(be, temps, bp, c), _frame(re_, temps, rp, c)
+    extras = variable_frames(c, source, contract_path, bp.start, rp.end)
+    names = tuple(v.name for v in c.variables)
+    bd, rd = _frame(be, temps, bp, c, extras), _frame(re_, temps, rp, c, extras)
     fb: FrozenBaseline | None = None
     current_bd = bd
     if c.frozen_baseline is not None:
@@ -153,6 +227,8 @@ def compute(
         if fb.kind != "daily" or fb.baseline != str(bp):
             raise DataError(f"frozen baseline {path} holds {fb.kind} rows for {fb.baseline}, not daily {bp}")
         bd = fb.rows()
+        if any(n not in bd.columns for n in names):
+            raise DataError(f"frozen baseline {path} does not hold the contract's variables {list(names)}")
     warnings = period_warnings(bd, bp, "baseline") + period_warnings(rd, rp, "reporting")
     if c.allow_insufficient_baseline and sufficiency.disqualified(warnings):
         warnings.append(
@@ -171,8 +247,8 @@ def compute(
         if a.uncertainty
     ]
     outcome = run(
-        daily_observations(bd),
-        daily_observations(rd),
+        daily_observations(bd, names),
+        daily_observations(rd, names),
         pd.DatetimeIndex(rd["date"]),
         warnings,
         model=c.model.type,
@@ -180,11 +256,17 @@ def compute(
         allow_insufficient=c.allow_insufficient_baseline,
         adjustments=amount,
         adjustment_fractions=frac,
-        normal=_normal_obs(c, contract_path),
+        # a normal year holds temperatures only: no normalised savings with named variables
+        normal=_normal_obs(c, contract_path) if not names else None,
         adjustment_uncertainty=groups,
         baseline_labels=pd.DatetimeIndex(bd["date"]),
         frozen=fb.model if fb is not None else None,
     )
+    prior_placebo = _placebo(
+        c, source, contract_path=contract_path, model=outcome.model, bd=bd, bp=bp, temps=temps
+    )
+    if prior_placebo is not None:
+        outcome.extra["evidence"]["placebo"] = prior_placebo
     s = outcome.series
     daily = pd.DataFrame(
         {

@@ -33,7 +33,6 @@ from epcwatch.savings.stats import (
     FitStats,
     UncertaintyModel,
     savings_uncertainty,
-    t_quantile,
 )
 
 #: GB/T 2589-2020 calorific equivalent of electricity
@@ -83,6 +82,8 @@ class SavingsSummary:
     uncertainty_method: str = "g14_approximation"
     uncertainty_g14_approximation: dict[str, float] | None = None
     sided: str = "two-sided"
+    #: the band's multiplier of the standard error at each level (bootstrap quantiles)
+    multipliers: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -101,9 +102,8 @@ def summed_design(
 ) -> Array:
     """Column sums of the reporting-period design over valid periods (optionally weighted)."""
     ok = np.asarray(valid, dtype=bool)
-    x, _ = model.design(reporting.select(ok))
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)[ok]
-    return np.asarray(w @ x, dtype=np.float64)
+    w = np.ones(int(ok.sum())) if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    return model.summed_design(reporting.select(ok), w)
 
 
 def avoided_energy(
@@ -156,6 +156,7 @@ def avoided_energy(
         )
     )
     se = math.nan
+    k: dict[float, float] = {}
     if uncertainty is not None and m:
         weights = 1.0 + (
             np.zeros(n)
@@ -164,10 +165,10 @@ def avoided_energy(
         )
         g = summed_design(model, reporting, valid, weights)
         se = uncertainty.standard_error(g, m)
+        k = uncertainty.multipliers(g, m)
     for conf in CONFIDENCE_LEVELS:
         if uncertainty is not None and m:
-            t = t_quantile(conf, uncertainty.dof)
-            u = t * math.hypot(se, adjustment_sd)
+            u = k[conf] * math.hypot(se, adjustment_sd)
         else:
             u = math.hypot(_uncertainty(stats, m, base_total, conf), adjustment_sd) if m else math.nan
         unc[_pct(conf)] = u
@@ -186,8 +187,20 @@ def avoided_energy(
         adjustment_standard_uncertainty=adjustment_sd,
         uncertainty_method=uncertainty.method if uncertainty is not None else "g14_approximation",
         uncertainty_g14_approximation=approx,
+        multipliers={_pct(c): v for c, v in k.items()} or None,
     )
     return series, summary
+
+
+#: a cumulative band over more reporting periods than this is computed at this many
+#: checkpoints (parameter variance interpolated between them; the last period exact)
+CUMULATIVE_POINTS = 1000
+
+
+def _span(n: int, a: int, b: int) -> NDArray[np.bool_]:
+    out = np.zeros(n, dtype=bool)
+    out[a:b] = True
+    return out
 
 
 def cumulative_uncertainty(
@@ -205,13 +218,26 @@ def cumulative_uncertainty(
     out = np.zeros(n)
     if not ok.any():
         return out
-    x, _ = model.design(reporting.select(ok))
     w = 1.0 + (np.zeros(n) if adjustment_fractions is None else np.asarray(adjustment_fractions))[ok]
-    g = np.cumsum(x * w[:, None], axis=0).T  # q × m_valid
-    vp = uncertainty.var_param_many(g)
+    mv = int(ok.sum())
+    if mv <= CUMULATIVE_POINTS:
+        x = model.variance_design(reporting.select(ok))
+        g = np.cumsum(x * w[:, None], axis=0).T  # q × m_valid
+        vp = uncertainty.var_param_many(g)
+    else:  # long hourly series: the parameter variance at checkpoints, interpolated between
+        ends = np.unique(np.linspace(0, mv, CUMULATIVE_POINTS + 1).round().astype(int))[1:]
+        rep = reporting.select(ok)
+        starts = np.concatenate([[0], ends[:-1]])
+        inc = [
+            model.summed_design(rep.select(_span(mv, a, b)), w[a:b])
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        g = np.cumsum(np.column_stack(inc), axis=1)
+        vp = np.interp(np.arange(1, mv + 1), ends, uncertainty.var_param_many(g))
     m = np.arange(1, ok.sum() + 1)
     vn = np.array([uncertainty.var_noise(float(k)) for k in m])
-    t = t_quantile(confidence, uncertainty.dof)
+    # the multiplier of the whole reporting period (the band's end, where the guarantee is judged)
+    t = uncertainty.multiplier(g[:, -1], float(ok.sum()), confidence)
     half = t * np.sqrt(vp + vn)
     idx = np.cumsum(ok) - 1
     return np.asarray(np.where(np.cumsum(ok) > 0, half[np.maximum(idx, 0)], 0.0), dtype=np.float64)
@@ -253,7 +279,8 @@ def normalised(
             parts = []
             for mod, um in ((baseline_model, baseline_unc), (reporting_model, reporting_unc)):
                 g = summed_design(mod, normal, every)
-                parts.append(t_quantile(conf, um.dof) * math.sqrt(float(um.var_param_many(g[:, None])[0])))
+                k = um.multiplier(g, m, conf, noise=False)
+                parts.append(k * math.sqrt(float(um.var_param_many(g[:, None])[0])))
             unc[_pct(conf)] = math.hypot(*parts)
         else:
             unc[_pct(conf)] = math.hypot(

@@ -13,19 +13,21 @@ Daily data first choose their temperature: the day's mean or its one-day lag, wh
 model fits better. Candidates for daily and monthly data: mean, 2P, 3PC, 3PH, 4P, 5P and
 HDD/CDD; for daily data change-point models also with separate non-working-day slopes, and
 each also with a non-working-day shift when both day types have at least 10 valid days.
-TOWT is hourly-only and chosen explicitly.
+TOWT is hourly-only and chosen explicitly; ``towt-monthly`` also fits CalTRACK's
+month-segmented TOWT and keeps it when it predicts held-out calendar months better
+(:data:`HOURLY_CRITERION`), else falls back to TOWT.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from epcwatch.savings import changepoint, degreeday, towt
-from epcwatch.savings.models import FittedModel, Frequency, ModelError, Observations
+from epcwatch.savings import changepoint, degreeday, towt, towt_monthly
+from epcwatch.savings.models import HOURLY_TYPES, FittedModel, Frequency, ModelError, Observations
 from epcwatch.savings.stats import (
     Coefficient,
     DegreesOfFreedomError,
@@ -103,6 +105,8 @@ def fit_one(kind: str, obs: Observations, day_type: bool, extra: dict[str, Any] 
         return degreeday.fit(obs, day_type)[0]
     if kind == "towt":
         return towt.fit(obs)[0]
+    if kind == "towt-monthly":
+        return towt_monthly.fit(obs)
     raise ModelError(f"unknown model {kind!r}")
 
 
@@ -128,6 +132,8 @@ def _reasons(model: FittedModel, coefs: dict[str, Coefficient]) -> list[str]:
 
 def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12.0) -> FitResult:
     """Statistics, coefficient table and qualification of a fitted model on ``obs``."""
+    if model.type == "towt-monthly":
+        return _evaluate_segmented(model, obs, reporting_months)
     x, names = model.design(obs)
     beta = np.array([model.coefficients[n] for n in names])
     yhat = x @ beta
@@ -140,7 +146,9 @@ def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12
     reasons = [] if model.type == "towt" else _reasons(model, by_name)
     um: UncertaintyModel | None = None
     try:
-        um = uncertainty_model(x, obs.energy - yhat, p, obs.frequency, xtx_pinv)
+        xv = model.variance_design(obs)
+        xv_pinv = xtx_pinv if xv is x else np.asarray(np.linalg.pinv(xv.T @ xv, hermitian=True))
+        um = uncertainty_model(xv, obs.energy - yhat, p, obs.frequency, xv_pinv)
     except DegreesOfFreedomError as exc:
         reasons.append(str(exc))
     verdict = g14_verdict(st, obs.frequency, reporting_months)
@@ -154,6 +162,68 @@ def evaluate(model: FittedModel, obs: Observations, reporting_months: float = 12
         uncertainty=um,
         simulation_verdict=g14_simulation_verdict(st, obs.frequency),
     )
+
+
+def _evaluate_segmented(model: FittedModel, obs: Observations, reporting_months: float) -> FitResult:
+    """Month-segmented TOWT: p is the effective number of parameters (trace of the hat
+    matrix); the uncertainty is the segments' (see :mod:`towt_monthly`). No coefficient table
+    (twelve models of ~200 coefficients each)."""
+    yhat = model.predict(obs)
+    segments, trace = towt_monthly.uncertainty_parts(model, obs)
+    p = max(1, round(trace))
+    st = fit_stats(obs.energy, yhat, p)
+    reasons: list[str] = []
+    um: UncertaintyModel | None = None
+    try:
+        base = uncertainty_model(
+            np.empty((len(obs), 0)), obs.energy - yhat, p, obs.frequency, np.empty((0, 0))
+        )
+        um = replace(base, segments=tuple(segments))
+    except DegreesOfFreedomError as exc:
+        reasons.append(str(exc))
+    return FitResult(
+        model=model,
+        stats=st,
+        verdict=g14_verdict(st, obs.frequency, reporting_months),
+        coefficients=[],
+        qualified=not reasons,
+        reasons=reasons,
+        uncertainty=um,
+        simulation_verdict=g14_simulation_verdict(st, obs.frequency),
+    )
+
+
+#: month-segmented TOWT replaces TOWT only when it predicts held-out months this much better
+#: (relative CV(RMSE), leave-one-calendar-month-out)
+SEGMENTED_GAIN = 0.02
+HOURLY_CRITERION = (
+    "TOWT and month-segmented TOWT compared out of sample (leave one calendar month out, model "
+    "form refitted); the segmented model is chosen when it qualifies (n′ > p in every month and "
+    "overall) and its out-of-sample CV(RMSE) is at least 2 % lower"
+)
+
+
+def _hourly(obs: Observations, model: str, reporting_months: float) -> Selection:
+    base = evaluate(fit_one("towt", obs, False), obs, reporting_months)
+    if model == "towt":
+        return Selection(chosen=base, candidates=[base], criterion="TOWT (hourly)")
+    from epcwatch.savings.evidence import cv_score
+
+    try:
+        seg = evaluate(
+            towt_monthly.fit(obs, str(base.model.extra.get("feature", "temp"))), obs, reporting_months
+        )
+    except ModelError as exc:
+        return Selection(
+            chosen=base,
+            candidates=[base],
+            criterion=f"{HOURLY_CRITERION}; month-segmented TOWT refused: {exc}",
+        )
+    cv_base, cv_seg = cv_score(base.model, obs), cv_score(seg.model, obs)
+    scores = f"out-of-sample CV(RMSE) TOWT {cv_base:.2f} %, month-segmented {cv_seg:.2f} %"
+    better = cv_seg < (1.0 - SEGMENTED_GAIN) * cv_base
+    chosen = seg if seg.uncertainty is not None and seg.qualified and better else base
+    return Selection(chosen=chosen, candidates=[base, seg], criterion=f"{HOURLY_CRITERION} ({scores})")
 
 
 def choose(results: list[FitResult]) -> FitResult:
@@ -200,11 +270,12 @@ def select(
     if len(obs) < 3:
         raise ModelError(f"only {len(obs)} periods with both energy and temperature")
     kinds = AUTO_TYPES if model == "auto" else (model,)
-    if model == "towt" or obs.frequency == Frequency.HOURLY:
-        if model not in ("towt", "auto"):
+    if model in HOURLY_TYPES or obs.frequency == Frequency.HOURLY:
+        if model not in (*HOURLY_TYPES, "auto"):
             raise ModelError(f"{model} is fitted on daily or monthly data; use towt for hourly data")
-        fr = evaluate(fit_one("towt", obs, False), obs, reporting_months)
-        return Selection(chosen=fr, candidates=[fr], criterion="TOWT (hourly)")
+        if obs.frequency != Frequency.HOURLY:
+            raise ModelError(f"{model} needs hourly data")
+        return _hourly(obs, "towt" if model == "auto" else model, reporting_months)
     possible = _day_type_possible(obs)
     both = [False, True] if possible else [False]
     variants: list[tuple[bool, bool]] = [(dt, False) for dt in (both if day_type is None else [day_type])]

@@ -15,7 +15,8 @@ Thermal lag: a building responds to the temperature its envelope and mass have s
 hour's reading. The temperature feature is the outdoor temperature through a first-order lag
 of 0 (none), 2, 4, 8, 12, 24 or 48 hours; the lag with the lowest AICc is used (all have the
 same number of parameters, so this is the best in-sample fit among physically plausible
-responses). Not implemented: LBNL's time weighting and CalTRACK's month segmentation.
+responses). CalTRACK's month segmentation is :mod:`towt_monthly`; LBNL's time weighting is not
+implemented.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def verified_share_from_influx(client: InfluxClient, c: Contract, keyring: Keyri
         s1 = int(datetime(e.year, e.month, e.day, tzinfo=tz).timestamp() * 1000)
         audits: dict[str, DeviceAudit] = {}
         devices = {d.device for d in days}
-        for device, data in load_site(client, c.site, s0 - 86_400_000, s1).items():
+        for device, data in load_site(client, c.site, s0 - 86_400_000, s1, devices).items():
             if device not in devices:
                 continue
             rep = audit_device(c.site, device, data.readings, data.records, keyring)

@@ -299,6 +299,7 @@ def serve_cmd(
         update_s=update_s if update_s is not None else (1.0 if device else 60.0),
         served_log=log_file,
         source=source,
+        extra=tuple(d.id for d in dlt_devices),
     )
     if served:
         images.values(served[0].unit)  # integrate the counters up to now before answering anyone
@@ -309,16 +310,25 @@ def serve_cmd(
         from epcwatch.profiles.dlt645 import address_text
         from epcwatch.profiles.dlt645_profile import load_dlt645_profile
         from epcwatch.profiles.model import ProfileError
-        from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave, ModelValues
+        from epcwatch.sim.dlt645 import Dlt645Meter, Dlt645Slave
 
         try:
             dprofs = {p: load_dlt645_profile(p) for p in sorted({d.profile for d in dlt_devices})}
         except ProfileError as exc:
             raise _fail(str(exc)) from None
-        dvalues = ModelValues(model, images.counters, dlt_devices, clock, images.update_s)
-        dvalues.at_instant()
+        from epcwatch.sim.values import for_profile
+
+        def source_of(device_id: str, names: set[str]) -> Any:
+            # the Modbus images' instant and model evaluation, shared (one evaluation per instant)
+            return lambda: for_profile(images.model_values(device_id), names)
+
+        images.model_values(dlt_devices[0].id)  # integrate the counters up to now
         meters = [
-            Dlt645Meter(address_text(i + 1), dprofs[d.profile], dvalues.source(d.id, dprofs[d.profile]))
+            Dlt645Meter(
+                address_text(i + 1),
+                dprofs[d.profile],
+                source_of(d.id, {p.name for p in dprofs[d.profile].points}),
+            )
             for i, d in enumerate(dlt_devices)
         ]
         dlt_slave = Dlt645Slave(meters)

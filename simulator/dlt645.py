@@ -163,8 +163,14 @@ async def serve_tcp(slave: Dlt645Slave, host: str, port: int) -> asyncio.Server:
                     await writer.drain()
         except OSError:
             pass
+        except asyncio.CancelledError:
+            # the server is shutting down with a client still connected. Python 3.11's
+            # start_server calls task.exception() on the handler task when it ends, which raises
+            # for a cancelled task and logs "Exception in callback" on every `sim serve` stop
+            # with the edge connected: end the handler quietly instead
+            pass
         finally:
-            writer.close()  # (not awaited: a cancelled handler must end as cancelled, not in a wait)
+            writer.close()  # (not awaited: the handler must not wait during shutdown)
 
     return await asyncio.start_server(handle, host, port)
 

@@ -86,6 +86,9 @@ class SiteImages:
     served_log: IO[str] | None = None
     #: the model device whose values a served device carries (one-device modes)
     source: dict[int, str] = field(default_factory=dict)
+    #: further model devices computed with the same instant (the DL/T 645 meters served beside
+    #: the Modbus gateway: one model evaluation per instant for both, see :meth:`model_values`)
+    extra: tuple[str, ...] = ()
     _instant: float | None = None
     _values: dict[str, dict[str, float]] = field(default_factory=dict)
     _images: dict[int, dict[str, dict[int, int | bool]]] = field(default_factory=dict)
@@ -113,6 +116,11 @@ class SiteImages:
                 self.served_log.flush()
         return img
 
+    def model_values(self, device_id: str) -> dict[str, float]:
+        """The model's values of ``device_id`` (a served device's source or one of ``extra``) now."""
+        self._refresh()
+        return self._values.get(device_id, {})
+
     def _by_unit(self) -> dict[int, ServedDevice]:
         return {sd.unit: sd for sd in self.devices}
 
@@ -120,7 +128,7 @@ class SiteImages:
         t = self.instant()
         if t == self._instant:
             return
-        wanted = {self.source.get(sd.unit, sd.device.id) for sd in self.devices}
+        wanted = {self.source.get(sd.unit, sd.device.id) for sd in self.devices} | set(self.extra)
         devs = [self.model.device(d) for d in sorted(wanted)]
         self._values = values_at(self.model, self.counters, t, devs)
         self._images = {}

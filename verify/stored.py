@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,15 +55,31 @@ def _reading(row: dict[str, Any]) -> StoredReading:
     return StoredReading(int(row[schema.SEQ]), int(row["time"]), values, str(quality))
 
 
-def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> dict[str, DeviceData]:
-    """Per device: the readings of ``[start_ms, end_ms)`` and every record covering any of them.
+def load_site(
+    client: InfluxClient, site: str, start_ms: int, end_ms: int, devices: Collection[str] | None = None
+) -> dict[str, DeviceData]:
+    """Per device: the readings of ``[start_ms, end_ms)`` and every record covering any of them
+    (``devices``: only those, one device per query, which keeps each answer small).
 
     Records are points at their receive time, which may be long after the readings (a backlog
     sent after an outage, a replay): they are selected by their ``last_ts`` field. The readings of
     records reaching outside the period are loaded too, so that whole signed ranges are checked."""
+    if devices is not None:
+        out: dict[str, DeviceData] = {}
+        for device in sorted(devices):
+            out.update(_load(client, site, start_ms, end_ms, device))
+        return out
+    return _load(client, site, start_ms, end_ms, None)
+
+
+def _load(
+    client: InfluxClient, site: str, start_ms: int, end_ms: int, device: str | None
+) -> dict[str, DeviceData]:
     out: dict[str, DeviceData] = defaultdict(DeviceData)
     kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
     where = f"{schema.SITE} = {_q(site)}"
+    if device is not None:
+        where += f" AND {schema.DEVICE} = {_q(device)}"
     seqs: dict[str, set[int]] = defaultdict(set)
     # the fields only (not SELECT *: the tags of every row would be encoded and parsed again)
     fields: dict[str, list[str]] = defaultdict(list)
@@ -103,11 +120,11 @@ def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> di
         f'SELECT * FROM "{schema.PROVENANCE}" WHERE {where} AND last_ts >= {start_ms} '
         f"GROUP BY {schema.DEVICE}"
     ):
-        device = s.tags[schema.DEVICE]
-        have = seqs.get(device, set())
+        dev_id = s.tags[schema.DEVICE]
+        have = seqs.get(dev_id, set())
         lo, hi = (min(have), max(have)) if have else (None, None)
         for row in s.rows:
-            rec = _record(site, device, row)
+            rec = _record(site, dev_id, row)
             if rec is None:
                 continue
             inside = (
@@ -115,9 +132,9 @@ def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> di
             )
             starts_in = start_ms <= rec.ts < end_ms
             if inside or starts_in:
-                out[device].records.append(rec)
+                out[dev_id].records.append(rec)
     # readings of the records' ranges that lie outside the period
-    for device, data in out.items():
+    for dev_id, data in out.items():
         if not data.records:
             continue
         have = {r.seq for r in data.readings}
@@ -126,7 +143,7 @@ def load_site(client: InfluxClient, site: str, start_ms: int, end_ms: int) -> di
         if have and lo >= min(have) and hi <= max(have):
             continue
         for s in client.query(
-            f"SELECT * FROM {kinds} WHERE {where} AND {schema.DEVICE} = {_q(device)} "
+            f"SELECT * FROM {kinds} WHERE {schema.SITE} = {_q(site)} AND {schema.DEVICE} = {_q(dev_id)} "
             f"AND {schema.SEQ} >= {lo} AND {schema.SEQ} <= {hi}"
         ):
             for row in s.rows:

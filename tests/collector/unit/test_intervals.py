@@ -1,5 +1,6 @@
-"""Interval energy at ingest equals the rollup's: same points, bit for bit, whatever the order
-in which series interleave, with resets, rollovers, replaced meters, gaps and redeliveries."""
+"""Interval energy at ingest equals the rollup's: same points, bit for bit (the seq links to the
+readings at each interval's edges included), whatever the order in which series interleave, with
+resets, rollovers, replaced meters, gaps and redeliveries."""
 
 from __future__ import annotations
 
@@ -55,18 +56,20 @@ def rollup(readings: list[Reading]) -> dict[str, str]:
     stored: dict[str, dict[str, dict[SeriesKey, dict[int, float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict))
     )
-    for kind, tags, _, ts, values in readings:
+    seqs: dict[str, dict[SeriesKey, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for kind, tags, seq, ts, values in readings:
         key = tuple(sorted((k, v) for k, v in tags.items() if v))
+        seqs[kind][key][ts] = seq  # every reading is stored with its seq
         for name, v in values.items():
             if name in COUNTERS and not isinstance(v, bool):  # what the rollup reads back
                 stored[kind][name][key][ts] = float(v)
     out: dict[str, str] = {}
     lo = min(r[3] for r in readings) - 2 * 86_400_000
     hi = max(r[3] for r in readings) + 2 * 86_400_000
-    for fields in stored.values():
+    for kind, fields in stored.items():
         samples = {f: {k: sorted(v.items()) for k, v in series.items()} for f, series in fields.items()}
         for interval in (Interval.QUARTER, Interval.DAY):
-            _collect(interval_lines(samples, SETTINGS, interval, lo, hi), out)
+            _collect(interval_lines(samples, SETTINGS, interval, lo, hi, seqs=seqs[kind]), out)
     return out
 
 
@@ -153,10 +156,31 @@ def test_state_survives_a_restart() -> None:
     lines, snap = first.take(317.0)  # the batch in hand is written and its state stored ...
     _collect(lines, out)
     keep(snap)
+    assert set(stored_cells) == set(first.cells)  # the stored state is exactly the open cells
     second = book()  # ... then the process dies; a new one starts from the stored state
     second.restore(stored_last, stored_cells)
     out.update(ingest(readings[317:], second))
     assert out == whole
+
+
+def test_cells_opened_and_completed_between_snapshots_are_never_stored() -> None:
+    """A batch of history spans many intervals: the state stores only the ones left open (and
+    deletes only cells it stored), not every quarter the batch went through."""
+    b = book()
+    tags = {"site": "s1", "device": "m1"}
+    for i in range(400):  # 100 hours of 15-minute readings in one batch
+        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
+    lines, snap = b.take(0.0)
+    assert len(lines) > 400  # 399 completed quarters and 4 completed days, plus the open ones
+    assert all(c is not None for c in snap.cells.values())
+    assert set(snap.cells) == set(b.cells)
+    opened = set(b.cells)
+    for i in range(400, 500):
+        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
+    _, snap = b.take(100.0)
+    deleted = {k for k, c in snap.cells.items() if c is None}
+    assert deleted and deleted <= opened  # only cells the state held are deleted
+    assert {k for k, c in snap.cells.items() if c is not None} == set(b.cells)
 
 
 def test_late_reading_asks_for_a_repair_and_duplicates_are_ignored() -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from epcwatch.cli import app
 from epcwatch.devservices.services import Influxd, influx_query
-from tests.savings.conftest import site_lines, write_lines
+from tests.savings.conftest import epoch_local, site_lines, write_lines
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +202,20 @@ def test_several_meters_add_up_and_a_missing_day_counts_as_missing(influxdb, dat
     assert base["2024-03-04"] == pytest.approx(d["2024-03-04"] + light["2024-03-04"], rel=1e-6)
     assert np.isnan(base["2024-03-05"])
     assert int(np.isfinite(base).sum()) == 365
+
+
+def test_contract_variable_from_an_influx_series(influxdb, database, world, contract_file, tmp_path):
+    """A contract's `variables` entry reads its daily mean from InfluxDB like the weather."""
+    h = world["hourly"]
+    days = h["timestamp"].dt.normalize()
+    level = dict(zip(days.unique(), np.random.default_rng(5).uniform(50, 400, days.nunique()), strict=True))
+    occ = [
+        f"sensor,site=civic-centre,device=counter occupancy={level[d]:.1f} {t}"
+        for d, t in zip(days, epoch_local(h["timestamp"]), strict=True)
+    ]
+    write_lines(influxdb.url, database, site_lines(world["hourly"], world["light"]) + occ)
+    spec = "{name: occupancy, influx: {measurement: sensor, device: counter, field: occupancy}}"
+    path = contract_file("contract.yaml", {"adjustments: []": f"adjustments: []\nvariables:\n  - {spec}"})
+    doc = _report(influxdb, database, path, tmp_path / "out")
+    assert "variable_occupancy" in doc["model"]["parameters"]
+    assert not doc.get("normalised")  # the normal year holds temperatures only

@@ -217,3 +217,22 @@ def test_saved_model_reloads_to_identical_savings(tmp_path, csvs):
     assert summary.avoided_energy_use == doc["savings"]["avoided_energy_use"]
     assert summary.fsu["90"] == doc["savings"]["fsu_90"]
     assert np.isclose(fr.stats.cvrmse, doc["baseline"]["cvrmse"], rtol=0, atol=0)
+
+
+def test_freeze_and_fit_check_the_file_alike(tmp_path):
+    """One preparation for `fit` and `baseline freeze`: the same refusal, worded the same."""
+    from epcwatch.savings.csvfit import fit_csv, freeze_csv
+    from epcwatch.savings.engine import Period
+    from epcwatch.savings.errors import DataError
+
+    path = tmp_path / "m.csv"
+    path.write_text("timestamp,energy,temperature\n2024-01-01,10,5\n2024-01-02,11,6\n")
+    far = Period.parse("2020-01-01/2020-12-31")
+    with pytest.raises(DataError) as fit_err:
+        fit_csv(path, far, Period.parse("2024-01-01/2024-01-02"))
+    with pytest.raises(DataError) as freeze_err:
+        freeze_csv(path, far, created="2026-12-06T00:00:00Z")
+    assert "the file covers 2024-01-01 to 2024-01-02" in str(freeze_err.value)
+    assert str(freeze_err.value) == str(fit_err.value)
+    with pytest.raises(DataError, match="unknown calendar"):
+        freeze_csv(path, far, created="2026-12-06T00:00:00Z", calendar="moon")

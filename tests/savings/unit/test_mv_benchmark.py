@@ -3,7 +3,8 @@
 Daily buildings with lagged heating/cooling, holidays, AR(1) noise (ρ up to 0.9) and missing
 days. The 90 % band must contain the truth in most replicates (at least 18 of 24: a correct
 90 % band fails this with probability 0.3 %), the 68 % band must not be so wide that it
-almost always does (at most 22 of 24), and the savings must be close to the truth.
+almost always does (at most 22 of 24) nor so narrow that it mostly misses (at least 12 of 24),
+and the savings must be close to the truth.
 """
 
 from __future__ import annotations
@@ -43,6 +44,6 @@ def test_daily_savings_accuracy_and_band_coverage(tmp_path):
             in68.append(abs(err) <= s.uncertainty["68"])
             in90.append(abs(err) <= s.uncertainty["90"])
     assert sum(in90) >= 18, (sum(in90), errors)
-    assert sum(in68) <= 22, (sum(in68), errors)
+    assert 12 <= sum(in68) <= 22, (sum(in68), errors)  # a 68 % band: ~16 of 24, sd 2.3
     assert float(np.mean(np.abs(errors))) < 0.06, errors
     assert abs(float(np.mean(errors))) < 0.03, errors

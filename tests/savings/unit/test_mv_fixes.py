@@ -106,8 +106,9 @@ def test_amount_adjustments_do_not_scale_the_uncertainty():
         fr.model, fr.stats, rep, big, uncertainty=fr.uncertainty, adjustment_uncertainty=[(mask, 0.1)]
     )
     sd_adj = 0.1 * float(big.sum())
-    t90 = t_quantile(0.9, fr.uncertainty.dof)
-    assert stated.uncertainty["90"] == pytest.approx(t90 * math.hypot(plain.standard_error, sd_adj))
+    assert plain.multipliers is not None
+    k90 = plain.multipliers["90"]
+    assert stated.uncertainty["90"] == pytest.approx(k90 * math.hypot(plain.standard_error, sd_adj))
 
 
 def test_constant_temperature_gives_no_slope():

@@ -36,7 +36,8 @@ class FakeSource:
     def daily_temperature(
         self, site: str, weather: InfluxWeather, start: date, end: date, tz: str
     ) -> pd.DataFrame:
-        return self.daily[["date", "temperature"]]
+        col = weather.field if weather.field in self.daily else "temperature"
+        return self.daily[["date", col]].rename(columns={col: "temperature"})
 
     def write_lines(self, lines: list[str]) -> None:
         self.written.extend(lines)
@@ -99,3 +100,65 @@ def test_savings_lines_escape_tags_and_skip_nan():
         "savings,contract=b1\\ whole\\,bldg,site=civic-centre actual=1.5,adjusted_baseline=1.5,savings=1.5,"
         "cumulative_savings=1.5,guaranteed_cumulative=1.5,temperature=1.5 1735660800"
     ]
+
+
+def test_contract_report_runs_the_placebo_year_where_the_source_holds_it(world, contract_file, tmp_path):
+    """The year before the baseline (here the baseline year moved back 52 weeks, so weekdays
+    line up) is fitted with the chosen form and predicts the baseline year: ≈ 0 savings."""
+    path = contract_file("contract.yaml")
+    daily = world["daily"]
+    base = daily[(daily["date"] >= "2024-01-01") & (daily["date"] <= "2024-12-31")].copy()
+    base["date"] = base["date"] - pd.Timedelta(days=364)
+    with_prior = pd.concat([base, daily], ignore_index=True)
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp())
+    res = run_contract(
+        load_contract(path), FakeSource(with_prior), tmp_path / "a", contract_path=path, clock=clock
+    )
+    pl = res.doc["evidence"]["placebo"]
+    assert pl["available"], pl
+    assert abs(pl["fraction"]) < 0.03, pl
+    assert pl["uncertainty_90"] > 0 and isinstance(pl["within_90"], bool)
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "the model form fitted on the year before the baseline predicts the baseline year" in html
+    # without that year the report says so
+    res2 = run_contract(
+        load_contract(path), FakeSource(daily), tmp_path / "b", contract_path=path, clock=clock
+    )
+    assert not res2.doc["evidence"]["placebo"]["available"]
+
+
+@pytest.mark.parametrize("where", ["influx", "csv"])
+def test_contract_variables_enter_the_model(world, contract_file, tmp_path, where):
+    """A contract names occupancy; its daily mean (InfluxDB series or a CSV the contract points
+    to) enters the change-point model, which then sees what temperature alone cannot."""
+    daily = world["daily"].copy()
+    rng = np.random.default_rng(3)
+    daily["occupancy"] = rng.uniform(0, 400, len(daily))
+    daily["energy"] = daily["energy"] + 20.0 * daily["occupancy"]
+    if where == "influx":
+        spec = "{name: occupancy, influx: {measurement: sensor, device: counter, field: occupancy}}"
+    else:
+        daily[["date", "occupancy"]].to_csv(tmp_path / "occ.csv", index=False)
+        spec = f"{{name: occupancy, csv: {{path: {tmp_path / 'occ.csv'}, column: occupancy}}}}"
+    path = contract_file("contract.yaml", {"adjustments: []": f"adjustments: []\nvariables:\n  - {spec}"})
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp())
+    res = run_contract(
+        load_contract(path), FakeSource(daily), tmp_path / "out", contract_path=path, clock=clock
+    )
+    coefs = res.outcome.baseline_fit.model.coefficients
+    assert coefs["variable_occupancy"] == pytest.approx(20.0, rel=0.1)
+    plain = run_contract(
+        load_contract(contract_file("contract.yaml")), FakeSource(daily), tmp_path / "plain", clock=clock
+    )
+    assert res.outcome.baseline_fit.stats.cvrmse < 0.7 * plain.outcome.baseline_fit.stats.cvrmse
+
+
+def test_contract_variable_needs_one_source(contract_file):
+    from epcwatch.config import ConfigError
+
+    bad = "{name: occupancy, influx: {field: occupancy}, csv: {path: o.csv, column: occupancy}}"
+    path = contract_file("contract.yaml", {"adjustments: []": f"adjustments: []\nvariables:\n  - {bad}"})
+    with pytest.raises(ConfigError) as err:
+        load_contract(path)
+    assert "contract.yaml:" in str(err.value) and "variables" in str(err.value)
+    assert "exactly one of influx or csv" in str(err.value)
