@@ -148,6 +148,8 @@ class Service:
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
         """Stop the process by PID; returns False if it was not running."""
         pid = self.pid()
+        if pid is None and self.proc is not None and self.proc.poll() is None:
+            pid = self.proc.pid  # our own child, whose pid file has gone
         if pid is None:
             return False
         terminate(pid, timeout=timeout, sig=sig, popen=self.proc)
