@@ -148,11 +148,13 @@ class Service:
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
         """Stop the process by PID; returns False if it was not running."""
         pid = self.pid()
-        if pid is None and self.proc is not None and self.proc.poll() is None:
-            pid = self.proc.pid  # our own child, whose pid file has gone
-        if pid is None:
+        own = self.proc if self.proc is not None and self.proc.poll() is None else None
+        if pid is None and own is None:
             return False
-        terminate(pid, timeout=timeout, sig=sig, popen=self.proc)
+        if pid is not None:
+            terminate(pid, timeout=timeout, sig=sig, popen=self.proc)
+        if own is not None and own.poll() is None:  # our child, its pid file gone or rewritten
+            terminate(own.pid, timeout=timeout, sig=sig, popen=own)
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
         return True
