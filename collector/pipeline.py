@@ -221,23 +221,7 @@ class Pipeline:
                         seqs = [(t.site, d, r) for d, r in fast.device_ranges]
                         lines = fast.lines
                         if fast.signed:
-                            lines += self._proofs(
-                                item,
-                                t.site,
-                                [
-                                    (
-                                        d,
-                                        [
-                                            ChainReading(
-                                                r["seq"], r["ts"], r["values"], r.get("quality", "good")
-                                            )
-                                            for r in rs
-                                        ],
-                                        p,
-                                    )
-                                    for d, rs, p in fast.signed
-                                ],
-                            )
+                            lines += self._proofs(item, t.site, _fast_signed(fast.signed))
                         return lines, fast.max_ts, seqs, fast.blocks
         result = validate(item.topic, payload, self.max_payload_bytes)
         if isinstance(result, Rejection):
@@ -511,6 +495,14 @@ def _signed(msgs: list[TelemetryMessage]) -> list[_SignedBlock]:
         )
         for m in msgs
         if m.proof is not None
+    ]
+
+
+def _fast_signed(signed: list[fastpath.Signed]) -> list[_SignedBlock]:
+    """:func:`_signed` of the fast path's parsed documents."""
+    return [
+        (d, [ChainReading(r["seq"], r["ts"], r["values"], r.get("quality", "good")) for r in rs], proof)
+        for d, rs, proof in signed
     ]
 
 

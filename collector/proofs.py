@@ -2,7 +2,8 @@
 the readings it carries, its key looked up in the keyring, its signature checked; what the
 verifier needs later is stored beside the readings.
 
-Pure: the pipeline calls :func:`signed_lines` for every telemetry message that carries a proof.
+Pure: the pipeline calls :func:`check_range` for every signed device of a message, then writes
+:func:`reading_lines` and one :func:`provenance_line` per device.
 """
 
 from __future__ import annotations
@@ -27,16 +28,6 @@ from epcwatch.wire import TelemetryMessage
 
 class ProofError(Exception):
     """Why a signed message is refused (the dead letter's detail)."""
-
-
-def check(msg: TelemetryMessage, keyring: Keyring | None) -> tuple[SignedRange, bytes]:
-    """The message's signed range and signature; with a keyring, only if the key may vouch for
-    the site at the last reading's time and the signature verifies. Raises :class:`ProofError`."""
-    proof = msg.proof
-    if proof is None:
-        raise ProofError("message carries no proof")
-    readings = [ChainReading(r.seq, r.ts, r.values, r.quality) for r in msg.readings]
-    return check_range(msg.site, msg.device, readings, proof.kid, proof.first_prev, proof.sig, keyring)
 
 
 def check_range(  # noqa: PLR0917
@@ -100,10 +91,3 @@ def provenance_line(sr: SignedRange, sig: bytes, kid: str, last_ts: int, point_m
     )
     assert line is not None
     return line
-
-
-def signed_lines(msg: TelemetryMessage, sr: SignedRange, sig: bytes, point_ms: int) -> list[str]:
-    """The readings, each with its ``seq`` (and ``quality`` unless good), and one ``provenance``
-    point at ``point_ms`` (the receive time, so a replayed message is a second point)."""
-    assert msg.proof is not None
-    return [*reading_lines(msg), provenance_line(sr, sig, msg.proof.kid, msg.readings[-1].ts, point_ms)]
