@@ -12,26 +12,15 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from epcwatch import logs
 from epcwatch.config import load_yaml_model, read_secret
+from epcwatch.fields import Timezone
 from epcwatch.mqtt import MqttConnection, MqttTls
 from epcwatch.topics import check_id
-
-
-def _check_tz(v: str) -> str:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai)") from None
-    return v
-
-
-Timezone = Annotated[str, AfterValidator(_check_tz)]
 
 
 class _Strict(BaseModel):
