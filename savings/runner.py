@@ -58,45 +58,44 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def csv_temperature(spec: CsvWeather, contract_path: str | os.PathLike[str] | None, tz: str) -> pd.DataFrame:
-    """Daily mean temperature from a CSV of ``timestamp``/``date`` and ``temperature``."""
-    path = resolve(spec.path, contract_path)
+def _csv_daily_mean(
+    path: Path, what: str, column: str, tz: str, *, lower: bool = False, fahrenheit: bool = False
+) -> pd.DataFrame:
+    """Daily mean of ``column`` of a CSV with ``timestamp`` (or ``date``): columns ``date`` and
+    ``value``. Timestamps with a UTC offset are converted to ``tz``; naive ones are local time.
+    ``lower``: column names are matched lower-cased; ``fahrenheit``: values converted to °C."""
     try:
         raw = pd.read_csv(path, comment="#", skipinitialspace=True)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"weather CSV {path}: {exc}") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
+        raise DataError(f"{what} CSV {path}: {exc}") from None
+    if lower:
+        raw.columns = [str(c).strip().lower() for c in raw.columns]
     tcol = "timestamp" if "timestamp" in raw.columns else "date"
-    if tcol not in raw.columns or "temperature" not in raw.columns:
-        raise DataError(f"weather CSV {path}: needs columns timestamp (or date) and temperature")
+    if tcol not in raw.columns or column not in raw.columns:
+        raise DataError(f"{what} CSV {path}: needs columns timestamp (or date) and {column}")
     try:
         ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=False)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # mixed UTC offsets (a DST change)
         ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=True)
     if ts.dt.tz is not None:
         ts = ts.dt.tz_convert(tz).dt.tz_localize(None)
-    temp = pd.to_numeric(raw["temperature"], errors="coerce")
-    if spec.unit == "F":
-        temp = (temp - 32.0) / 1.8
-    df = pd.DataFrame({"date": ts.dt.normalize(), "temperature": temp})
-    return df.groupby("date")["temperature"].mean().reset_index()
+    value = pd.to_numeric(raw[column], errors="coerce")
+    if fahrenheit:
+        value = (value - 32.0) / 1.8
+    df = pd.DataFrame({"date": ts.dt.normalize(), "value": value})
+    return df.groupby("date")["value"].mean().reset_index()
+
+
+def csv_temperature(spec: CsvWeather, contract_path: str | os.PathLike[str] | None, tz: str) -> pd.DataFrame:
+    """Daily mean temperature from a CSV of ``timestamp``/``date`` and ``temperature``."""
+    path = resolve(spec.path, contract_path)
+    df = _csv_daily_mean(path, "weather", "temperature", tz, lower=True, fahrenheit=spec.unit == "F")
+    return df.rename(columns={"value": "temperature"})
 
 
 def csv_series(spec: CsvSeries, contract_path: str | os.PathLike[str] | None, tz: str) -> pd.DataFrame:
     """Daily mean of one column of a CSV with ``timestamp`` (or ``date``)."""
-    path = resolve(spec.path, contract_path)
-    try:
-        raw = pd.read_csv(path, comment="#", skipinitialspace=True)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"variable CSV {path}: {exc}") from None
-    tcol = "timestamp" if "timestamp" in raw.columns else "date"
-    if tcol not in raw.columns or spec.column not in raw.columns:
-        raise DataError(f"variable CSV {path}: needs columns timestamp (or date) and {spec.column}")
-    ts = pd.to_datetime(raw[tcol].astype(str), format="ISO8601", utc=True)
-    has_offset = raw[tcol].astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
-    ts = ts.dt.tz_convert(tz).dt.tz_localize(None) if has_offset else ts.dt.tz_localize(None)
-    df = pd.DataFrame({"date": ts.dt.normalize(), "value": pd.to_numeric(raw[spec.column], errors="coerce")})
-    return df.groupby("date")["value"].mean().reset_index()
+    return _csv_daily_mean(resolve(spec.path, contract_path), "variable", spec.column, tz)
 
 
 def variable_frames(
