@@ -63,18 +63,9 @@ def batch_rows(rows: list[Row], max_readings: int, max_bytes: int) -> list[Batch
 
 
 def envelope_prefix(site: str, device: str, kind: str, tags_json: bytes) -> bytes:
-    """The JSON document up to the readings array (ids are validated, so no escaping needed)."""
-    return (
-        b'{"v":1,"site":"'
-        + site.encode()
-        + b'","device":"'
-        + device.encode()
-        + b'","kind":"'
-        + kind.encode()
-        + b'","tags":'
-        + tags_json
-        + b',"readings":['
-    )
+    """The JSON document up to the readings array (ids are validated, so no escaping needed):
+    the site, then the fields of a device block (:func:`block_prefix`)."""
+    return b'{"v":1,"site":"' + site.encode() + b'",' + block_prefix(device, kind, tags_json)[1:]
 
 
 def message_body(prefix: bytes, rows: list[Row], proof: bytes = b"") -> bytes:
