@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from epcwatch.devservices.services import free_port, influx_query
 from epcwatch.sim.truth import daily_truth
-from tests.support import EPCWATCH
+from tests.demo.helpers import run_demo, services_down
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -19,31 +18,7 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
     mqtt_port, influx_port = free_port(), free_port()
     state = tmp_path / "state"
     try:
-        res = subprocess.run(
-            [
-                EPCWATCH,
-                "demo",
-                "--state-dir",
-                str(state),
-                "--from",
-                "2025-03-03",
-                "--to",
-                "2025-03-05",
-                "--live-days",
-                "1",
-                "--speed",
-                "4320",
-                "--mqtt-port",
-                str(mqtt_port),
-                "--influx-port",
-                str(influx_port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert "Demo done" in res.stdout and "services down" in res.stdout
+        out = run_demo(state, dt.date(2025, 3, 3), dt.date(2025, 3, 5), mqtt_port, influx_port)
         url = f"http://127.0.0.1:{influx_port}"
 
         def rows(q: str) -> list[list[object]]:
@@ -108,12 +83,10 @@ def test_demo_runs_history_live_stretch_and_rollup(tmp_path: Path):
         assert {"01A00", "01B00", "01B10", "01B20", "01C00", "01D00", "02000", "03000"} <= codes
         assert (state / "demo" / "truth.csv").exists()
         # dashboards provisioning written when the installation has the dashboards component
-        if "dashboards" in res.stdout:
+        if "dashboards" in out:
             assert list((state / "demo" / "dashboards").glob("*.json"))
-        assert "M&V report   : skipped" in res.stdout  # three days do not cover the contract's years
+        assert "M&V report   : skipped" in out  # three days do not cover the contract's years
         # the children are gone: nothing listens on the simulator's port any more, the edge stopped
         assert "agent stopped" in (state / "demo" / "logs" / "edge.log").read_text()
     finally:
-        subprocess.run(
-            [EPCWATCH, "services", "down", "--state-dir", str(state)], capture_output=True, timeout=60
-        )
+        services_down(state)

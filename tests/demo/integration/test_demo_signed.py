@@ -20,6 +20,7 @@ from epcwatch.savings.contract import MeterSelector
 from epcwatch.savings.report import share_text
 from epcwatch.savings.verified import verified_share_from_influx
 from epcwatch.verify.keyring import load_keyring
+from tests.demo.helpers import run_demo, services_down
 from tests.support import EPCWATCH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,31 +65,8 @@ def test_demo_is_signed_end_to_end_and_a_tampered_value_shows(tmp_path: Path) ->
     mqtt_port, influx_port = free_port(), free_port()
     state = tmp_path / "state"
     try:
-        res = subprocess.run(
-            [
-                EPCWATCH,
-                "demo",
-                "--state-dir",
-                str(state),
-                "--from",
-                HISTORY_DAY.isoformat(),
-                "--to",
-                LIVE_DAY.isoformat(),
-                "--live-days",
-                "1",
-                "--speed",
-                "4320",
-                "--mqtt-port",
-                str(mqtt_port),
-                "--influx-port",
-                str(influx_port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert "provenance   : epcwatch verify passed" in res.stdout, res.stdout
+        out = run_demo(state, HISTORY_DAY, LIVE_DAY, mqtt_port, influx_port)
+        assert "provenance   : epcwatch verify passed" in out, out
         url = f"http://127.0.0.1:{influx_port}"
         keyring = state / "demo" / "keyring.yaml"
         code, doc = _verify(keyring, url)
@@ -99,9 +77,7 @@ def test_demo_is_signed_end_to_end_and_a_tampered_value_shows(tmp_path: Path) ->
         for m in METERS:
             # every stored reading verifies: the history day's 96 and the live day's after them
             # (counted by seq: every reading has one; a partial live read may lack a counter)
-            stored = client.query(f"SELECT count(seq) FROM meter WHERE device = '{m}'")[0].values[
-                0
-            ][1]
+            stored = client.query(f"SELECT count(seq) FROM meter WHERE device = '{m}'")[0].values[0][1]
             assert by[m]["counts"]["verified"] == stored > 96, (by[m]["counts"], stored)
             assert by[m]["missing"] == [] and by[m]["counts"].get("unsigned", 0) == 0
 
@@ -150,6 +126,4 @@ def test_demo_is_signed_end_to_end_and_a_tampered_value_shows(tmp_path: Path) ->
         assert [a["seq"] for a in by["b1-main"]["altered"]] == [seq]
         assert [d["device"] for d in doc["devices"] if not d["ok"]] == ["b1-main"]  # type: ignore[attr-defined]
     finally:
-        subprocess.run(
-            [EPCWATCH, "services", "down", "--state-dir", str(state)], capture_output=True, timeout=60
-        )
+        services_down(state)
