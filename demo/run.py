@@ -19,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from epcwatch.devservices.process import ChildProcess
 from epcwatch.errors import EpcwatchError
 from epcwatch.local import DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 #: the command-line entry of this installation (the demo runs its components as processes)
 EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
@@ -101,8 +104,9 @@ def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path, keyring: Pa
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def site_key(work: Path) -> tuple[Path, Path]:
-    """The demo site's signing key (created once, 0600) and a keyring trusting it."""
+def site_key(work: Path) -> tuple[Ed25519PrivateKey, Path, Path]:
+    """The demo site's signing key (its file created once, 0600) and a keyring trusting it:
+    the key, its file and the keyring's file."""
     import base64
 
     import yaml
@@ -117,7 +121,7 @@ def site_key(work: Path) -> tuple[Path, Path]:
         yaml.safe_dump({"keys": [{"site": SITE, "public_key": public, "note": "the demo site's key"}]}),
         encoding="utf-8",
     )
-    return key_file, ring
+    return key, key_file, ring
 
 
 def sign_site_config(site: Path, key_file: Path, heads: dict[str, tuple[int, bytes]]) -> None:
@@ -281,7 +285,6 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from epcwatch.broker.signing import load_site_key
     from epcwatch.devservices.cli import services_up
     from epcwatch.devservices.services import ServiceError, free_port
     from epcwatch.local import default_state_dir
@@ -351,7 +354,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 raise DemoError(
                     "this installation has no 'epcwatch collector run'; nothing would store the data"
                 )
-            key_file, keyring = site_key(work)
+            key, key_file, keyring = site_key(work)
             result["keyring"] = str(keyring)
             (work / "collector.yaml").write_text(collector_yaml(mosq.port, influx.url, portfolio, keyring))
             for stale in work.glob("collector-intervals.sqlite*"):  # a previous run's state
@@ -379,7 +382,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 progress.advance(task, getattr(b, "readings", 0) / per_day)
 
             # signed as a signing edge would have: per device a chain the live agent continues
-            signer = HistorySigner(load_site_key(key_file))
+            signer = HistorySigner(key)
 
             try:
                 msgs, readings = publish(
