@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epcwatch.influx import InfluxClient, schema
-from epcwatch.influx.influxql import ident
+from epcwatch.influx.influxql import ident, literal
 from epcwatch.measurements import VOCABULARY
 from epcwatch.provenance import SignedRange
 from epcwatch.verify.audit import MessageRecord, StoredReading
@@ -27,10 +27,6 @@ class DeviceData:
 
 #: the span of readings asked for in one query
 WINDOW_MS = 31 * 86_400_000
-
-
-def _q(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _record(site: str, device: str, row: dict[str, Any]) -> MessageRecord | None:
@@ -77,9 +73,9 @@ def _load(
 ) -> dict[str, DeviceData]:
     out: dict[str, DeviceData] = defaultdict(DeviceData)
     kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
-    where = f"{schema.SITE} = {_q(site)}"
+    where = f"{schema.SITE} = {literal(site)}"
     if device is not None:
-        where += f" AND {schema.DEVICE} = {_q(device)}"
+        where += f" AND {schema.DEVICE} = {literal(device)}"
     seqs: dict[str, set[int]] = defaultdict(set)
     # the fields only (not SELECT *: the tags of every row would be encoded and parsed again)
     fields: dict[str, list[str]] = defaultdict(list)
@@ -143,8 +139,8 @@ def _load(
         if have and lo >= min(have) and hi <= max(have):
             continue
         for s in client.query(
-            f"SELECT * FROM {kinds} WHERE {schema.SITE} = {_q(site)} AND {schema.DEVICE} = {_q(dev_id)} "
-            f"AND {schema.SEQ} >= {lo} AND {schema.SEQ} <= {hi}"
+            f"SELECT * FROM {kinds} WHERE {schema.SITE} = {literal(site)} "
+            f"AND {schema.DEVICE} = {literal(dev_id)} AND {schema.SEQ} >= {lo} AND {schema.SEQ} <= {hi}"
         ):
             for row in s.rows:
                 if row.get(schema.SEQ) is not None and int(row[schema.SEQ]) not in have:
