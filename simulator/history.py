@@ -49,6 +49,11 @@ class HistorySigner:
 
     key: Ed25519PrivateKey
     heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: the key's id, written into every proof (derived once)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kid = provenance.key_id(self.key.public_key())
 
     def proof(
         self, site: str, device: str, layout: provenance.FixedLayout, readings: list[dict[str, Any]]
@@ -65,7 +70,7 @@ class HistorySigner:
         sr = provenance.SignedRange(site, device, last + 1, last + len(readings), prev, tuple(digests))
         self.heads[device] = (sr.last_seq, sr.head)
         return {
-            "kid": provenance.key_id(self.key.public_key()),
+            "kid": self.kid,
             "first_prev": base64.b64encode(prev).decode(),
             "sig": base64.b64encode(provenance.sign(self.key, sr)).decode(),
         }
