@@ -5,9 +5,10 @@
 
 Shapes: ``batched`` (default) is N messages of R readings of a 14-value meter, one device per
 message. ``live`` is what sites send while they keep up: the demo's 37-device site mix (meters,
-AHUs, chiller plants, lighting controllers, a sensor; 2-30 values each) polled every 15 s, each
-poll cycle committed to a real edge outbox and handed over by the agent's own forwarder (so
-the messages are byte for byte what an agent with default settings publishes), for many sites.
+AHUs, chiller plants, lighting controllers, a sensor; 2-30 values each, counters counting up)
+polled every 15 s, each poll cycle committed to a real edge outbox and handed over by the agent's
+own forwarder (so the messages are byte for byte what an agent with default settings publishes),
+for many sites.
 
 Phases are separated because the load generator would otherwise compete with the code under
 test on a small machine:
@@ -93,6 +94,7 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
+    from epcwatch.collector.intervals import COUNTERS
     from epcwatch.edge.forwarder import DeviceInfo, Forwarder
     from epcwatch.edge.outbox import NewReading, Outbox
     from epcwatch.edge.site import MqttConfig
@@ -114,8 +116,15 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
     defaults = MqttConfig(host="localhost")
     rnd = random.Random(1)
 
-    def value(name: str) -> float | int | bool:
+    totals: dict[tuple[int, str, str], float] = {}
+
+    def value(site: int, device: str, name: str) -> float | int | bool:
         ft = VOCABULARY[name].field_type
+        if name in COUNTERS:  # counters only count up, as real registers do
+            key = (site, device, name)
+            step = rnd.uniform(0, 2) if ft is FieldType.FLOAT else rnd.randrange(0, 3)
+            totals[key] = round(totals.get(key, rnd.randrange(0, 50_000)) + step, 3)
+            return totals[key] if ft is FieldType.FLOAT else int(totals[key])
         if ft is FieldType.BOOL:
             return rnd.random() < 0.5
         if ft is FieldType.INT:
@@ -156,8 +165,8 @@ def live_messages(sites: int, cycles: int, tmp: Path, wire: int | None = None) -
             agents.append((rec, box, fwd))
         for c in range(cycles):
             ts = TS0 + c * POLL_S * 1000
-            for rec, box, fwd in agents:
-                box.append([NewReading(d, ts, {n: value(n) for n in names[d]}) for d in names])
+            for i, (rec, box, fwd) in enumerate(agents):
+                box.append([NewReading(d, ts, {n: value(i, d, n) for n in names[d]}) for d in names])
                 n0 = len(rec.sent)
                 await fwd.step()
                 for mid in range(rec.mid - (len(rec.sent) - n0) + 1, rec.mid + 1):
@@ -215,6 +224,23 @@ def settle(pid: int | None, timeout: float = 30.0) -> None:
             return
 
 
+def cpu_s(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def thread_cpu(p: psutil.Process) -> dict[str, float]:
+    """CPU-s per thread of this process, by thread name (the collector's parse loop, its writers,
+    paho's network loop)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for t in p.threads():
+        name = names.get(t.id, "other")
+        name = "writers" if name.startswith("writer-") else name
+        out[name] = out.get(name, 0.0) + t.user_time + t.system_time
+    return out
+
+
 def count_points(url: str, db: str) -> int:
     """Readings stored in ``db``: per series (one device), the count of its most frequent field
     (a device sends the same fields with every reading), summed over the device measurements."""
@@ -270,7 +296,10 @@ def main() -> None:
             # 1. the database's own rate, same points, same batch size
             influx_query(influx.url, 'CREATE DATABASE "raw"', method="POST")
             settle(influx.pid())
+            db_proc, me = psutil.Process(influx.pid()), psutil.Process()
+            cpu0 = cpu_s(db_proc), cpu_s(me)
             raw_s = raw_write(influx.port, "raw", lines, args.batch)
+            raw_cpu = cpu_s(db_proc) - cpu0[0]
             raw_rate = points / raw_s
 
             # 2. queue the messages in the collector's persistent session (no collector running)
@@ -305,15 +334,20 @@ def main() -> None:
             # 3. drain: from the collector's connection until every point is written
             settle(influx.pid())
             c = Collector(cfg)
-            runner = threading.Thread(target=c.run, daemon=True)
+            runner = threading.Thread(target=c.run, name="parse", daemon=True)
             runner.start()
             assert c.consumer.wait_connected(10)
             t0 = time.perf_counter()
+            cpu0 = cpu_s(db_proc), cpu_s(me)
+            threads0 = thread_cpu(me)
             while c.stats.points < points:
                 time.sleep(0.02)
                 if time.perf_counter() - t0 > 300:
                     sys.exit(f"drain incomplete: {c.stats.points}/{points}")
             drain_s = time.perf_counter() - t0
+            drain_cpu = cpu_s(db_proc) - cpu0[0], cpu_s(me) - cpu0[1]
+            threads1 = thread_cpu(me)
+            by_thread = {n: t - threads0.get(n, 0.0) for n, t in threads1.items()}
             writes = c.stats.writes
             c.stop_event.set()
             runner.join(30)
@@ -343,6 +377,10 @@ def main() -> None:
           f"{n / drain_s:,.0f} messages/s)")  # fmt: skip
     print(f"collector writes:         {writes} ({points / max(writes, 1):,.0f} points each, "
           f"{cfg.influx.connections} connections)")  # fmt: skip
+    print(f"CPU-s: InfluxDB {raw_cpu:.1f} during raw; during the drain InfluxDB {drain_cpu[0]:.1f}, "
+          f"collector {drain_cpu[1]:.1f} ({drain_cpu[1] / points * 1e6:.0f} us per point)")  # fmt: skip
+    busy = sorted(((t, n) for n, t in by_thread.items() if t >= 0.05), reverse=True)
+    print("collector CPU-s by thread: " + ", ".join(f"{n} {t:.1f}" for t, n in busy))
     ratio = e2e_rate / raw_rate
     print(f"ratio collector / raw: {ratio:.2f}  (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
 

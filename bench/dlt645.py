@@ -88,8 +88,10 @@ def main() -> None:
     # request: 4 FE + 16 bytes; reply: 2 FE + 16 + value bytes; 11 bits a byte at 8E1
     wire_bytes = sum(4 + 16 + 2 + 16 + p.bcd.size for p in profile.points)
     line_s = wire_bytes * 11 / args.baud
-    print(f"poll of {PROFILE} ({len(profile.points)} DIs) over loopback TCP: {per_poll * 1000:.1f} ms; "
-          f"bit time alone at {args.baud} baud: {line_s * 1000:.0f} ms (ratio {per_poll / line_s:.3f})")
+    print(
+        f"poll of {PROFILE} ({len(profile.points)} DIs) over loopback TCP: {per_poll * 1000:.1f} ms; "
+        f"bit time alone at {args.baud} baud: {line_s * 1000:.0f} ms (ratio {per_poll / line_s:.3f})"
+    )
 
 
 if __name__ == "__main__":

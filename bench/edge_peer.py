@@ -468,9 +468,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds after the first readings")
     ap.add_argument("--sizes", default="20,100", help="two numbers of meters")
     ap.add_argument("--agents", default="epcwatch,tb", help="epcwatch, tb or both")
-    ap.add_argument(
-        "--sign", action="store_true", help="epcwatch chains and signs its readings (a site key)"
-    )
+    ap.add_argument("--sign", action="store_true", help="epcwatch chains and signs its readings (a site key)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     agents = [a.strip() for a in args.agents.split(",")]
@@ -497,7 +495,14 @@ def main() -> None:
             for agent in agents:
                 for n in sizes:
                     run = measure(
-                        agent, n, args.warmup, args.seconds, modbus_port, mosq.port, counter, requests,
+                        agent,
+                        n,
+                        args.warmup,
+                        args.seconds,
+                        modbus_port,
+                        mosq.port,
+                        counter,
+                        requests,
                         args.sign,
                     )
                     runs.append(run)

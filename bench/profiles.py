@@ -100,8 +100,15 @@ def time_decode(plans: tuple[Plan, ...], image: dict[str, dict[int, int | bool]]
 
 
 _PYMODBUS_TYPES = {
-    "int16": "INT16", "uint16": "UINT16", "int32": "INT32", "uint32": "UINT32", "int64": "INT64",
-    "uint64": "UINT64", "float32": "FLOAT32", "float64": "FLOAT64", "string": "STRING",
+    "int16": "INT16",
+    "uint16": "UINT16",
+    "int32": "INT32",
+    "uint32": "UINT32",
+    "int64": "INT64",
+    "uint64": "UINT64",
+    "float32": "FLOAT32",
+    "float64": "FLOAT64",
+    "string": "STRING",
 }
 
 
@@ -138,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-gap", type=int, default=None, help="override every profile's gap")
     args = ap.parse_args(argv)
 
-    header = (f"{'profile':28s} {'points':>6s} {'reads':>5s} {'min':>4s} {'ratio':>5s} {'naive':>5s} "
-              f"{'regs':>5s} {'decode values/s':>15s} {'pymodbus raw/s':>14s} {'ratio':>5s}")
+    header = (
+        f"{'profile':28s} {'points':>6s} {'reads':>5s} {'min':>4s} {'ratio':>5s} {'naive':>5s} "
+        f"{'regs':>5s} {'decode values/s':>15s} {'pymodbus raw/s':>14s} {'ratio':>5s}"
+    )
     print(header)
     print("-" * len(header))
     worst = 0.0
@@ -156,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         theirs = time_pymodbus(plans, image, args.seconds)
         ratio = reads / minimum
         worst = max(worst, ratio)
-        print(f"{prof.id:28s} {len(prof.points):6d} {reads:5d} {minimum:4d} {ratio:5.2f} {naive:5d} "
-              f"{regs:5d} {ours:15,.0f} {theirs:14,.0f} {ours / theirs:5.2f}")
+        print(
+            f"{prof.id:28s} {len(prof.points):6d} {reads:5d} {minimum:4d} {ratio:5.2f} {naive:5d} "
+            f"{regs:5d} {ours:15,.0f} {theirs:14,.0f} {ours / theirs:5.2f}"
+        )
     print("-" * len(header))
     print("reads: planned reads per poll cycle; min: optimum (dynamic programme); naive: one read per point;")
     print("regs: registers/bits transferred per cycle;")

@@ -69,9 +69,9 @@ _isfinite = math.isfinite
 _FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft is FieldType.FLOAT)
 
 
-#: one device's readings as parsed: kind, tags (as written), the reading documents, and whether
-#: they are signed (stored with their seq)
-Block = tuple[str, dict[str, str | None], list[dict[str, Any]], bool]
+#: one device's readings as parsed: kind, tags (as written), the reading documents, whether they
+#: are signed (stored with their seq), and the series' line-protocol key when at hand
+Block = tuple[str, dict[str, str | None], list[dict[str, Any]], bool, str | None]
 #: a signed device's readings as parsed: device, reading documents (consecutive seqs), the proof
 #: (kid, first_prev, sig as sent); the pipeline checks it against the keyring and the chain
 Signed = tuple[str, list[dict[str, Any]], tuple[str, str, str]]
@@ -263,7 +263,7 @@ def _device_lines(  # noqa: PLR0917
             return None
         signed.append((device, readings, proof))  # type: ignore[arg-type]  # device checked: a str
     dev_ranges.append((device, ranges))  # type: ignore[arg-type]  # device checked: a str
-    blocks.append((kind, tags, readings, proof is not None))
+    blocks.append((kind, tags, readings, proof is not None, key))
     return max_ts
 
 

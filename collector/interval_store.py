@@ -6,8 +6,9 @@ pipeline stores each batch's changes after the batch is written and before its m
 acked, so after a crash the stored state matches what was written, and the broker redelivers
 exactly the messages whose readings it lacks.
 
-A batch's changes are appended as one row to a log (one JSON document: the last samples and
-cells it put, the cells it dropped), not as one row per series: in the live shape every series
+A batch's changes are appended as one row to a log (one JSON document: the series it names,
+each once, then by number: the last samples and cells it put, the cells it dropped), not as one
+row per series: in the live shape every series
 changes in every batch, and a row per series cost as much CPU as parsing the readings. Every
 ``compact_every`` batches the log is folded into the ``last`` and ``cells`` tables (a series
 changed in many batches is written once) in one transaction; :meth:`IntervalStore.load` reads
@@ -19,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -71,9 +74,9 @@ def _tags_json(tags: list[list[str]]) -> str:
 _LINK = "#seq"
 
 
-def _cell_doc(cell: Cell) -> dict[str, list[float] | list[int]]:
+def _cell_doc(cell: Cell) -> dict[str, Sequence[float] | list[int]]:
     """A cell's sums as stored, its seq link beside them."""
-    doc: dict[str, list[float] | list[int]] = dict(cell.sums)
+    doc: dict[str, Sequence[float] | list[int]] = dict(cell.sums)
     if cell.link is not None:
         doc[_LINK] = cell.link
     return doc
@@ -86,6 +89,30 @@ def _cell(end: int, doc: dict[str, list[float]]) -> Cell:
         {n: [float(a), float(b)] for n, (a, b) in doc.items()},
         None if link is None else [int(link[0]), int(link[1])],
     )
+
+
+def _delta(blob: bytes) -> dict[str, list[Any]]:
+    """A log row's document. Rows written before series were numbered (each entry naming its
+    kind and tags) are read into the numbered form."""
+    doc: dict[str, list[Any]] = orjson.loads(blob)
+    if "s" in doc:
+        return doc
+    index: dict[str, int] = {}
+    series: list[list[Any]] = []
+
+    def number(kind: str, tags: list[list[str]]) -> int:
+        key = orjson.dumps([kind, tags]).decode()
+        if key not in index:
+            index[key] = len(series)
+            series.append([kind, tags])
+        return index[key]
+
+    return {
+        "s": series,
+        "l": [[number(k, t), *rest] for k, t, *rest in doc["l"]],
+        "c": [[number(k, t), *rest] for k, t, *rest in doc["c"]],
+        "d": [[number(k, t), *rest] for k, t, *rest in doc["d"]],
+    }
 
 
 #: rows of the folded state, keyed as the tables are: (kind, tags JSON, field) → (ts, value, seq)
@@ -130,30 +157,38 @@ class IntervalStore:
             except sqlite3.Error as exc:
                 raise IntervalStateError(f"{self.path}: cannot read interval state: {exc}") from None
         for blob in deltas:
-            doc = orjson.loads(blob)
-            for k, tags, f, ts, v, seq in doc["l"]:
-                last[((k, _pairs(tags)), f)] = Last(int(ts), float(v), int(seq))
-            for k, tags, iv, start, end, sums in doc["c"]:
-                cells[((k, _pairs(tags)), iv, int(start))] = _cell(end, sums)
-            for k, tags, iv, start in doc["d"]:
-                cells.pop(((k, _pairs(tags)), iv, int(start)), None)
+            doc = _delta(blob)
+            series = [(k, _pairs(tags)) for k, tags in doc["s"]]
+            for i, f, ts, v, seq in doc["l"]:
+                last[(series[i], f)] = Last(int(ts), float(v), int(seq))
+            for i, iv, start, end, sums in doc["c"]:
+                cells[(series[i], iv, int(start))] = _cell(end, sums)
+            for i, iv, start in doc["d"]:
+                cells.pop((series[i], iv, int(start)), None)
         return last, cells
 
     def save(self, snap: Snapshot) -> None:
         """Store a batch's changes in one transaction (one log row; the log folded when due)."""
         if not snap:
             return
+        index: dict[SeriesKey, int] = {}  # each series is named once per entry, then by number
         put_cells = []
         del_cells = []
-        for (s, iv, start), c in snap.cells.items():
+        for (series, iv, start), c in snap.cells.items():
+            i = index.setdefault(series, len(index))
             if c is None:
-                del_cells.append((s[0], s[1], iv, start))
+                del_cells.append((i, iv, start))
             else:
-                put_cells.append((s[0], s[1], iv, start, c.end, _cell_doc(c)))
+                put_cells.append((i, iv, start, c.end, _cell_doc(c)))
         doc = {
-            "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None],
+            "l": [
+                (index.setdefault(series, len(index)), f, v.ts, v.value, v.seq)
+                for (series, f), v in snap.last.items()
+                if v is not None
+            ],
             "c": put_cells,
             "d": del_cells,
+            "s": list(index),
         }
         blob = orjson.dumps(doc)
         with self._lock:
@@ -182,13 +217,14 @@ class IntervalStore:
         top = 0
         for i, blob in self._db.execute("SELECT id, delta FROM log ORDER BY id"):
             top = i
-            doc = orjson.loads(blob)
-            for k, tags, f, ts, v, seq in doc["l"]:
-                last[(k, _tags_json(tags), f)] = (ts, v, seq)
-            for k, tags, iv, start, end, sums in doc["c"]:
-                cells[(k, _tags_json(tags), iv, start)] = (end, orjson.dumps(sums).decode())
-            for k, tags, iv, start in doc["d"]:
-                cells[(k, _tags_json(tags), iv, start)] = None
+            doc = _delta(blob)
+            series = [(k, _tags_json(tags)) for k, tags in doc["s"]]
+            for n, f, ts, v, seq in doc["l"]:
+                last[(*series[n], f)] = (ts, v, seq)
+            for n, iv, start, end, sums in doc["c"]:
+                cells[(*series[n], iv, start)] = (end, orjson.dumps(sums).decode())
+            for n, iv, start in doc["d"]:
+                cells[(*series[n], iv, start)] = None
         self._db.executemany(
             "INSERT OR REPLACE INTO last VALUES (?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in last.items()]
         )

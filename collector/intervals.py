@@ -27,13 +27,14 @@ subscriptions, and keep the periodic rollup as the repair pass otherwise (docs/c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from epcwatch.collector.lineprotocol import point
 from epcwatch.collector.rollup import (
+    MS_PER_H,
     QUARTER_MS,
     Interval,
     Rules,
@@ -76,16 +77,12 @@ class Last:
 @dataclass(slots=True)
 class Cell:
     end: int
-    #: field → [increase, covered ms]
-    sums: dict[str, list[float]] = field(default_factory=dict)
+    #: field → (increase, covered ms)
+    sums: dict[str, Sequence[float]] = field(default_factory=dict)
     #: [first seq, last seq] of the readings at the interval's edges (the steps that overlap it),
     #: as the rollup writes them (``first_seq``, ``last_seq``): the verifier checks the energy
     #: against the signed counter readings there
     link: list[int] | None = None
-
-    def copy(self) -> Cell:
-        link = None if self.link is None else list(self.link)
-        return Cell(self.end, {k: list(v) for k, v in self.sums.items()}, link)
 
 
 CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
@@ -103,6 +100,50 @@ class Snapshot:
         return bool(self.last or self.cells or self.repairs)
 
 
+class _Series:
+    """The book's state of one series: each counter's last sample and its intervals in progress."""
+
+    __slots__ = ("cells", "day", "key", "last", "quarter", "site")
+
+    def __init__(self, key: SeriesKey, site: str | None) -> None:
+        self.key = key
+        self.site = site
+        self.last: dict[str, Last] = {}
+        self.cells: dict[tuple[str, int], _Open] = {}
+        #: the quarter and the day the last step ended in, while they are open: most steps fall
+        #: inside both (a poll every 15 s crosses a quarter's end once in 60 steps)
+        self.quarter: _Open | None = None
+        self.day: _Open | None = None
+
+
+class _Open:
+    """An interval in progress (hashed by identity: the book's dirty sets hold the objects)."""
+
+    __slots__ = ("end", "interval", "link", "series", "start", "stored", "sums")
+
+    def __init__(self, series: _Series, interval: str, start: int, end: int) -> None:
+        self.series = series
+        self.interval = interval
+        self.start = start
+        self.end = end
+        #: field → (increase, covered ms): tuples, so that a snapshot copies the dict alone
+        self.sums: dict[str, tuple[float, float]] = {}
+        self.link: list[int] | None = None
+        #: its running sums are in the stored state (a snapshot held them)
+        self.stored = False
+
+    def key(self) -> CellKey:
+        return (self.series.key, self.interval, self.start)
+
+    def cell(self) -> Cell:
+        """A copy as plain state (the book goes on while a snapshot is written)."""
+        return Cell(self.end, dict(self.sums), _copy(self.link))
+
+
+def _copy(link: list[int] | None) -> list[int] | None:
+    return None if link is None else list(link)
+
+
 class IntervalBook:
     def __init__(
         self,
@@ -114,24 +155,50 @@ class IntervalBook:
         self.tz_of = tz_of
         self.rules_for = rules_for
         self.open_every_s = open_every_s
-        self.last: dict[tuple[SeriesKey, str], Last] = {}
-        self.cells: dict[CellKey, Cell] = {}
-        #: cells changed since they were last emitted, and since the last snapshot
-        self._dirty_cells: set[CellKey] = set()
-        self._touched: set[CellKey] = set()
-        #: open cells whose sums went into a snapshot (the state holds them until they complete);
-        #: a cell opened and completed between two snapshots is never stored, nor deleted
-        self._stored: set[CellKey] = set()
-        self._dirty_last: set[tuple[SeriesKey, str]] = set()
+        self._by_key: dict[SeriesKey, _Series] = {}
+        #: how callers name a series → its state: the line-protocol series key when the caller has
+        #: it (the collector's fast path does), else (kind, *tags.items())
+        self._by_ident: dict[object, _Series] = {}
+        #: intervals changed since they were last emitted, and since the last snapshot
+        self._dirty_cells: set[_Open] = set()
+        self._touched: set[_Open] = set()
+        #: series whose last samples changed since the last snapshot
+        self._dirty_last: set[_Series] = set()
         self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
         self._changed = Snapshot()
         self._last_open_emit: float | None = None
         self._rules: dict[str, Rules] = {}
         self._day: dict[str, tuple[int, int]] = {}  # site → the local day last seen
-        self._series: dict[tuple[object, ...], SeriesKey] = {}  # (kind, *tags.items()) → key
         self._prefix: dict[tuple[TagKey, str], str] = {}  # line prefix per series and interval
         self.ignored = 0
         self.late = 0
+
+    @property
+    def last(self) -> dict[tuple[SeriesKey, str], Last]:
+        """Every counter's last sample (a view for inspection; the book keeps them per series)."""
+        return {(s.key, name): v for s in self._by_key.values() for name, v in s.last.items()}
+
+    @property
+    def cells(self) -> dict[CellKey, Cell]:
+        """The intervals in progress, as plain state (copies)."""
+        return {
+            c.key(): Cell(c.end, {k: list(v) for k, v in c.sums.items()}, _copy(c.link))
+            for s in self._by_key.values()
+            for c in s.cells.values()
+        }
+
+    def _series(self, kind: str, tags: Mapping[str, str | None], ident: str | None) -> _Series:
+        src: object = ident if ident is not None else (kind, *tags.items())
+        s = self._by_ident.get(src)
+        if s is None:
+            key = (kind, tuple(sorted((k, v) for k, v in tags.items() if v)))
+            s = self._by_key.get(key)
+            if s is None:
+                s = self._by_key[key] = _Series(key, tags.get("site"))
+            if len(self._by_ident) >= 1_000_000:  # names of series the slow path made: bounded
+                self._by_ident.clear()
+            self._by_ident[src] = s
+        return s
 
     # -- intake ---------------------------------------------------------------------------------
     def add(
@@ -143,54 +210,55 @@ class IntervalBook:
         values: Mapping[str, object],
         *,
         linked: bool = True,
+        ident: str | None = None,
     ) -> None:
         """Fold one reading of a device (its kind and tags as written to InfluxDB) into the book.
         ``linked``: the reading is stored with its seq (signed), so the intervals its steps
-        overlap keep their seq links, as the rollup finds them in the stored readings."""
+        overlap keep their seq links, as the rollup finds them in the stored readings.
+        ``ident``: the series' line-protocol key (``kind,k=v,…``) when the caller has it at hand;
+        it names the same series as ``kind`` and ``tags`` and saves building a key per reading."""
         keys = tuple(values)
         names = self._names.get(keys)
         if names is None:
             names = self._names[keys] = [n for n in keys if n in COUNTERS]
         if not names:
             return
-        src = (kind, *tags.items())
-        series = self._series.get(src)
-        if series is None:
-            series = self._series[src] = (kind, tuple(sorted((k, v) for k, v in tags.items() if v)))
-        site = tags.get("site")
-        last = self.last
+        s = self._series(kind, tags, ident)
+        last = s.last
         steps: list[tuple[str, Last, float]] = []
         for name in names:
             raw = values[name]
             if type(raw) is not float and type(raw) is not int:
                 continue
             value = float(raw)
-            key = (series, name)
-            prev = last.get(key)
+            prev = last.get(name)
             if prev is None:
-                last[key] = Last(ts, value, seq)
-                self._dirty_last.add(key)
+                last[name] = Last(ts, value, seq)
+                self._dirty_last.add(s)
             elif ts > prev.ts:
                 steps.append((name, prev, value))
             elif ts == prev.ts or seq <= prev.seq:
                 self.ignored += 1  # a redelivered reading, already counted
             else:
                 self.late += 1
-                self._late(site, ts)
+                self._late(s.site, ts)
         if not steps:
             return
-        # the counters of a reading usually share their previous time: spread them together
-        i = 0
-        while i < len(steps):
-            t0 = steps[i][1].ts
-            j = i + 1
-            while j < len(steps) and steps[j][1].ts == t0:
-                j += 1
-            self._spread(series, site, t0, ts, steps[i:j], seq=seq if linked else None)
-            i = j
-        for name, prev, value in steps:
+        t0 = steps[0][1].ts
+        if all(p.ts == t0 for _, p, _ in steps):  # the usual case: the counters step together
+            self._spread(s, t0, ts, steps, seq=seq if linked else None)
+        else:
+            i = 0
+            while i < len(steps):
+                t0 = steps[i][1].ts
+                j = i + 1
+                while j < len(steps) and steps[j][1].ts == t0:
+                    j += 1
+                self._spread(s, t0, ts, steps[i:j], seq=seq if linked else None)
+                i = j
+        for _, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
-            self._dirty_last.add((series, name))
+        self._dirty_last.add(s)
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
@@ -212,8 +280,7 @@ class IntervalBook:
 
     def _spread(
         self,
-        series: SeriesKey,
-        site: str | None,
+        series: _Series,
         t0: int,
         t1: int,
         group: list[tuple[str, Last, float]],
@@ -228,11 +295,34 @@ class IntervalBook:
         incs = []
         lo = seq
         for name, prev, value in group:
-            if lo is not None:
-                lo = min(lo, prev.seq)
-            rules = self._rules_for(name)
-            inc, _ = step_increase(prev.value, value, dt, rules)
+            if lo is not None and prev.seq < lo:
+                lo = prev.seq
+            rules = self._rules.get(name) or self._rules_for(name)
+            a = prev.value
+            if value >= a:  # step_increase's common case, inlined (the same expressions)
+                up = value - a
+                inc = up if up <= rules.max_rate_per_h * max(dt, 0) / MS_PER_H else 0.0
+            else:
+                inc, _ = step_increase(a, value, dt, rules)
             incs.append((name, inc, dt <= rules.max_gap_s * 1000))
+        dirty = self._dirty_cells
+        touched = self._touched
+        quarter, day = series.quarter, series.day
+        if (
+            quarter
+            and day
+            and quarter.start <= t0
+            and t1 <= quarter.end
+            and day.start <= t0
+            and t1 <= day.end
+        ):
+            # inside the open quarter and day: each overlaps the whole step (the general path
+            # below, without its search)
+            for current in (quarter, day):
+                self._fold(current, incs, dt, dt, (lo, seq))
+                dirty.add(current)
+                touched.add(current)
+            return
         s = (t0 // QUARTER_MS) * QUARTER_MS
         if t1 <= s + QUARTER_MS:  # the common case: a step inside one quarter
             spans: list[tuple[str, int, int]] = [(_QUARTER, s, s + QUARTER_MS)]
@@ -241,43 +331,62 @@ class IntervalBook:
             while s < t1:
                 spans.append((_QUARTER, s, s + QUARTER_MS))
                 s += QUARTER_MS
-        spans += [(_DAY, ds, de) for ds, de in self._days(site, t0, t1)]
-        cells = self.cells
+        spans += [(_DAY, ds, de) for ds, de in self._days(series.site, t0, t1)]
+        cells = series.cells
         for iv, s, e in spans:
-            overlap = min(e, t1) - max(s, t0)
+            overlap = (e if e < t1 else t1) - (s if s > t0 else t0)
             if overlap <= 0:
                 continue
-            key = (series, iv, s)
-            cell = cells.get(key)
+            cell = cells.get((iv, s))
             if cell is None:
-                cell = cells[key] = Cell(e)
-            if seq is not None and lo is not None:
-                link = cell.link
-                if link is None:
-                    cell.link = [lo, seq]
-                else:
-                    link[0] = min(link[0], lo)
-                    link[1] = max(link[1], seq)
-            sums = cell.sums
-            for name, inc, covers in incs:
-                acc = sums.get(name)
-                if acc is None:
-                    acc = sums[name] = [0.0, 0.0]
-                acc[0] += inc * overlap / dt
-                if covers:
-                    acc[1] += overlap
-            self._dirty_cells.add(key)
-            self._touched.add(key)
+                cell = cells[(iv, s)] = _Open(series, iv, s, e)
+            self._fold(cell, incs, overlap, dt, (lo, seq))
+            dirty.add(cell)
+            touched.add(cell)
+            if iv == _QUARTER:
+                series.quarter = cell
+            else:
+                series.day = cell
+
+    @staticmethod
+    def _fold(
+        cell: _Open,
+        incs: list[tuple[str, float, bool]],
+        overlap: int,
+        dt: int,
+        seqs: tuple[int | None, int | None],
+    ) -> None:
+        """Add the part ``overlap`` of steps of length ``dt`` to a cell (the rollup's expression);
+        ``seqs``: the lowest and highest seq at the steps' ends, or ``None`` (not linked)."""
+        lo, seq = seqs
+        if seq is not None and lo is not None:
+            link = cell.link
+            if link is None:
+                cell.link = [lo, seq]
+            else:
+                link[0] = min(link[0], lo)
+                link[1] = max(link[1], seq)
+        sums = cell.sums
+        for name, inc, covers in incs:
+            acc = sums.get(name)
+            if acc is None:
+                acc = (0.0, 0.0)
+            sums[name] = (acc[0] + inc * overlap / dt, acc[1] + overlap if covers else acc[1])
 
     # -- output ---------------------------------------------------------------------------------
-    def complete(self, key: CellKey) -> bool:
-        cell = self.cells[key]
-        series = key[0]
+    @staticmethod
+    def _complete(cell: _Open) -> bool:
+        last = cell.series.last
         for name in cell.sums:
-            last = self.last.get((series, name))
-            if last is None or last.ts < cell.end:
+            v = last.get(name)
+            if v is None or v.ts < cell.end:
                 return False
         return True
+
+    def complete(self, key: CellKey) -> bool:
+        """Whether the interval ``key`` is complete: no later step in time order can touch it."""
+        series = self._by_key[key[0]]
+        return self._complete(series.cells[(key[1], key[2])])
 
     def take(self, now_s: float) -> tuple[list[str], Snapshot]:
         """``energy_interval`` lines of the intervals completed since the last call (and of the open
@@ -287,31 +396,34 @@ class IntervalBook:
         if emit_open:
             self._last_open_emit = now_s
         lines: list[str] = []
-        keep: set[CellKey] = set()
-        for key in self._dirty_cells:
-            if self.complete(key):
-                cell = self.cells.pop(key)
-                if key in self._stored:
-                    self._stored.discard(key)
-                    self._changed.cells[key] = None
-            elif emit_open:
-                cell = self.cells[key]
-            else:
-                keep.add(key)
+        keep: set[_Open] = set()
+        changed = self._changed
+        for cell in self._dirty_cells:
+            if self._complete(cell):
+                series = cell.series
+                del series.cells[(cell.interval, cell.start)]
+                if series.quarter is cell:
+                    series.quarter = None
+                elif series.day is cell:
+                    series.day = None
+                if cell.stored:
+                    cell.stored = False
+                    changed.cells[cell.key()] = None
+            elif not emit_open:
+                keep.add(cell)
                 continue
-            lines.append(self.line(key, cell))
+            lines.append(self._line(cell))
         self._dirty_cells = keep
-        for key in self._touched:  # the running sums are stored whether emitted or not
-            open_cell = self.cells.get(key)
-            if open_cell is not None:
-                self._changed.cells[key] = open_cell.copy()
-                self._stored.add(key)
+        for cell in self._touched:  # the running sums are stored whether emitted or not
+            if cell.series.cells.get((cell.interval, cell.start)) is cell:
+                changed.cells[cell.key()] = cell.cell()
+                cell.stored = True
         self._touched = set()
-        for k in self._dirty_last:  # copies: the book goes on while the batch is written
-            v = self.last[k]
-            self._changed.last[k] = Last(v.ts, v.value, v.seq)
+        for s in self._dirty_last:  # copies: the book goes on while the batch is written
+            for name, v in s.last.items():
+                changed.last[(s.key, name)] = Last(v.ts, v.value, v.seq)
         self._dirty_last = set()
-        snap, self._changed = self._changed, Snapshot()
+        snap, self._changed = changed, Snapshot()
         return lines, snap
 
     def flush(self) -> tuple[list[str], Snapshot]:
@@ -319,19 +431,22 @@ class IntervalBook:
         self._last_open_emit = None
         return self.take(0.0)
 
-    def line(self, key: CellKey, cell: Cell) -> str:
+    def _line(self, cell: _Open) -> str:
         """:func:`cell_line`, with the series part of the line built once per series."""
-        (_, tag_key), iv, start = key
+        tag_key = cell.series.key[1]
+        iv = cell.interval
         prefix = self._prefix.get((tag_key, iv))
         if prefix is None:
             prefix = self._prefix[(tag_key, iv)] = series_key(
                 ENERGY_INTERVAL, {**dict(tag_key), INTERVAL: iv}, checked=False
             )
+        start = cell.start
         span = cell.end - start
         coverage = 1.0
         parts = []
-        for name in sorted(cell.sums):
-            inc, cov = cell.sums[name]
+        sums = cell.sums
+        for name in sorted(sums):
+            inc, cov = sums[name]
             parts.append(f"{name}={format_float(inc)}")
             coverage = min(coverage, 1.0, cov / span)
         parts.append(f"{COVERAGE}={format_float(coverage)}")
@@ -342,10 +457,25 @@ class IntervalBook:
     # -- state ----------------------------------------------------------------------------------
     def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
         """Start from stored state; open cells are emitted again at the next :meth:`take`."""
-        self.last = {k: Last(v.ts, v.value, v.seq) for k, v in last.items()}
-        self.cells = {k: c.copy() for k, c in cells.items()}
-        self._dirty_cells = set(self.cells)
-        self._stored = set(self.cells)
+        self._by_key = {}
+        self._by_ident = {}
+
+        def series(key: SeriesKey) -> _Series:
+            s = self._by_key.get(key)
+            if s is None:
+                s = self._by_key[key] = _Series(key, dict(key[1]).get("site"))
+            return s
+
+        for (key, name), v in last.items():
+            series(key).last[name] = Last(v.ts, v.value, v.seq)
+        self._dirty_cells = set()
+        for (key, iv, start), c in cells.items():
+            s = series(key)
+            cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
+            cell.sums = {k: (float(v[0]), float(v[1])) for k, v in c.sums.items()}
+            cell.link = None if c.link is None else list(c.link)
+            cell.stored = True
+            self._dirty_cells.add(cell)
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:

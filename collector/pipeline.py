@@ -189,9 +189,9 @@ class Pipeline:
             b.seqs[idx] = seqs
         if self.intervals is not None:
             add = self.intervals.add
-            for kind, tags, readings, signed in blocks:
+            for kind, tags, readings, signed, ident in blocks:
                 for r in readings:
-                    add(kind, tags, r["seq"], r["ts"], r["values"], linked=signed)
+                    add(kind, tags, r["seq"], r["ts"], r["values"], linked=signed, ident=ident)
         b.lines.extend(lines)
         b.owners.extend([idx] * len(lines))
         b.max_ts = max(b.max_ts, max_ts)
@@ -513,6 +513,7 @@ def _blocks(msgs: list[TelemetryMessage]) -> list[fastpath.Block]:
             device_tags(m),
             [{"seq": r.seq, "ts": r.ts, "values": r.values} for r in m.readings],
             m.proof is not None,
+            None,
         )
         for m in msgs
     ]

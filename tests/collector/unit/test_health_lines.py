@@ -8,8 +8,15 @@ from epcwatch.wire import MIN_TS_MS, DeviceHealth, HealthMessage
 
 def test_device_health_carries_bad_frame_counters() -> None:
     msg = HealthMessage(
-        site="s1", ts=MIN_TS_MS, agent="edge-s1", uptime_s=1.0, outbox_depth=0, outbox_bytes=0,
-        outbox_dropped=0, published=0, connected=True,
+        site="s1",
+        ts=MIN_TS_MS,
+        agent="edge-s1",
+        uptime_s=1.0,
+        outbox_depth=0,
+        outbox_bytes=0,
+        outbox_dropped=0,
+        published=0,
+        connected=True,
         devices=[DeviceHealth(device="t-645", polls_ok=5, polls_failed=2, frame_errors=3, error_replies=1)],
     )
     line = next(ln for ln in agent_health_lines(msg) if ln.startswith("device_health,"))

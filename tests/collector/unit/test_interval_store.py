@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from epcwatch.collector.interval_store import IntervalStore
@@ -90,3 +91,46 @@ def test_repairs_and_an_empty_snapshot(tmp_path: Path) -> None:
     assert repair.site == "s1"
     store.repaired([rid])
     assert store.repairs() == []
+
+
+def test_log_rows_naming_series_in_every_entry_are_still_read(tmp_path: Path) -> None:
+    """State written before series were numbered in the log (each entry with its kind and tags)
+    loads and folds to the same state."""
+    path = tmp_path / "state.sqlite"
+    b = book()
+    for i in range(5):
+        b.add("meter", {"site": "s1", "device": "m1"}, i, T0 + i * 300_000, {"energy_import": float(i)})
+    snap = b.take(0.0)[1]
+    old = {
+        "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None],
+        "c": [
+            (s[0], s[1], iv, start, c.end, {**c.sums, "#seq": c.link})
+            for (s, iv, start), c in snap.cells.items()
+            if c is not None
+        ],
+        "d": [],
+    }
+    store = IntervalStore(path, compact_every=2)
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO log (delta) VALUES (?)", (orjson.dumps(old),))
+    again = IntervalStore(path, compact_every=2)
+    last, cells = again.load()
+    assert {k: (v.ts, v.value, v.seq) for k, v in last.items()} == {
+        k: (v.ts, v.value, v.seq) for k, v in b.last.items()
+    }
+    assert {k: (c.end, c.sums, c.link) for k, c in cells.items()} == {
+        k: (c.end, c.sums, c.link) for k, c in b.cells.items()
+    }
+    again.save(b.take(1.0)[1])  # an empty change: nothing logged, nothing folded
+    b.add("meter", {"site": "s1", "device": "m1"}, 5, T0 + 5 * 300_000, {"energy_import": 5.0})
+    again.save(b.take(2.0)[1])  # the second row: the log (old row included) is folded
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM log").fetchone()[0] == 0
+    folded = IntervalStore(path).load()
+    assert {k: (v.ts, v.value, v.seq) for k, v in folded[0].items()} == {
+        k: (v.ts, v.value, v.seq) for k, v in b.last.items()
+    }
+    assert {k: (c.end, c.sums) for k, c in folded[1].items()} == {
+        k: (c.end, c.sums) for k, c in b.cells.items()
+    }

@@ -285,7 +285,7 @@ def test_dead_letter_point_carries_reason_topic_excerpt_and_hash() -> None:
     assert line.endswith(" 1700000000123")
     assert 'topic="epc/v1/s1/d1/telemetry"' in line and f'sha256="{digest}"' in line
     assert 'reason_text="schema: readings.0.ts: missing"' in line and f"bytes={len(payload)}i" in line
-    assert '\\x00' in line and "x" * 200 not in line  # control characters shown, excerpt bounded
+    assert "\\x00" in line and "x" * 200 not in line  # control characters shown, excerpt bounded
     assert claimed_seqs("epc/v1/s1/d1/telemetry", payload[:-501]) == [("s1", "d1", [(4, 4)])]
     assert claimed_seqs("epc/v1/s1/d1/telemetry", payload) == []  # not JSON
     assert claimed_seqs("somewhere/else", payload[:-501]) == []
