@@ -53,6 +53,24 @@ def design(obs: Observations, nonlinear: dict[str, float], day_type: bool) -> tu
     return np.asarray(x, dtype=np.float64), names
 
 
+def _designs(
+    obs: Observations, group: list[dict[str, float]], day_type: bool, columns: dict[str, dict[float, Array]]
+) -> Array:
+    """``design`` of every candidate of one shape at once (K × n × q), from each balance point's
+    degree days computed once: the same columns, multiplied by the same day counts."""
+    shape = ("heating_balance_point", "cooling_balance_point")
+    names = [nm for nm in shape if nm in group[0]]
+    xs = np.empty((len(group), len(obs), 1 + len(names) + int(day_type)), dtype=np.float64)
+    xs[:, :, 0] = 1.0
+    for j, nm in enumerate(names, start=1):
+        by_bp = columns[nm]
+        xs[:, :, j] = np.stack([by_bp[c[nm]] for c in group])
+    if day_type:
+        xs[:, :, -1] = obs.nonworking
+    xs *= obs.days[None, :, None]
+    return xs
+
+
 def _enough(obs: Observations, bp: float, heating: bool) -> bool:
     d = obs.day_temps[np.isfinite(obs.day_temps)]
     dd = np.maximum(bp - d, 0.0) if heating else np.maximum(d - bp, 0.0)
@@ -107,9 +125,12 @@ def fit(obs: Observations, day_type: bool = False) -> tuple[FittedModel, float]:
     for c in candidates:
         by_shape.setdefault(tuple(sorted(c)), []).append(c)
     n = len(y)
+    columns = {
+        "heating_balance_point": {h: _degree_days(obs, h, heating=True) for h in heat},
+        "cooling_balance_point": {c: _degree_days(obs, c, heating=False) for c in cool},
+    }
     for shape, group in by_shape.items():
-        xs_list = [design(obs, c, day_type)[0] for c in group]
-        xs = np.asarray(np.stack(xs_list), dtype=np.float64)
+        xs = _designs(obs, group, day_type, columns)
         slope_idx = list(range(1, 1 + len(shape)))
         mse, _ = _score(xs, y, slope_idx)
         p_total = xs.shape[2] + len(shape)

@@ -250,3 +250,35 @@ def test_named_independent_variables_enter_the_model(tmp_path):
     truth = float((r["counterfactual"] - r["energy"])[r["energy"].notna()].sum())
     assert abs(with_var.summary.avoided_energy_use - truth) <= with_var.summary.uncertainty["90"]
     assert with_var.summary.uncertainty["90"] < without.summary.uncertainty["90"]
+
+
+@pytest.mark.parametrize("day_type", [False, True])
+def test_degree_day_designs_at_once_equal_one_by_one(day_type: bool) -> None:
+    """The balance-point search builds every candidate's design at once; each equals ``design``
+    of that candidate, bit for bit (daily and monthly rows, with and without the day shift)."""
+    daily = _daily(seed=3)
+    daily = Observations(
+        energy=daily.energy,
+        temp=daily.temp,
+        frequency=Frequency.DAILY,
+        nonworking=(np.arange(len(daily.energy)) % 7 >= 5).astype(float),
+    )
+    dates = pd.date_range("2024-01-01", periods=365, freq="D")
+    frame = pd.DataFrame({"date": dates, "energy": daily.energy, "temperature": daily.temp})
+    for obs in (daily, monthly_observations(frame)):
+        columns = {
+            "heating_balance_point": {h: degreeday._degree_days(obs, h, heating=True) for h in (8.0, 12.5)},
+            "cooling_balance_point": {c: degreeday._degree_days(obs, c, heating=False) for c in (12.5, 21.0)},
+        }
+        for group in (
+            [{"heating_balance_point": 8.0}, {"heating_balance_point": 12.5}],
+            [{"cooling_balance_point": 21.0}],
+            [
+                {"heating_balance_point": h, "cooling_balance_point": c}
+                for h in (8.0, 12.5)
+                for c in (12.5, 21.0)
+            ],
+        ):
+            at_once = degreeday._designs(obs, group, day_type, columns)
+            one_by_one = np.stack([degreeday.design(obs, c, day_type)[0] for c in group])
+            assert at_once.tobytes() == one_by_one.tobytes()
