@@ -66,6 +66,9 @@ _FLOAT: Final = FieldType.FLOAT
 _INT: Final = FieldType.INT
 _BOOL: Final = FieldType.BOOL
 _isfinite = math.isfinite
+#: value names → their field types and the positions of the integer fields (bounded memo)
+_PLANS: dict[tuple[str, ...], tuple[tuple[FieldType, ...], tuple[int, ...]]] = {}
+_MAX_PLANS: Final = 10_000
 _FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft is FieldType.FLOAT)
 
 
@@ -120,6 +123,9 @@ def _values_text(values: object) -> str | None:
         if not max(map(abs, xs)) <= MAX_ABS_VALUE:
             return None
         return orjson.dumps(values).decode()[2:-1].replace('":', "=").replace(',"', ",")
+    text = _typed_text(values)
+    if text is not None:
+        return text
     parts = []
     for name, v in values.items():
         spec = FIELD_FORMAT.get(name)
@@ -151,6 +157,40 @@ def _values_text(values: object) -> str | None:
             parts.append(prefix + ("true" if v else "false"))
         else:  # pragma: no cover - the vocabulary has three types
             return None
+    return ",".join(parts)
+
+
+def _typed_text(values: dict[str, Any]) -> str | None:
+    """The same for devices with integer and boolean fields besides floats (AHUs, chiller plants,
+    lighting controllers): orjson prints the values, and the integer fields get their "i". Values
+    of exactly their field's JSON type only (a float field may hold an integer literal, as
+    above); anything else is left to the field-by-field loop."""
+    keys = tuple(values)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        if not all(n in FIELD_FORMAT for n in keys):
+            return None
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        types = tuple(FIELD_FORMAT[n][1] for n in keys)
+        plan = _PLANS[keys] = (types, tuple(i for i, ft in enumerate(types) if ft is _INT))
+    types, ints = plan
+    xs = values.values()
+    for ft, v in zip(types, xs, strict=True):
+        tv = type(v)
+        if ft is _FLOAT:
+            if tv is not float and tv is not int:
+                return None
+        elif ft is _INT:
+            if tv is not int:
+                return None
+        elif tv is not bool:
+            return None
+    if not max(map(abs, xs)) <= MAX_ABS_VALUE:
+        return None
+    parts = orjson.dumps(values).decode()[2:-1].replace('":', "=").split(',"')
+    for i in ints:
+        parts[i] += "i"
     return ",".join(parts)
 
 
