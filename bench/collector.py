@@ -3,12 +3,12 @@
     .venv/bin/python bench/collector.py [--messages 20000] [--readings 10]
     .venv/bin/python bench/collector.py --shape live [--sites 200] [--cycles 15] [--wire 1]
 
-Shapes: ``batched`` (default) is N messages of R readings of a 14-value meter, one device per
-message. ``live`` is what sites send while they keep up: the demo's 37-device site mix (meters,
-AHUs, chiller plants, lighting controllers, a sensor; 2-30 values each, counters counting up)
-polled every 15 s, each poll cycle committed to a real edge outbox and handed over by the agent's
-own forwarder (so the messages are byte for byte what an agent with default settings publishes),
-for many sites.
+Shapes: ``batched`` (default) is N messages of R readings of a 14-value meter (its three energy
+registers counting up), one device per message. ``live`` is what sites send while they keep up:
+the demo's 37-device site mix (meters, AHUs, chiller plants, lighting controllers, a sensor;
+2-30 values each, counters counting up) polled every 15 s, each poll cycle committed to a real
+edge outbox and handed over by the agent's own forwarder (so the messages are byte for byte what
+an agent with default settings publishes), for many sites.
 
 Phases are separated because the load generator would otherwise compete with the code under
 test on a small machine:
@@ -60,19 +60,18 @@ def make_messages(n: int, readings: int, devices: int) -> list[tuple[str, bytes]
     rnd = random.Random(1)
     out = []
     seq = dict.fromkeys(range(devices), 0)
+    totals = {(d, f): rnd.uniform(0, 50_000) for d in range(devices) for f in FIELDS[-3:]}
     for i in range(n):
         d = i % devices
         rs = []
         for _ in range(readings):
             s = seq[d]
             seq[d] += 1
-            rs.append(
-                {
-                    "seq": s,
-                    "ts": TS0 + s * 60_000,
-                    "values": {f: round(rnd.uniform(0, 500), 3) for f in FIELDS},
-                }
-            )
+            values = {f: round(rnd.uniform(0, 500), 3) for f in FIELDS}
+            for f in FIELDS[-3:]:  # the energy registers count up, as real ones do
+                totals[(d, f)] += rnd.uniform(0, 2)
+                values[f] = round(totals[(d, f)], 3)
+            rs.append({"seq": s, "ts": TS0 + s * 60_000, "values": values})
         tags = {
             "building": f"b{d % 13}",
             "floor": str(d % 7),
