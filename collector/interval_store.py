@@ -86,7 +86,7 @@ def _cell(end: int, doc: dict[str, list[float]]) -> Cell:
     link = doc.pop(_LINK, None)
     return Cell(
         int(end),
-        {n: [float(a), float(b)] for n, (a, b) in doc.items()},
+        {n: (float(a), float(b)) for n, (a, b) in doc.items()},
         None if link is None else [int(link[0]), int(link[1])],
     )
 

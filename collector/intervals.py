@@ -137,11 +137,7 @@ class _Open:
 
     def cell(self) -> Cell:
         """A copy as plain state (the book goes on while a snapshot is written)."""
-        return Cell(self.end, dict(self.sums), _copy(self.link))
-
-
-def _copy(link: list[int] | None) -> list[int] | None:
-    return None if link is None else list(link)
+        return Cell(self.end, dict(self.sums), None if self.link is None else list(self.link))
 
 
 class IntervalBook:
@@ -181,11 +177,7 @@ class IntervalBook:
     @property
     def cells(self) -> dict[CellKey, Cell]:
         """The intervals in progress, as plain state (copies)."""
-        return {
-            c.key(): Cell(c.end, {k: list(v) for k, v in c.sums.items()}, _copy(c.link))
-            for s in self._by_key.values()
-            for c in s.cells.values()
-        }
+        return {c.key(): c.cell() for s in self._by_key.values() for c in s.cells.values()}
 
     def _series(self, kind: str, tags: Mapping[str, str | None], ident: str | None) -> _Series:
         src: object = ident if ident is not None else (kind, *tags.items())
@@ -382,11 +374,6 @@ class IntervalBook:
             if v is None or v.ts < cell.end:
                 return False
         return True
-
-    def complete(self, key: CellKey) -> bool:
-        """Whether the interval ``key`` is complete: no later step in time order can touch it."""
-        series = self._by_key[key[0]]
-        return self._complete(series.cells[(key[1], key[2])])
 
     def take(self, now_s: float) -> tuple[list[str], Snapshot]:
         """``energy_interval`` lines of the intervals completed since the last call (and of the open
