@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,26 +34,30 @@ def terminate(
     ``popen`` (when the process is our child) is waited on, so no zombie or ResourceWarning
     is left behind.
     """
-    ours = popen is not None and popen.pid == pid
+    own = popen if popen is not None and popen.pid == pid else None
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        if ours:
-            assert popen is not None
+    while time.monotonic() < deadline and alive(pid, own):
+        if own is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(0.1)
+                own.wait(0.1)
         else:
             time.sleep(0.1)
-    if pid_alive(pid):
+    if alive(pid, own):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        if ours:
-            assert popen is not None
-            popen.wait(10)
-    if ours:
-        assert popen is not None
-        popen.poll()  # pid_alive may have reaped it; let Popen record that
+        if own is not None:
+            own.wait(10)
+
+
+def alive(pid: int, popen: subprocess.Popen[bytes] | None = None) -> bool:
+    """True while ``pid`` runs. Our own child is asked through its ``Popen`` (which then reaps it
+    and records its exit code: a child reaped behind its ``Popen``'s back leaves an object that
+    warns "still running" when it is collected)."""
+    if popen is not None and popen.pid == pid:
+        return popen.poll() is None
+    return pid_alive(pid)
 
 
 @dataclass
@@ -66,6 +71,9 @@ class ChildProcess:
     env: dict[str, str] = field(default_factory=dict)
     #: write a ``--- start N at HH:MM:SS`` line to the log before each start (restarted children)
     mark_starts: bool = False
+    #: its scheduling niceness (0-19; run through ``nice`` when above 0 and the command exists):
+    #: a batch job that must not starve a real-time one beside it
+    nice: int = 0
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -78,8 +86,9 @@ class ChildProcess:
             if self.mark_starts:
                 out.write(f"\n--- start {self.starts + 1} at {time.strftime('%H:%M:%S')}\n".encode())
                 out.flush()
+            nice = shutil.which("nice") if self.nice > 0 else None
             self.popen = subprocess.Popen(
-                self.argv,
+                [nice, "-n", str(self.nice), *self.argv] if nice else self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from epcwatch.broker.config import localise, shipped_config
 from epcwatch.devservices.errors import ChildExitedError, ServiceError
-from epcwatch.devservices.process import ChildProcess, terminate
+from epcwatch.devservices.process import ChildProcess, alive, terminate
 from epcwatch.local import DEFAULT_DATABASE, DEFAULT_INFLUX_PORT, DEFAULT_MQTT_PORT, default_state_dir
-from epcwatch.procs import pid_alive
 
 __all__ = [
     "ChildExitedError",
@@ -111,7 +110,7 @@ class Service:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if pid_alive(pid) else None
+        return pid if alive(pid, self.proc) else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -128,6 +127,8 @@ class Service:
                 f"{self.name}: port {self.host}:{self.port} is already in use by another process"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self.proc is not None:
+            self.proc.poll()  # a previous run of ours that ended: its exit is recorded before it goes
         child = ChildProcess(self.name, self.write_config(), self.log_file).start()
         self.proc = child.popen
         assert self.proc is not None

@@ -3,14 +3,17 @@ SIGTERM then SIGKILL, a premature exit reported with the log's last lines."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from epcwatch.devservices.errors import ChildExitedError, ServiceError
-from epcwatch.devservices.process import ChildProcess
+from epcwatch.devservices.process import ChildProcess, alive
 from epcwatch.errors import EpcwatchError
 
 PY = sys.executable
@@ -65,3 +68,27 @@ def test_env_is_added_to_the_parents(tmp_path: Path) -> None:
     ).start()
     child.wait_log("value-from-parent True", 30)
     child.stop()
+
+
+def test_a_niced_child_runs_under_its_own_pid_at_that_niceness(tmp_path: Path) -> None:
+    script = "import os, time; print('nice', os.nice(0), flush=True); time.sleep(60)"
+    child = ChildProcess("batch", [PY, "-c", script], tmp_path / "batch.log", nice=7).start()
+    try:
+        child.wait_log("nice ", 30)
+        base = os.nice(0)
+        assert f"nice {min(19, base + 7)}" in child.tail()
+        # ``nice`` execs the program: the PID stopped at the end is the program's own
+        assert child.pid is not None and "-c" in Path(f"/proc/{child.pid}/cmdline").read_text()
+    finally:
+        child.stop(timeout=10)
+    assert child.returncode == -signal.SIGTERM
+
+
+def test_our_child_is_reaped_through_its_popen_which_records_the_exit() -> None:
+    p = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while alive(p.pid, p) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # reaped by the Popen itself: it knows the exit and will not warn "still running" when collected
+    assert p.returncode == -signal.SIGKILL
