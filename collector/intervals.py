@@ -103,7 +103,7 @@ class Snapshot:
 class _Series:
     """The book's state of one series: each counter's last sample and its intervals in progress."""
 
-    __slots__ = ("cells", "day", "key", "last", "quarter", "site")
+    __slots__ = ("cells", "day", "key", "last", "prefix", "quarter", "site")
 
     def __init__(self, key: SeriesKey, site: str | None) -> None:
         self.key = key
@@ -114,6 +114,8 @@ class _Series:
         #: inside both (a poll every 15 s crosses a quarter's end once in 60 steps)
         self.quarter: _Open | None = None
         self.day: _Open | None = None
+        #: interval → the series part of its ``energy_interval`` lines
+        self.prefix: dict[str, str] = {}
 
 
 class _Open:
@@ -165,7 +167,6 @@ class IntervalBook:
         self._last_open_emit: float | None = None
         self._rules: dict[str, Rules] = {}
         self._day: dict[str, tuple[int, int]] = {}  # site → the local day last seen
-        self._prefix: dict[tuple[TagKey, str], str] = {}  # line prefix per series and interval
         self.ignored = 0
         self.late = 0
 
@@ -300,22 +301,24 @@ class IntervalBook:
         dirty = self._dirty_cells
         touched = self._touched
         quarter, day = series.quarter, series.day
-        if (
-            quarter
-            and day
-            and quarter.start <= t0
-            and t1 <= quarter.end
-            and day.start <= t0
-            and t1 <= day.end
-        ):
-            # inside the open quarter and day: each overlaps the whole step (the general path
-            # below, without its search)
-            for current in (quarter, day):
-                self._fold(current, incs, dt, dt, (lo, seq))
-                dirty.add(current)
-                touched.add(current)
-            return
         s = (t0 // QUARTER_MS) * QUARTER_MS
+        if day and day.start <= t0 and t1 <= day.end and t1 <= s + QUARTER_MS:
+            # inside one quarter and the open day (a poll's step, or a 15-minute history's): each
+            # overlaps the whole step (the general path below, without its search)
+            if quarter is None or quarter.start != s:
+                cells = series.cells
+                quarter = cells.get((_QUARTER, s))
+                if quarter is None:
+                    quarter = cells[(_QUARTER, s)] = _Open(series, _QUARTER, s, s + QUARTER_MS)
+                series.quarter = quarter
+            seqs = (lo, seq)
+            self._fold(quarter, incs, dt, dt, seqs)
+            self._fold(day, incs, dt, dt, seqs)
+            dirty.add(quarter)
+            dirty.add(day)
+            touched.add(quarter)
+            touched.add(day)
+            return
         if t1 <= s + QUARTER_MS:  # the common case: a step inside one quarter
             spans: list[tuple[str, int, int]] = [(_QUARTER, s, s + QUARTER_MS)]
         else:
@@ -356,8 +359,11 @@ class IntervalBook:
             if link is None:
                 cell.link = [lo, seq]
             else:
-                link[0] = min(link[0], lo)
-                link[1] = max(link[1], seq)
+                # comparisons, not min()/max() calls: this runs twice per reading
+                if lo < link[0]:  # noqa: PLR1730
+                    link[0] = lo
+                if seq > link[1]:  # noqa: PLR1730
+                    link[1] = seq
         sums = cell.sums
         for name, inc, covers in incs:
             acc = sums.get(name)
@@ -420,12 +426,12 @@ class IntervalBook:
 
     def _line(self, cell: _Open) -> str:
         """:func:`cell_line`, with the series part of the line built once per series."""
-        tag_key = cell.series.key[1]
+        series = cell.series
         iv = cell.interval
-        prefix = self._prefix.get((tag_key, iv))
+        prefix = series.prefix.get(iv)
         if prefix is None:
-            prefix = self._prefix[(tag_key, iv)] = series_key(
-                ENERGY_INTERVAL, {**dict(tag_key), INTERVAL: iv}, checked=False
+            prefix = series.prefix[iv] = series_key(
+                ENERGY_INTERVAL, {**dict(series.key[1]), INTERVAL: iv}, checked=False
             )
         start = cell.start
         span = cell.end - start
