@@ -138,9 +138,8 @@ def main() -> None:
     tot = {g: sum(table[p].get(g, 0) for p in table) for g in groups}
     print(f"{'total':22s} {wall:6.0f} " + " ".join(f"{tot[g]:10.1f}" for g in groups)
           + f" {sum(tot.values()):8.1f}")  # fmt: skip
-    tail = [
-        ln for ln in text.splitlines() if ln.strip().startswith(("fast history", "live stretch", "Demo done"))
-    ]
+    shown = ("fast history", "live stretch", "Demo done", "M&V", "provenance")
+    tail = [ln for ln in text.splitlines() if ln.strip().startswith(shown)]
     print("\n".join(tail))
 
 
