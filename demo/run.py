@@ -134,13 +134,15 @@ def sign_site_config(
     import yaml
 
     from epcwatch.edge.outbox import Outbox
+    from epcwatch.edge.site import MqttConfig
 
     doc = yaml.safe_load(site.read_text(encoding="utf-8"))
     doc["signing"] = {"key_file": str(key_file)}
     if ack_timeout_s is not None:
         mqtt = doc.setdefault("mqtt", {})
         mqtt["ack_timeout_s"] = ack_timeout_s
-        mqtt["ack_timeout_max_s"] = max(ack_timeout_s, float(mqtt.get("ack_timeout_max_s", 900.0)))
+        ceiling = mqtt.get("ack_timeout_max_s", MqttConfig.model_fields["ack_timeout_max_s"].default)
+        mqtt["ack_timeout_max_s"] = max(ack_timeout_s, float(ceiling))
     site.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     path = Path(doc["outbox"]["path"])
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -208,40 +210,32 @@ def write_building_info(influx_url: str, portfolio: Path) -> int:
     return len(lines)
 
 
-def count_readings(influx_url: str, t0_ms: int, t1_ms: int) -> int:
+def count_readings(influx_url: str, t0_ms: int, t1_ms: int, *, device: str | None = None) -> int:
     """Readings stored in [t0, t1): counted on each kind's always-present field (a meter's
-    counter: electricity, water or gas, exactly one per reading)."""
+    counter: electricity, water or gas, exactly one per reading). ``device``: only that meter's
+    (its ``energy_import``)."""
     from epcwatch.influx import InfluxClient
+    from epcwatch.influx.influxql import literal
     from epcwatch.influx.schema import HVAC, LIGHTING, METER, SENSOR
 
     db = InfluxClient(influx_url, "epcwatch")
     total = 0
     where = f"time >= {t0_ms}ms AND time < {t1_ms}ms"
-    for measurement, fld in (
+    fields: tuple[tuple[str, str], ...] = (
         (METER, "energy_import"),
         (METER, "water_volume"),
         (METER, "gas_volume"),
         (HVAC, "active_power"),
         (LIGHTING, "active_power"),
         (SENSOR, "outdoor_temp"),
-    ):
+    )
+    if device is not None:
+        where += f' AND "device" = {literal(device)}'
+        fields = fields[:1]
+    for measurement, fld in fields:
         for series in db.query(f'SELECT count("{fld}") FROM "{measurement}" WHERE {where}'):
             total += int(series.values[0][1])
     return total
-
-
-def count_series(influx_url: str, device: str, t0_ms: int, t1_ms: int) -> int:
-    """One meter's readings stored in [t0, t1) (its ``energy_import``)."""
-    from epcwatch.influx import InfluxClient
-    from epcwatch.influx.influxql import literal
-    from epcwatch.influx.schema import METER
-
-    db = InfluxClient(influx_url, "epcwatch")
-    q = (
-        f'SELECT count("energy_import") FROM "{METER}" WHERE "device" = {literal(device)} '
-        f"AND time >= {t0_ms}ms AND time < {t1_ms}ms"
-    )
-    return sum(int(series.values[0][1]) for series in db.query(q))
 
 
 def run_verify(influx_url: str, keyring: Path, first: dt.date, last: dt.date, log: Path) -> dict[str, object]:
@@ -450,7 +444,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
             def stored() -> bool:
                 if history_done[0]:
                     return True
-                n_main = count_series(influx.url, "b1-main", h0, h1)
+                n_main = count_readings(influx.url, h0, h1, device="b1-main")
                 progress.update(stored_task, completed=min(readings, readings * n_main // main_expected))
                 if n_main < main_expected and time.monotonic() < exact_at[0]:
                     return False
