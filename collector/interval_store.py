@@ -1,33 +1,34 @@
 """Durable state of interval energy at ingest: an SQLite file beside the collector.
 
-It holds the book's per-series last samples and open interval sums
-(:class:`epcwatch.collector.intervals.IntervalBook`) and the ranges waiting for a repair. The
-pipeline stores each batch's changes after the batch is written and before its messages are
-acked, so after a crash the stored state matches what was written, and the broker redelivers
-exactly the messages whose readings it lacks.
+It holds the book's (:class:`epcwatch.collector.intervals.IntervalBook`) last **checkpoint** (one
+JSON document: every counter's last sample, every interval in progress), a **journal** of the
+readings folded since (one log row per batch: one JSON document naming each series once, then
+per reading its series' number, seq, time, counter values and whether it is signed), and the
+ranges waiting for a repair. The pipeline stores each batch's part after the batch is written and
+before its messages are acked, so after a crash the stored state matches what was written, and
+the broker redelivers exactly the messages whose readings it lacks. A checkpoint replaces the
+previous one and drops the journal in one transaction. :meth:`IntervalStore.load` reads the
+checkpoint and the journal; :meth:`IntervalBook.restore` replays it.
 
-A batch's changes are appended as one row to a log (one JSON document: the series it names,
-each once, then by number: the last samples and cells it put, the cells it dropped), not as one
-row per series: in the live shape every series
-changes in every batch, and a row per series cost as much CPU as parsing the readings. Every
-``compact_every`` batches the log is folded into the ``last`` and ``cells`` tables (a series
-changed in many batches is written once) in one transaction; :meth:`IntervalStore.load` reads
-the tables, then applies the log in order.
+Files of earlier versions still load: their ``last`` and ``cells`` tables, then their log rows
+(per batch, the last samples and cells it changed) applied in order; the first checkpoint
+replaces them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from epcwatch.collector.errors import CollectorError
-from epcwatch.collector.intervals import Cell, CellKey, Last, Repair, SeriesKey, Snapshot
+from epcwatch.collector.intervals import Cell, CellKey, Entry, Last, Repair, SeriesKey, Snapshot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS last (
@@ -42,6 +43,9 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE TABLE IF NOT EXISTS log (
     id INTEGER PRIMARY KEY AUTOINCREMENT, delta BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS repairs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL
@@ -63,11 +67,6 @@ def _series(kind: str, tags: str) -> SeriesKey:
 
 def _pairs(tags: list[list[str]]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in tags)
-
-
-def _tags_json(tags: list[list[str]]) -> str:
-    """The ``tags`` column of a log entry's tag pairs (as :func:`_tags` writes it)."""
-    return orjson.dumps(tags).decode()
 
 
 #: the key of a cell's seq link in its stored sums document (no measurement is named so)
@@ -115,18 +114,40 @@ def _delta(blob: bytes) -> dict[str, list[Any]]:
     }
 
 
-#: rows of the folded state, keyed as the tables are: (kind, tags JSON, field) → (ts, value, seq)
-_LastRows = dict[tuple[str, str, str], tuple[int, float, int]]
-#: (kind, tags JSON, interval, start) → (end, sums JSON), or None: the cell is dropped
-_CellRows = dict[tuple[str, str, str, int], tuple[int, str] | None]
+def _getter(names: Sequence[str]) -> Callable[[Mapping[str, object]], object]:
+    """The values of ``names`` in a reading's values, as one tuple."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    (name,) = names
+    return lambda values: (values[name],)
+
+
+def _journal_row(journal: list[Entry]) -> bytes:
+    """One batch's journal as a log row: its series and its lists of counter names named once
+    each, then every reading by their numbers, with its counters' values (all the book needs to
+    fold it again)."""
+    series: dict[int, int] = {}  # id of a series key (one object per series) → its number
+    keys: list[SeriesKey] = []
+    names: dict[int, tuple[int, Callable[[Mapping[str, object]], object]]] = {}
+    lists: list[Sequence[str]] = []
+    rows = []
+    for key, seq, ts, values, counters, linked in journal:
+        i = series.get(id(key))
+        if i is None:
+            i = series[id(key)] = len(keys)
+            keys.append(key)
+        got = names.get(id(counters))
+        if got is None:
+            got = names[id(counters)] = (len(lists), _getter(counters))
+            lists.append(counters)
+        rows.append((i, seq, ts, got[0], got[1](values), linked))
+    return orjson.dumps({"s": keys, "n": lists, "r": rows})
 
 
 class IntervalStore:
-    def __init__(self, path: str | Path, *, compact_every: int = 64) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.compact_every = compact_every
         self._lock = threading.Lock()
-        self._logged = 0  # log rows since the last fold
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -134,11 +155,11 @@ class IntervalStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            self._logged = int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
         except (OSError, sqlite3.Error) as exc:
             raise IntervalStateError(f"{self.path}: cannot open interval state: {exc}") from None
 
-    def load(self) -> tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell]]:
+    def load(self) -> tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell], list[Entry]]:
+        """The last checkpoint and the readings journaled after it, in order."""
         with self._lock:
             try:
                 last = {
@@ -153,91 +174,74 @@ class IntervalStore:
                         'SELECT kind, tags, interval, start, "end", sums FROM cells'
                     )
                 }
-                deltas = [d for (d,) in self._db.execute("SELECT delta FROM log ORDER BY id")]
+                deltas = [d for (d,) in self._db.execute("SELECT state FROM checkpoint")]
+                deltas += [d for (d,) in self._db.execute("SELECT delta FROM log ORDER BY id")]
             except sqlite3.Error as exc:
                 raise IntervalStateError(f"{self.path}: cannot read interval state: {exc}") from None
+        journal: list[Entry] = []
         for blob in deltas:
             doc = _delta(blob)
             series = [(k, _pairs(tags)) for k, tags in doc["s"]]
+            if "r" in doc:
+                lists = [tuple(n) for n in doc["n"]]
+                journal += [
+                    (
+                        series[i],
+                        int(seq),
+                        int(ts),
+                        dict(zip(lists[k], values, strict=True)),
+                        lists[k],
+                        bool(linked),
+                    )
+                    for i, seq, ts, k, values, linked in doc["r"]
+                ]
+                continue
             for i, f, ts, v, seq in doc["l"]:
                 last[(series[i], f)] = Last(int(ts), float(v), int(seq))
             for i, iv, start, end, sums in doc["c"]:
                 cells[(series[i], iv, int(start))] = _cell(end, sums)
             for i, iv, start in doc["d"]:
                 cells.pop((series[i], iv, int(start)), None)
-        return last, cells
+        return last, cells, journal
 
     def save(self, snap: Snapshot) -> None:
-        """Store a batch's changes in one transaction (one log row; the log folded when due)."""
+        """Store a batch's part in one transaction: its journal as one log row, or a checkpoint."""
         if not snap:
             return
-        index: dict[SeriesKey, int] = {}  # each series is named once per entry, then by number
-        put_cells = []
-        del_cells = []
-        for (series, iv, start), c in snap.cells.items():
-            i = index.setdefault(series, len(index))
-            if c is None:
-                del_cells.append((i, iv, start))
-            else:
-                put_cells.append((i, iv, start, c.end, _cell_doc(c)))
-        doc = {
-            "l": [
-                (index.setdefault(series, len(index)), f, v.ts, v.value, v.seq)
-                for (series, f), v in snap.last.items()
-                if v is not None
-            ],
-            "c": put_cells,
-            "d": del_cells,
-            "s": list(index),
-        }
-        blob = orjson.dumps(doc)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                if doc["l"] or put_cells or del_cells:
-                    self._db.execute("INSERT INTO log (delta) VALUES (?)", (blob,))
-                    self._logged += 1
+                if snap.checkpoint is not None:
+                    self._checkpoint(*snap.checkpoint)
+                elif snap.journal:
+                    self._db.execute("INSERT INTO log (delta) VALUES (?)", (_journal_row(snap.journal),))
                 self._db.executemany(
                     "INSERT INTO repairs (site, t0, t1) VALUES (?, ?, ?)",
                     [(r.site, r.t0, r.t1) for r in snap.repairs],
                 )
-                if self._logged >= self.compact_every:
-                    self._fold()
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self._logged = int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
                 raise IntervalStateError(f"{self.path}: cannot store interval state: {exc}") from None
 
-    def _fold(self) -> None:
-        """Fold the log into the tables (inside the caller's transaction)."""
-        last: _LastRows = {}
-        cells: _CellRows = {}
-        top = 0
-        for i, blob in self._db.execute("SELECT id, delta FROM log ORDER BY id"):
-            top = i
-            doc = _delta(blob)
-            series = [(k, _tags_json(tags)) for k, tags in doc["s"]]
-            for n, f, ts, v, seq in doc["l"]:
-                last[(*series[n], f)] = (ts, v, seq)
-            for n, iv, start, end, sums in doc["c"]:
-                cells[(*series[n], iv, start)] = (end, orjson.dumps(sums).decode())
-            for n, iv, start in doc["d"]:
-                cells[(*series[n], iv, start)] = None
-        self._db.executemany(
-            "INSERT OR REPLACE INTO last VALUES (?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in last.items()]
-        )
-        self._db.executemany(
-            "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)",
-            [(*k, *v) for k, v in cells.items() if v is not None],
-        )
-        self._db.executemany(
-            "DELETE FROM cells WHERE kind = ? AND tags = ? AND interval = ? AND start = ?",
-            [k for k, v in cells.items() if v is None],
-        )
-        self._db.execute("DELETE FROM log WHERE id <= ?", (top,))
-        self._logged = 0
+    def _checkpoint(self, last: dict[tuple[SeriesKey, str], Last], cells: dict[CellKey, Cell]) -> None:
+        """Store a whole state as the checkpoint and drop the journal (in the caller's
+        transaction). One document, in the form of the earlier versions' log rows."""
+        index: dict[SeriesKey, int] = {}
+        doc = {
+            "l": [(index.setdefault(s, len(index)), f, v.ts, v.value, v.seq) for (s, f), v in last.items()],
+            "c": [
+                (index.setdefault(s, len(index)), iv, start, c.end, _cell_doc(c))
+                for (s, iv, start), c in cells.items()
+            ],
+            "d": [],
+            "s": list(index),
+        }
+        self._db.execute("DELETE FROM last")
+        self._db.execute("DELETE FROM cells")
+        self._db.execute("DELETE FROM log")
+        self._db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (orjson.dumps(doc),))
 
     def repairs(self, limit: int = 100) -> list[tuple[int, Repair]]:
         with self._lock:

@@ -15,9 +15,14 @@ does over a stored range, in the same order of additions, so the floats agree bi
   ignored. A **late** reading (a newer seq with an older timestamp: the sender's clock went
   back) cannot be folded into sums already made, so it asks for a **repair**: the range is
   recomputed from InfluxDB by the rollup (see :class:`Repair`).
-- The book's state is plain data (:meth:`IntervalBook.snapshot` / :meth:`restore`) so that it
-  survives restarts (:mod:`epcwatch.collector.interval_store`), committed with the batch whose
-  points it accounts for.
+- The book survives restarts (:mod:`epcwatch.collector.interval_store`) as a **journal and
+  checkpoints**: each batch's :class:`Snapshot` carries the readings the book folded since the
+  previous one (their counters only), committed with the batch whose points they are; every
+  ``checkpoint_readings`` readings it carries the whole state instead, which replaces the journal
+  before it. A restart restores the last checkpoint and replays the journal through the same
+  code, so it reaches the state of one uninterrupted run. (Copying every changed interval into
+  each batch's state instead cost more CPU than parsing the readings: in live traffic every
+  series changes in every batch.)
 
 A series' key is its device measurement and tags, as the rollup groups them (``GROUP BY *``).
 Several collectors splitting one site's messages (a shared subscription) each see a part of a
@@ -86,18 +91,24 @@ class Cell:
 
 
 CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
+#: a reading as the book folded it: series, seq, ts, its values, the counters among them, linked
+Entry = tuple[SeriesKey, int, int, Mapping[str, object], Sequence[str], bool]
+#: the book's whole state: every counter's last sample, every interval in progress (copies)
+State = tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell]]
 
 
 @dataclass
 class Snapshot:
-    """What changed since the previous snapshot: rows to store (``None``: delete)."""
+    """What to store with a batch: the readings folded since the previous snapshot (replayed on
+    restart), the ranges to repair, and, when a checkpoint is due, the whole state (which replaces
+    every journal stored before it)."""
 
-    last: dict[tuple[SeriesKey, str], Last | None] = field(default_factory=dict)
-    cells: dict[CellKey, Cell | None] = field(default_factory=dict)
+    journal: list[Entry] = field(default_factory=list)
     repairs: list[Repair] = field(default_factory=list)
+    checkpoint: State | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.last or self.cells or self.repairs)
+        return bool(self.journal or self.repairs or self.checkpoint is not None)
 
 
 class _Series:
@@ -121,24 +132,22 @@ class _Series:
 class _Open:
     """An interval in progress (hashed by identity: the book's dirty sets hold the objects)."""
 
-    __slots__ = ("end", "interval", "link", "series", "start", "stored", "sums")
+    __slots__ = ("end", "interval", "link", "series", "start", "sums")
 
     def __init__(self, series: _Series, interval: str, start: int, end: int) -> None:
         self.series = series
         self.interval = interval
         self.start = start
         self.end = end
-        #: field → (increase, covered ms): tuples, so that a snapshot copies the dict alone
+        #: field → (increase, covered ms)
         self.sums: dict[str, tuple[float, float]] = {}
         self.link: list[int] | None = None
-        #: its running sums are in the stored state (a snapshot held them)
-        self.stored = False
 
     def key(self) -> CellKey:
         return (self.series.key, self.interval, self.start)
 
     def cell(self) -> Cell:
-        """A copy as plain state (the book goes on while a snapshot is written)."""
+        """A copy as plain state (the book goes on while a checkpoint is written)."""
         return Cell(self.end, dict(self.sums), None if self.link is None else list(self.link))
 
 
@@ -149,21 +158,26 @@ class IntervalBook:
         rules_for: Callable[[str], Rules],
         *,
         open_every_s: float = 60.0,
+        checkpoint_readings: int = 100_000,
     ) -> None:
         self.tz_of = tz_of
         self.rules_for = rules_for
         self.open_every_s = open_every_s
+        #: a snapshot carries the whole state once this many readings were journaled since the last
+        #: one (what a restart replays at most)
+        self.checkpoint_readings = checkpoint_readings
         self._by_key: dict[SeriesKey, _Series] = {}
         #: how callers name a series → its state: the line-protocol series key when the caller has
         #: it (the collector's fast path does), else (kind, *tags.items())
         self._by_ident: dict[object, _Series] = {}
-        #: intervals changed since they were last emitted, and since the last snapshot
+        #: intervals changed since they were last emitted; those a step reached the end of (they
+        #: may be complete: only such a step completes an interval)
         self._dirty_cells: set[_Open] = set()
-        self._touched: set[_Open] = set()
-        #: series whose last samples changed since the last snapshot
-        self._dirty_last: set[_Series] = set()
+        self._ripe: set[_Open] = set()
         self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
-        self._changed = Snapshot()
+        self._journal: list[Entry] = []
+        self._journaled = 0  # readings journaled since the last checkpoint
+        self._repairs: list[Repair] = []
         self._last_open_emit: float | None = None
         self._rules: dict[str, Rules] = {}
         self._day: dict[str, tuple[int, int]] = {}  # site → the local day last seen
@@ -179,6 +193,15 @@ class IntervalBook:
     def cells(self) -> dict[CellKey, Cell]:
         """The intervals in progress, as plain state (copies)."""
         return {c.key(): c.cell() for s in self._by_key.values() for c in s.cells.values()}
+
+    def state(self) -> State:
+        """The whole state, copied (a checkpoint)."""
+        last = {
+            (s.key, name): Last(v.ts, v.value, v.seq)
+            for s in self._by_key.values()
+            for name, v in s.last.items()
+        }
+        return last, self.cells
 
     def _series(self, kind: str, tags: Mapping[str, str | None], ident: str | None) -> _Series:
         src: object = ident if ident is not None else (kind, *tags.items())
@@ -217,6 +240,7 @@ class IntervalBook:
         if not names:
             return
         s = self._series(kind, tags, ident)
+        self._journal.append((s.key, seq, ts, values, names, linked))
         last = s.last
         steps: list[tuple[str, Last, float]] = []
         for name in names:
@@ -227,7 +251,6 @@ class IntervalBook:
             prev = last.get(name)
             if prev is None:
                 last[name] = Last(ts, value, seq)
-                self._dirty_last.add(s)
             elif ts > prev.ts:
                 steps.append((name, prev, value))
             elif ts == prev.ts or seq <= prev.seq:
@@ -251,11 +274,10 @@ class IntervalBook:
                 i = j
         for _, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
-        self._dirty_last.add(s)
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
-        self._changed.repairs.append(Repair(site or "", ts - DAY_MS, ts + DAY_MS))
+        self._repairs.append(Repair(site or "", ts - DAY_MS, ts + DAY_MS))
 
     def _rules_for(self, name: str) -> Rules:
         r = self._rules.get(name)
@@ -299,7 +321,6 @@ class IntervalBook:
                 inc, _ = step_increase(a, value, dt, rules)
             incs.append((name, inc, dt <= rules.max_gap_s * 1000))
         dirty = self._dirty_cells
-        touched = self._touched
         quarter, day = series.quarter, series.day
         s = (t0 // QUARTER_MS) * QUARTER_MS
         if day and day.start <= t0 and t1 <= day.end and t1 <= s + QUARTER_MS:
@@ -316,8 +337,10 @@ class IntervalBook:
             self._fold(day, incs, dt, dt, seqs)
             dirty.add(quarter)
             dirty.add(day)
-            touched.add(quarter)
-            touched.add(day)
+            if t1 == quarter.end:  # the step reached its end: the quarter may be complete
+                self._ripe.add(quarter)
+                if t1 == day.end:
+                    self._ripe.add(day)
             return
         if t1 <= s + QUARTER_MS:  # the common case: a step inside one quarter
             spans: list[tuple[str, int, int]] = [(_QUARTER, s, s + QUARTER_MS)]
@@ -337,7 +360,8 @@ class IntervalBook:
                 cell = cells[(iv, s)] = _Open(series, iv, s, e)
             self._fold(cell, incs, overlap, dt, (lo, seq))
             dirty.add(cell)
-            touched.add(cell)
+            if e <= t1:
+                self._ripe.add(cell)
             if iv == _QUARTER:
                 series.quarter = cell
             else:
@@ -381,48 +405,48 @@ class IntervalBook:
                 return False
         return True
 
-    def take(self, now_s: float) -> tuple[list[str], Snapshot]:
+    def take(self, now_s: float, *, checkpoint: bool = False) -> tuple[list[str], Snapshot]:
         """``energy_interval`` lines of the intervals completed since the last call (and of the open
-        ones that changed, at most every ``open_every_s``), and the state changes to store with
-        them."""
+        ones that changed, at most every ``open_every_s``), and what to store with them: the
+        journal since the last call, and the whole state when a checkpoint is due (or asked for)."""
         emit_open = self._last_open_emit is None or now_s - self._last_open_emit >= self.open_every_s
         if emit_open:
             self._last_open_emit = now_s
         lines: list[str] = []
-        keep: set[_Open] = set()
-        changed = self._changed
-        for cell in self._dirty_cells:
-            if self._complete(cell):
-                series = cell.series
+        dirty = self._dirty_cells
+        # only a step that reached an interval's end can complete it: unless the open intervals
+        # are due, those are the ones to look at
+        for cell in dirty if emit_open else self._ripe:
+            series = cell.series
+            complete = self._complete(cell)
+            if complete:
+                if series.cells.get((cell.interval, cell.start)) is not cell:
+                    continue  # completed and emitted already
                 del series.cells[(cell.interval, cell.start)]
                 if series.quarter is cell:
                     series.quarter = None
                 elif series.day is cell:
                     series.day = None
-                if cell.stored:
-                    cell.stored = False
-                    changed.cells[cell.key()] = None
             elif not emit_open:
-                keep.add(cell)
                 continue
             lines.append(self._line(cell))
-        self._dirty_cells = keep
-        for cell in self._touched:  # the running sums are stored whether emitted or not
-            if cell.series.cells.get((cell.interval, cell.start)) is cell:
-                changed.cells[cell.key()] = cell.cell()
-                cell.stored = True
-        self._touched = set()
-        for s in self._dirty_last:  # copies: the book goes on while the batch is written
-            for name, v in s.last.items():
-                changed.last[(s.key, name)] = Last(v.ts, v.value, v.seq)
-        self._dirty_last = set()
-        snap, self._changed = changed, Snapshot()
+            if not emit_open:
+                dirty.discard(cell)
+        if emit_open:
+            self._dirty_cells = set()
+        self._ripe = set()
+        snap = Snapshot(self._journal, self._repairs)
+        self._journal, self._repairs = [], []
+        self._journaled += len(snap.journal)
+        if checkpoint or self._journaled >= self.checkpoint_readings:
+            snap.checkpoint = self.state()
+            self._journaled = 0
         return lines, snap
 
     def flush(self) -> tuple[list[str], Snapshot]:
-        """Everything pending, open intervals included (on shutdown)."""
+        """Everything pending, open intervals included, with a checkpoint (on shutdown)."""
         self._last_open_emit = None
-        return self.take(0.0)
+        return self.take(0.0, checkpoint=True)
 
     def _line(self, cell: _Open) -> str:
         """:func:`cell_line`, with the series part of the line built once per series."""
@@ -448,10 +472,17 @@ class IntervalBook:
         return f"{prefix} {','.join(parts)} {start}"
 
     # -- state ----------------------------------------------------------------------------------
-    def restore(self, last: Mapping[tuple[SeriesKey, str], Last], cells: Mapping[CellKey, Cell]) -> None:
-        """Start from stored state; open cells are emitted again at the next :meth:`take`."""
+    def restore(
+        self,
+        last: Mapping[tuple[SeriesKey, str], Last],
+        cells: Mapping[CellKey, Cell],
+        journal: Iterable[Entry] = (),
+    ) -> None:
+        """Start from a checkpoint, then fold the readings journaled after it, as they were folded
+        the first time; open cells are emitted again at the next :meth:`take`."""
         self._by_key = {}
         self._by_ident = {}
+        self._ripe = set()
 
         def series(key: SeriesKey) -> _Series:
             s = self._by_key.get(key)
@@ -467,8 +498,14 @@ class IntervalBook:
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
             cell.sums = {k: (float(v[0]), float(v[1])) for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
-            cell.stored = True
             self._dirty_cells.add(cell)
+        for (kind, tags), seq, ts, values, _, linked in journal:
+            self.add(kind, dict(tags), seq, ts, values, linked=linked)
+        # what was replayed is stored already (its repairs too); the next checkpoint replaces it
+        self._journaled += len(self._journal)
+        self._journal, self._repairs = [], []
+        self.ignored = self.late = 0
+        self._dirty_cells |= {c for s in self._by_key.values() for c in s.cells.values()}
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:

@@ -101,7 +101,12 @@ class Collector:
         if cfg.rollup.at_ingest:
             settings = rollup_settings(cfg, config_dir)
             self.interval_store = IntervalStore(interval_state_path(cfg, config_dir))
-            book = IntervalBook(settings.tz, settings.rules_for, open_every_s=cfg.rollup.open_every_s)
+            book = IntervalBook(
+                settings.tz,
+                settings.rules_for,
+                open_every_s=cfg.rollup.open_every_s,
+                checkpoint_readings=cfg.rollup.checkpoint_readings,
+            )
             book.restore(*self.interval_store.load())
         self.writer = self.writers[0]
         self.pipeline = Pipeline(

@@ -142,6 +142,9 @@ class Rollup(_Strict):
     state: str | None = None
     #: how often the open (current) quarter and day are written with their running sums
     open_every_s: float = Field(default=60.0, ge=0)
+    #: the state file holds a checkpoint and the readings journaled since; a new checkpoint is
+    #: written after this many readings (a restart replays at most as many)
+    checkpoint_readings: int = Field(default=100_000, ge=1)
 
 
 class CollectorConfig(_Strict):

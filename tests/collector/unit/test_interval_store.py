@@ -29,14 +29,14 @@ def _readings() -> list[Any]:
     return sorted(out, key=lambda r: (r[3], r[1]["device"]))
 
 
-@pytest.mark.parametrize("compact_every", [1, 3, 1_000])
+@pytest.mark.parametrize("checkpoint_readings", [1, 300, 1_000_000])
 @pytest.mark.parametrize("stop", [1, 257, 811])
-def test_a_restart_from_the_file_equals_one_run(tmp_path: Path, compact_every: int, stop: int) -> None:
+def test_a_restart_from_the_file_equals_one_run(tmp_path: Path, checkpoint_readings: int, stop: int) -> None:
     readings = _readings()
     whole = ingest(readings)
     path = tmp_path / "state.sqlite"
-    store = IntervalStore(path, compact_every=compact_every)
-    first = book()
+    store = IntervalStore(path)
+    first = book(checkpoint_readings)
     out: dict[str, str] = {}
     for i, r in enumerate(readings[:stop]):
         first.add(*r)
@@ -49,33 +49,40 @@ def test_a_restart_from_the_file_equals_one_run(tmp_path: Path, compact_every: i
     store.save(snap)
     store.close()  # the process dies; a new one opens the file
 
-    again = IntervalStore(path, compact_every=compact_every)
+    again = IntervalStore(path)
     second = book()
     second.restore(*again.load())
-    out.update(ingest(readings[stop:], second))
-    assert out == whole
-    # and what the first run's state holds is the same, folded or not
-    last, cells = again.load()
-    assert {k: (v.ts, v.value, v.seq) for k, v in last.items()} == {
+    _collect(second.take(float(stop))[0], out)  # what the replay completed goes out again
+    # the state is the first run's, from a checkpoint and a journal or from a journal alone
+    assert second.cells == first.cells
+    assert {k: (v.ts, v.value, v.seq) for k, v in second.last.items()} == {
         k: (v.ts, v.value, v.seq) for k, v in first.last.items()
     }
-    assert {k: (c.end, c.sums) for k, c in cells.items()} == {
-        k: (c.end, c.sums) for k, c in first.cells.items()
-    }
+    out.update(ingest(readings[stop:], second))
+    assert out == whole
 
 
-def test_the_log_is_folded_every_n_batches(tmp_path: Path) -> None:
+def test_a_checkpoint_replaces_the_journal_every_n_readings(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    store = IntervalStore(path, compact_every=4)
-    b = book()
+    store = IntervalStore(path)
+    b = book(checkpoint_readings=4)
     rows = []
     for i in range(10):
         b.add("meter", {"site": "s1", "device": "m1"}, i, T0 + i * 300_000, {"energy_import": float(i)})
         store.save(b.take(float(i))[1])
         with sqlite3.connect(path) as db:
-            rows.append(db.execute("SELECT count(*) FROM log").fetchone()[0])
-    assert rows == [1, 2, 3, 0, 1, 2, 3, 0, 1, 2]
-    assert IntervalStore(path)._logged == 2  # a reopened store counts what is pending
+            rows.append(
+                (
+                    db.execute("SELECT count(*) FROM log").fetchone()[0],
+                    db.execute("SELECT count(*) FROM checkpoint").fetchone()[0],
+                )
+            )
+    assert rows == [(1, 0), (2, 0), (3, 0), (0, 1), (1, 1), (2, 1), (3, 1), (0, 1), (1, 1), (2, 1)]
+    last, _, journal = IntervalStore(path).load()  # a reopened store: the checkpoint, then two readings
+    assert [e[1] for e in journal] == [8, 9]
+    assert {k: v.seq for k, v in last.items()} == {
+        (("meter", (("device", "m1"), ("site", "s1"))), "energy_import"): 7
+    }
 
 
 def test_repairs_and_an_empty_snapshot(tmp_path: Path) -> None:
@@ -93,44 +100,53 @@ def test_repairs_and_an_empty_snapshot(tmp_path: Path) -> None:
     assert store.repairs() == []
 
 
-def test_log_rows_naming_series_in_every_entry_are_still_read(tmp_path: Path) -> None:
-    """State written before series were numbered in the log (each entry with its kind and tags)
-    loads and folds to the same state."""
+def test_files_of_the_earlier_format_are_still_read(tmp_path: Path) -> None:
+    """State written by earlier versions (tables folded from a log of the last samples and cells
+    each batch changed, then log rows naming each series in every entry) loads as it was; new
+    batches journal after it, and the first checkpoint replaces it all."""
     path = tmp_path / "state.sqlite"
+    tags = {"site": "s1", "device": "m1"}
     b = book()
     for i in range(5):
-        b.add("meter", {"site": "s1", "device": "m1"}, i, T0 + i * 300_000, {"energy_import": float(i)})
-    snap = b.take(0.0)[1]
+        b.add("meter", tags, i, T0 + i * 300_000, {"energy_import": float(i)})
+    b.take(0.0)
     old = {
-        "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in snap.last.items() if v is not None],
+        "l": [(s[0], s[1], f, v.ts, v.value, v.seq) for (s, f), v in b.last.items()],
         "c": [
             (s[0], s[1], iv, start, c.end, {**c.sums, "#seq": c.link})
-            for (s, iv, start), c in snap.cells.items()
-            if c is not None
+            for (s, iv, start), c in b.cells.items()
         ],
         "d": [],
     }
-    store = IntervalStore(path, compact_every=2)
-    store.close()
+    IntervalStore(path).close()
     with sqlite3.connect(path) as db:
+        db.execute(  # a sample the log row below overrides
+            "INSERT INTO last VALUES ('meter', ?, 'energy_import', ?, 0.0, 0)",
+            (orjson.dumps(old["l"][0][1]).decode(), T0),
+        )
         db.execute("INSERT INTO log (delta) VALUES (?)", (orjson.dumps(old),))
-    again = IntervalStore(path, compact_every=2)
-    last, cells = again.load()
+    again = IntervalStore(path)
+    last, cells, journal = again.load()
+    assert journal == []
     assert {k: (v.ts, v.value, v.seq) for k, v in last.items()} == {
         k: (v.ts, v.value, v.seq) for k, v in b.last.items()
     }
     assert {k: (c.end, c.sums, c.link) for k, c in cells.items()} == {
         k: (c.end, c.sums, c.link) for k, c in b.cells.items()
     }
-    again.save(b.take(1.0)[1])  # an empty change: nothing logged, nothing folded
-    b.add("meter", {"site": "s1", "device": "m1"}, 5, T0 + 5 * 300_000, {"energy_import": 5.0})
-    again.save(b.take(2.0)[1])  # the second row: the log (old row included) is folded
+    b.add("meter", tags, 5, T0 + 5 * 300_000, {"energy_import": 5.0})
+    again.save(b.take(2.0)[1])  # a journal row after the old one
+    restored = book()
+    restored.restore(*IntervalStore(path).load())
+    restored.take(2.0)
+    assert restored.cells == b.cells
+    again.save(b.flush()[1])  # a checkpoint: the old tables and rows are gone
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM log").fetchone()[0] == 0
-    folded = IntervalStore(path).load()
-    assert {k: (v.ts, v.value, v.seq) for k, v in folded[0].items()} == {
-        k: (v.ts, v.value, v.seq) for k, v in b.last.items()
-    }
-    assert {k: (c.end, c.sums) for k, c in folded[1].items()} == {
-        k: (c.end, c.sums) for k, c in b.cells.items()
-    }
+        assert [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("last", "cells", "log")] == [
+            0,
+            0,
+            0,
+        ]
+    last, cells, journal = IntervalStore(path).load()
+    assert journal == [] and {k: c.sums for k, c in cells.items()} == {k: c.sums for k, c in b.cells.items()}
+    assert {k: v.ts for k, v in last.items()} == {k: v.ts for k, v in b.last.items()}

@@ -9,10 +9,11 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epcwatch.collector.intervals import IntervalBook, Last, Snapshot
+from epcwatch.collector.intervals import Entry, IntervalBook, Snapshot, State
 from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import COUNTERS, RollupSettings, SeriesKey, interval_lines
 
@@ -23,8 +24,10 @@ SETTINGS = RollupSettings(timezones={"s1": TZ, "civic-centre": TZ}, default_time
 T0 = 1_735_660_800_000  # 2024-12-31T16:00Z = 2025-01-01 00:00 in Shanghai
 
 
-def book() -> IntervalBook:
-    return IntervalBook(SETTINGS.tz, SETTINGS.rules_for, open_every_s=60.0)
+def book(checkpoint_readings: int = 100_000) -> IntervalBook:
+    return IntervalBook(
+        SETTINGS.tz, SETTINGS.rules_for, open_every_s=60.0, checkpoint_readings=checkpoint_readings
+    )
 
 
 Reading = tuple[str, dict[str, str], int, int, dict[str, Any]]  # kind, tags, seq, ts, values
@@ -125,27 +128,27 @@ def test_redelivered_readings_change_nothing(readings: list[Reading], rnd: Any) 
     assert ingest(again) == ingest(sorted(readings, key=lambda r: (r[1]["device"], r[2])))
 
 
-def test_state_survives_a_restart() -> None:
-    """Stop at any point, keep only what the snapshots stored, start a new book from it: the
-    points are those of one uninterrupted run."""
+@pytest.mark.parametrize("checkpoint_readings", [1, 97, 100_000])
+def test_state_survives_a_restart(checkpoint_readings: int) -> None:
+    """Stop at any point, keep only what the snapshots stored (the last checkpoint and the
+    journal after it), start a new book from it: the points are those of one uninterrupted run."""
     readings = [
         ("meter", {"site": "s1", "device": "m1"}, i, T0 + i * 300_000, {"energy_import": 100.0 + 2.5 * i})
         for i in range(600)
     ]
     whole = ingest(readings)
-    stored_last: dict[Any, Last] = {}
-    stored_cells: dict[Any, Any] = {}
+    checkpoint: State = ({}, {})
+    journal: list[Entry] = []
 
     def keep(snap: Snapshot) -> None:
-        for k, v in snap.last.items():
-            stored_last[k] = v
-        for k, c in snap.cells.items():
-            if c is None:
-                stored_cells.pop(k, None)
-            else:
-                stored_cells[k] = c
+        nonlocal checkpoint
+        if snap.checkpoint is not None:
+            checkpoint = snap.checkpoint
+            journal.clear()
+        else:
+            journal.extend(snap.journal)
 
-    first = book()
+    first = book(checkpoint_readings)
     out: dict[str, str] = {}
     for i, r in enumerate(readings[:317]):
         first.add(*r)
@@ -156,31 +159,61 @@ def test_state_survives_a_restart() -> None:
     lines, snap = first.take(317.0)  # the batch in hand is written and its state stored ...
     _collect(lines, out)
     keep(snap)
-    assert set(stored_cells) == set(first.cells)  # the stored state is exactly the open cells
     second = book()  # ... then the process dies; a new one starts from the stored state
-    second.restore(stored_last, stored_cells)
+    second.restore(*checkpoint, journal)
+    # the first take after a restart emits again what the replay completed (and the open ones)
+    _collect(second.take(317.0)[0], out)
+    assert second.cells == first.cells
+    assert {k: (v.ts, v.value, v.seq) for k, v in second.last.items()} == {
+        k: (v.ts, v.value, v.seq) for k, v in first.last.items()
+    }
     out.update(ingest(readings[317:], second))
     assert out == whole
 
 
-def test_cells_opened_and_completed_between_snapshots_are_never_stored() -> None:
-    """A batch of history spans many intervals: the state stores only the ones left open (and
-    deletes only cells it stored), not every quarter the batch went through."""
-    b = book()
+def test_snapshots_carry_the_readings_and_a_checkpoint_the_open_intervals() -> None:
+    """A batch's snapshot carries the readings it folded (not every quarter a batch of history
+    went through); a checkpoint carries exactly the intervals left open, and resets the count."""
+    b = book(checkpoint_readings=450)
     tags = {"site": "s1", "device": "m1"}
     for i in range(400):  # 100 hours of 15-minute readings in one batch
-        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
+        b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i, "active_power": 1.0})
     lines, snap = b.take(0.0)
     assert len(lines) > 400  # 399 completed quarters and 4 completed days, plus the open ones
-    assert all(c is not None for c in snap.cells.values())
-    assert set(snap.cells) == set(b.cells)
-    opened = set(b.cells)
+    assert [(e[1], e[2], e[3]["energy_import"]) for e in snap.journal] == [
+        (i, T0 + i * 900_000, 10.0 + i) for i in range(400)
+    ]
+    assert snap.checkpoint is None
     for i in range(400, 500):
         b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
-    _, snap = b.take(100.0)
-    deleted = {k for k, c in snap.cells.items() if c is None}
-    assert deleted and deleted <= opened  # only cells the state held are deleted
-    assert {k for k, c in snap.cells.items() if c is not None} == set(b.cells)
+    _, snap = b.take(100.0)  # 500 readings since the start: a checkpoint is due
+    assert len(snap.journal) == 100 and snap.checkpoint is not None
+    last, cells = snap.checkpoint
+    assert cells == b.cells and [k[1] for k in cells] == [Interval.DAY.value]  # the open day
+    assert {k: v.seq for k, v in last.items()} == {
+        (("meter", tuple(sorted(tags.items()))), "energy_import"): 499
+    }
+    b.add("meter", tags, 500, T0 + 500 * 900_000, {"energy_import": 510.0})
+    assert b.take(200.0)[1].checkpoint is None
+    assert b.flush()[1].checkpoint is not None  # on shutdown, always
+
+
+def test_only_a_step_to_an_interval_end_completes_it() -> None:
+    """Between the emissions of open intervals, an interval is emitted when a step reaches its end
+    and every counter in it has: not before (a counter lags), and not again."""
+    b = book()
+    tags = {"site": "s1", "device": "m1"}
+    b.take(0.0)  # the open intervals were just emitted: the next minute emits completed ones only
+    b.add("meter", tags, 0, T0, {"energy_import": 1.0, "energy_export": 1.0})
+    b.add("meter", tags, 1, T0 + 600_000, {"energy_import": 2.0, "energy_export": 2.0})
+    assert b.take(1.0)[0] == []
+    b.add("meter", tags, 2, T0 + 900_000, {"energy_import": 3.0})  # export lags at 10 minutes
+    assert b.take(2.0)[0] == []
+    b.add("meter", tags, 3, T0 + 1_200_000, {"energy_import": 4.0, "energy_export": 4.0})
+    [line] = b.take(3.0)[0]
+    assert line.endswith(f" {T0}") and f"interval={Interval.QUARTER.value}" in line
+    b.add("meter", tags, 4, T0 + 1_500_000, {"energy_import": 5.0, "energy_export": 5.0})
+    assert b.take(4.0)[0] == []
 
 
 def test_late_reading_asks_for_a_repair_and_duplicates_are_ignored() -> None:
