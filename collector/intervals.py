@@ -139,8 +139,8 @@ class _Open:
         self.interval = interval
         self.start = start
         self.end = end
-        #: field → (increase, covered ms)
-        self.sums: dict[str, tuple[float, float]] = {}
+        #: field → [increase, covered ms]
+        self.sums: dict[str, list[float]] = {}
         self.link: list[int] | None = None
 
     def key(self) -> CellKey:
@@ -148,7 +148,9 @@ class _Open:
 
     def cell(self) -> Cell:
         """A copy as plain state (the book goes on while a checkpoint is written)."""
-        return Cell(self.end, dict(self.sums), None if self.link is None else list(self.link))
+        return Cell(
+            self.end, {k: (v[0], v[1]) for k, v in self.sums.items()}, None if self.link is None else list(self.link)
+        )
 
 
 class IntervalBook:
@@ -174,7 +176,8 @@ class IntervalBook:
         #: may be complete: only such a step completes an interval)
         self._dirty_cells: set[_Open] = set()
         self._ripe: set[_Open] = set()
-        self._names: dict[tuple[str, ...], list[str]] = {}  # value names → the counters among them
+        #: value names → the counters among them, and with their rules
+        self._names: dict[tuple[str, ...], tuple[list[str], list[tuple[str, Rules]]]] = {}
         self._journal: list[Entry] = []
         self._journaled = 0  # readings journaled since the last checkpoint
         self._repairs: list[Repair] = []
@@ -234,16 +237,19 @@ class IntervalBook:
         ``ident``: the series' line-protocol key (``kind,k=v,…``) when the caller has it at hand;
         it names the same series as ``kind`` and ``tags`` and saves building a key per reading."""
         keys = tuple(values)
-        names = self._names.get(keys)
-        if names is None:
-            names = self._names[keys] = [n for n in keys if n in COUNTERS]
+        got = self._names.get(keys)
+        if got is None:
+            names = [n for n in keys if n in COUNTERS]
+            got = self._names[keys] = (names, [(n, self._rules_for(n)) for n in names])
+        names, counters = got
         if not names:
             return
         s = self._series(kind, tags, ident)
         self._journal.append((s.key, seq, ts, values, names, linked))
         last = s.last
-        steps: list[tuple[str, Last, float]] = []
-        for name in names:
+        steps: list[tuple[str, Rules, Last, float]] = []
+        t0 = -1  # the time all steps start at, or None: they start at different times
+        for name, rules in counters:
             raw = values[name]
             if type(raw) is not float and type(raw) is not int:
                 continue
@@ -252,7 +258,9 @@ class IntervalBook:
             if prev is None:
                 last[name] = Last(ts, value, seq)
             elif ts > prev.ts:
-                steps.append((name, prev, value))
+                steps.append((name, rules, prev, value))
+                if t0 != prev.ts:
+                    t0 = prev.ts if len(steps) == 1 else None
             elif ts == prev.ts or seq <= prev.seq:
                 self.ignored += 1  # a redelivered reading, already counted
             else:
@@ -260,19 +268,18 @@ class IntervalBook:
                 self._late(s.site, ts)
         if not steps:
             return
-        t0 = steps[0][1].ts
-        if all(p.ts == t0 for _, p, _ in steps):  # the usual case: the counters step together
+        if t0 is not None:  # the usual case: the counters step together
             self._spread(s, t0, ts, steps, seq=seq if linked else None)
         else:
             i = 0
             while i < len(steps):
-                t0 = steps[i][1].ts
+                t0 = steps[i][2].ts
                 j = i + 1
-                while j < len(steps) and steps[j][1].ts == t0:
+                while j < len(steps) and steps[j][2].ts == t0:
                     j += 1
                 self._spread(s, t0, ts, steps[i:j], seq=seq if linked else None)
                 i = j
-        for _, prev, value in steps:
+        for _, _, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
 
     def _late(self, site: str | None, ts: int) -> None:
@@ -298,7 +305,7 @@ class IntervalBook:
         series: _Series,
         t0: int,
         t1: int,
-        group: list[tuple[str, Last, float]],
+        group: list[tuple[str, Rules, Last, float]],
         *,
         seq: int | None,
     ) -> None:
@@ -309,10 +316,9 @@ class IntervalBook:
         dt = t1 - t0
         incs = []
         lo = seq
-        for name, prev, value in group:
+        for name, rules, prev, value in group:
             if lo is not None and prev.seq < lo:
                 lo = prev.seq
-            rules = self._rules.get(name) or self._rules_for(name)
             a = prev.value
             if value >= a:  # step_increase's common case, inlined (the same expressions)
                 up = value - a
@@ -392,8 +398,10 @@ class IntervalBook:
         for name, inc, covers in incs:
             acc = sums.get(name)
             if acc is None:
-                acc = (0.0, 0.0)
-            sums[name] = (acc[0] + inc * overlap / dt, acc[1] + overlap if covers else acc[1])
+                acc = sums[name] = [0.0, 0.0]
+            acc[0] += inc * overlap / dt
+            if covers:
+                acc[1] += overlap
 
     # -- output ---------------------------------------------------------------------------------
     @staticmethod
@@ -496,7 +504,7 @@ class IntervalBook:
         for (key, iv, start), c in cells.items():
             s = series(key)
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
-            cell.sums = {k: (float(v[0]), float(v[1])) for k, v in c.sums.items()}
+            cell.sums = {k: [float(v[0]), float(v[1])] for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
             self._dirty_cells.add(cell)
         for (kind, tags), seq, ts, values, _, linked in journal:
