@@ -4,6 +4,7 @@ those that ``epcwatch collector rollup`` recomputes afterwards from the stored r
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from typing import Any
 
@@ -62,9 +63,12 @@ def intervals(url: str, db: str) -> list[Any]:
     return sorted((sorted(s["tags"].items()), s["columns"], s["values"]) for s in series)
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_at_ingest_equals_rollup_across_a_restart(
-    mosquitto, influxdb, database, collectors, tmp_path
+    mosquitto, influxdb, database, collectors, tmp_path, how: str
 ) -> None:
+    """``stop``: the collector shuts down and stores a checkpoint; ``kill`` (SIGKILL): it dies
+    with the readings since its start only in the journal, which the restart replays."""
     over = {
         "rollup": {
             "at_ingest": True,
@@ -80,8 +84,18 @@ def test_at_ingest_equals_rollup_across_a_restart(
     c = collectors("c1", cfg).start()
     pub.publish(site_messages(range(0, 70)))
     assert wait_for(lambda: total(influxdb.url, database) == 3 * 70, 60), c.log()
-    c.stop()  # state stored in collector-intervals.sqlite beside the config
-    assert (tmp_path / "collector-intervals.sqlite").exists()
+    if how == "stop":
+        c.stop()  # state stored in collector-intervals.sqlite beside the config
+    else:
+        c.kill()
+    state = tmp_path / "collector-intervals.sqlite"
+    with sqlite3.connect(state) as db:
+        journal = db.execute("SELECT count(*) FROM log").fetchone()[0]
+        checkpoints = db.execute("SELECT count(*) FROM checkpoint").fetchone()[0]
+    if how == "stop":
+        assert (journal, checkpoints) == (0, 1)  # a checkpoint replaced the journal
+    else:
+        assert journal > 0 and checkpoints == 0
     c = collectors("c1", cfg).start()
     pub.publish(site_messages(range(70, 150)))
     pub.publish(site_messages(range(60, 65)))  # a redelivery of older messages
