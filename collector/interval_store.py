@@ -1,18 +1,17 @@
 """Durable state of interval energy at ingest: an SQLite file beside the collector.
 
 It holds the book's (:class:`epcwatch.collector.intervals.IntervalBook`) last **checkpoint** (one
-JSON document: every counter's last sample, every interval in progress), a **journal** of the
-readings folded since (one log row per batch: one JSON document naming each series once, then
-per reading its series' number, seq, time, counter values and whether it is signed), and the
-ranges waiting for a repair. The pipeline stores each batch's part after the batch is written and
-before its messages are acked, so after a crash the stored state matches what was written, and
-the broker redelivers exactly the messages whose readings it lacks. A checkpoint replaces the
-previous one and drops the journal in one transaction. :meth:`IntervalStore.load` reads the
-checkpoint and the journal; :meth:`IntervalBook.restore` replays it.
+JSON document: every counter's last sample, every interval in progress), the **changes** stored
+after it (one log row per batch: a journal of the readings it folded, or a delta of the state it
+changed; each document names its series once, then refers to them by number), and the ranges
+waiting for a repair. The pipeline stores each batch's part after the batch is written and before
+its messages are acked, so after a crash the stored state matches what was written, and the
+broker redelivers exactly the messages whose readings it lacks. A checkpoint replaces the previous
+one and drops the changes in one transaction. :meth:`IntervalStore.load` reads the checkpoint and
+the changes; :meth:`IntervalBook.restore` applies them in order.
 
 Files of earlier versions still load: their ``last`` and ``cells`` tables, then their log rows
-(per batch, the last samples and cells it changed) applied in order; the first checkpoint
-replaces them.
+(deltas) applied in order; the first checkpoint replaces them.
 """
 
 from __future__ import annotations
@@ -28,7 +27,17 @@ from typing import Any
 import orjson
 
 from epcwatch.collector.errors import CollectorError
-from epcwatch.collector.intervals import Cell, CellKey, Entry, Last, Repair, SeriesKey, Snapshot
+from epcwatch.collector.intervals import (
+    Cell,
+    CellKey,
+    Change,
+    Delta,
+    Entry,
+    Last,
+    Repair,
+    SeriesKey,
+    Snapshot,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS last (
@@ -114,6 +123,27 @@ def _delta(blob: bytes) -> dict[str, list[Any]]:
     }
 
 
+def _delta_row(delta: Delta) -> bytes:
+    """A delta (or a whole state) as one document: its series named once each, then the last
+    samples, the cells put and the cells dropped, by series number."""
+    index: dict[SeriesKey, int] = {}
+    put = []
+    drop = []
+    for (series, iv, start), c in delta.cells.items():
+        i = index.setdefault(series, len(index))
+        if c is None:
+            drop.append((i, iv, start))
+        else:
+            put.append((i, iv, start, c.end, _cell_doc(c)))
+    doc = {
+        "l": [(index.setdefault(s, len(index)), f, v.ts, v.value, v.seq) for (s, f), v in delta.last.items()],
+        "c": put,
+        "d": drop,
+        "s": list(index),
+    }
+    return orjson.dumps(doc)
+
+
 def _getter(names: Sequence[str]) -> Callable[[Mapping[str, object]], object]:
     """The values of ``names`` in a reading's values, as one tuple."""
     if len(names) > 1:
@@ -158,8 +188,9 @@ class IntervalStore:
         except (OSError, sqlite3.Error) as exc:
             raise IntervalStateError(f"{self.path}: cannot open interval state: {exc}") from None
 
-    def load(self) -> tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell], list[Entry]]:
-        """The last checkpoint and the readings journaled after it, in order."""
+    def load(self) -> tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell], list[Change]]:
+        """The last checkpoint (with the deltas stored right after it folded in) and the changes
+        stored after those, in order (:meth:`IntervalBook.restore` applies them)."""
         with self._lock:
             try:
                 last = {
@@ -178,31 +209,40 @@ class IntervalStore:
                 deltas += [d for (d,) in self._db.execute("SELECT delta FROM log ORDER BY id")]
             except sqlite3.Error as exc:
                 raise IntervalStateError(f"{self.path}: cannot read interval state: {exc}") from None
-        journal: list[Entry] = []
+        changes: list[Change] = []
         for blob in deltas:
             doc = _delta(blob)
             series = [(k, _pairs(tags)) for k, tags in doc["s"]]
             if "r" in doc:
                 lists = [tuple(n) for n in doc["n"]]
-                journal += [
-                    (
-                        series[i],
-                        int(seq),
-                        int(ts),
-                        dict(zip(lists[k], values, strict=True)),
-                        lists[k],
-                        bool(linked),
-                    )
-                    for i, seq, ts, k, values, linked in doc["r"]
-                ]
+                changes.append(
+                    [
+                        (
+                            series[i],
+                            int(seq),
+                            int(ts),
+                            dict(zip(lists[k], values, strict=True)),
+                            lists[k],
+                            bool(linked),
+                        )
+                        for i, seq, ts, k, values, linked in doc["r"]
+                    ]
+                )
                 continue
+            # a delta: folded into the state while no journal came before it
+            delta = Delta() if changes else Delta(last, cells)  # type: ignore[arg-type]
             for i, f, ts, v, seq in doc["l"]:
-                last[(series[i], f)] = Last(int(ts), float(v), int(seq))
+                delta.last[(series[i], f)] = Last(int(ts), float(v), int(seq))
             for i, iv, start, end, sums in doc["c"]:
-                cells[(series[i], iv, int(start))] = _cell(end, sums)
+                delta.cells[(series[i], iv, int(start))] = _cell(end, sums)
             for i, iv, start in doc["d"]:
-                cells.pop((series[i], iv, int(start)), None)
-        return last, cells, journal
+                if changes:
+                    delta.cells[(series[i], iv, int(start))] = None
+                else:
+                    cells.pop((series[i], iv, int(start)), None)
+            if changes:
+                changes.append(delta)
+        return last, cells, changes
 
     def save(self, snap: Snapshot) -> None:
         """Store a batch's part in one transaction: its journal as one log row, or a checkpoint."""
@@ -213,6 +253,8 @@ class IntervalStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 if snap.checkpoint is not None:
                     self._checkpoint(*snap.checkpoint)
+                elif snap.delta is not None:
+                    self._db.execute("INSERT INTO log (delta) VALUES (?)", (_delta_row(snap.delta),))
                 elif snap.journal:
                     self._db.execute("INSERT INTO log (delta) VALUES (?)", (_journal_row(snap.journal),))
                 self._db.executemany(
@@ -226,22 +268,14 @@ class IntervalStore:
                 raise IntervalStateError(f"{self.path}: cannot store interval state: {exc}") from None
 
     def _checkpoint(self, last: dict[tuple[SeriesKey, str], Last], cells: dict[CellKey, Cell]) -> None:
-        """Store a whole state as the checkpoint and drop the journal (in the caller's
-        transaction). One document, in the form of the earlier versions' log rows."""
-        index: dict[SeriesKey, int] = {}
-        doc = {
-            "l": [(index.setdefault(s, len(index)), f, v.ts, v.value, v.seq) for (s, f), v in last.items()],
-            "c": [
-                (index.setdefault(s, len(index)), iv, start, c.end, _cell_doc(c))
-                for (s, iv, start), c in cells.items()
-            ],
-            "d": [],
-            "s": list(index),
-        }
+        """Store a whole state as the checkpoint and drop the changes stored before it (in the
+        caller's transaction). One document, in the form of a delta."""
         self._db.execute("DELETE FROM last")
         self._db.execute("DELETE FROM cells")
         self._db.execute("DELETE FROM log")
-        self._db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (orjson.dumps(doc),))
+        self._db.execute(
+            "INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (_delta_row(Delta(last, dict(cells))),)
+        )
 
     def repairs(self, limit: int = 100) -> list[tuple[int, Repair]]:
         with self._lock:

@@ -15,14 +15,16 @@ does over a stored range, in the same order of additions, so the floats agree bi
   ignored. A **late** reading (a newer seq with an older timestamp: the sender's clock went
   back) cannot be folded into sums already made, so it asks for a **repair**: the range is
   recomputed from InfluxDB by the rollup (see :class:`Repair`).
-- The book survives restarts (:mod:`epcwatch.collector.interval_store`) as a **journal and
-  checkpoints**: each batch's :class:`Snapshot` carries the readings the book folded since the
-  previous one (their counters only), committed with the batch whose points they are; every
-  ``checkpoint_readings`` readings it carries the whole state instead, which replaces the journal
-  before it. A restart restores the last checkpoint and replays the journal through the same
-  code, so it reaches the state of one uninterrupted run. (Copying every changed interval into
-  each batch's state instead cost more CPU than parsing the readings: in live traffic every
-  series changes in every batch.)
+- The book survives restarts (:mod:`epcwatch.collector.interval_store`): each batch's
+  :class:`Snapshot`, committed with the batch whose points it accounts for, carries what the
+  batch changed in the cheaper of two forms: a **journal** of the readings it folded (their
+  counters only; live traffic touches every series once or twice per batch) or a **delta**, the
+  intervals and last samples it changed, copied (a batch of history steps through many intervals
+  of few series). Every ``checkpoint_readings`` readings it carries the whole state instead,
+  which replaces the changes before it. A restart restores the last checkpoint and applies the
+  changes in order, replaying journals through the same code, so it reaches the state of one
+  uninterrupted run. (Deltas alone cost more CPU than parsing in live traffic; journals alone
+  write every reading of a history again.)
 
 A series' key is its device measurement and tags, as the rollup groups them (``GROUP BY *``).
 Several collectors splitting one site's messages (a shared subscription) each see a part of a
@@ -98,17 +100,31 @@ State = tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell]]
 
 
 @dataclass
+class Delta:
+    """The state a batch changed, copied: the last samples of the series it stepped, and the
+    intervals it touched (``None``: completed and dropped)."""
+
+    last: dict[tuple[SeriesKey, str], Last] = field(default_factory=dict)
+    cells: dict[CellKey, Cell | None] = field(default_factory=dict)
+
+
+#: a batch's change, in the order of batches: its journal, or its delta
+Change = list[Entry] | Delta
+
+
+@dataclass
 class Snapshot:
-    """What to store with a batch: the readings folded since the previous snapshot (replayed on
-    restart), the ranges to repair, and, when a checkpoint is due, the whole state (which replaces
-    every journal stored before it)."""
+    """What to store with a batch: what it changed, in the smaller of two forms (the readings it
+    folded, replayed on restart, or the state it changed, copied), the ranges to repair, and,
+    when a checkpoint is due, the whole state (which replaces every change stored before it)."""
 
     journal: list[Entry] = field(default_factory=list)
+    delta: Delta | None = None
     repairs: list[Repair] = field(default_factory=list)
     checkpoint: State | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.journal or self.repairs or self.checkpoint is not None)
+        return bool(self.journal or self.delta or self.repairs or self.checkpoint is not None)
 
 
 class _Series:
@@ -132,7 +148,7 @@ class _Series:
 class _Open:
     """An interval in progress (hashed by identity: the book's dirty sets hold the objects)."""
 
-    __slots__ = ("end", "interval", "link", "series", "start", "sums")
+    __slots__ = ("end", "interval", "link", "series", "start", "stored", "sums")
 
     def __init__(self, series: _Series, interval: str, start: int, end: int) -> None:
         self.series = series
@@ -142,6 +158,8 @@ class _Open:
         #: field → [increase, covered ms]
         self.sums: dict[str, list[float]] = {}
         self.link: list[int] | None = None
+        #: it is in the stored state (a checkpoint, a delta or a journal's replay makes it)
+        self.stored = False
 
     def key(self) -> CellKey:
         return (self.series.key, self.interval, self.start)
@@ -149,7 +167,9 @@ class _Open:
     def cell(self) -> Cell:
         """A copy as plain state (the book goes on while a checkpoint is written)."""
         return Cell(
-            self.end, {k: (v[0], v[1]) for k, v in self.sums.items()}, None if self.link is None else list(self.link)
+            self.end,
+            {k: (v[0], v[1]) for k, v in self.sums.items()},
+            None if self.link is None else list(self.link),
         )
 
 
@@ -179,7 +199,10 @@ class IntervalBook:
         #: value names → the counters among them, and with their rules
         self._names: dict[tuple[str, ...], tuple[list[str], list[tuple[str, Rules]]]] = {}
         self._journal: list[Entry] = []
-        self._journaled = 0  # readings journaled since the last checkpoint
+        self._journaled = 0  # readings folded since the last checkpoint
+        #: intervals and series changed since the last snapshot (for a delta)
+        self._touched: set[_Open] = set()
+        self._dirty_last: set[_Series] = set()
         self._repairs: list[Repair] = []
         self._last_open_emit: float | None = None
         self._rules: dict[str, Rules] = {}
@@ -248,7 +271,7 @@ class IntervalBook:
         self._journal.append((s.key, seq, ts, values, names, linked))
         last = s.last
         steps: list[tuple[str, Rules, Last, float]] = []
-        t0 = -1  # the time all steps start at, or None: they start at different times
+        t0: int | None = -1  # the time all steps start at, or None: they start at different times
         for name, rules in counters:
             raw = values[name]
             if type(raw) is not float and type(raw) is not int:
@@ -257,6 +280,7 @@ class IntervalBook:
             prev = last.get(name)
             if prev is None:
                 last[name] = Last(ts, value, seq)
+                self._dirty_last.add(s)
             elif ts > prev.ts:
                 steps.append((name, rules, prev, value))
                 if t0 != prev.ts:
@@ -281,6 +305,7 @@ class IntervalBook:
                 i = j
         for _, _, prev, value in steps:
             prev.ts, prev.value, prev.seq = ts, value, seq
+        self._dirty_last.add(s)
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
@@ -343,6 +368,9 @@ class IntervalBook:
             self._fold(day, incs, dt, dt, seqs)
             dirty.add(quarter)
             dirty.add(day)
+            touched = self._touched
+            touched.add(quarter)
+            touched.add(day)
             if t1 == quarter.end:  # the step reached its end: the quarter may be complete
                 self._ripe.add(quarter)
                 if t1 == day.end:
@@ -366,6 +394,7 @@ class IntervalBook:
                 cell = cells[(iv, s)] = _Open(series, iv, s, e)
             self._fold(cell, incs, overlap, dt, (lo, seq))
             dirty.add(cell)
+            self._touched.add(cell)
             if e <= t1:
                 self._ripe.add(cell)
             if iv == _QUARTER:
@@ -443,9 +472,30 @@ class IntervalBook:
         if emit_open:
             self._dirty_cells = set()
         self._ripe = set()
-        snap = Snapshot(self._journal, self._repairs)
-        self._journal, self._repairs = [], []
-        self._journaled += len(snap.journal)
+        snap = Snapshot(repairs=self._repairs)
+        journal, touched, dirty_last = self._journal, self._touched, self._dirty_last
+        self._journal, self._repairs, self._touched, self._dirty_last = [], [], set(), set()
+        self._journaled += len(journal)
+        # the cheaper form: a delta copies each interval the batch left open or dropped from the
+        # stored state, and each counter's last sample (a batch of history steps through many
+        # intervals of few series); a journal each reading (live traffic touches every series
+        # once or twice). A copy costs about three journaled readings.
+        cells = [c for c in touched if c.stored or c.series.cells.get((c.interval, c.start)) is c]
+        if (len(cells) + sum(len(series.last) for series in dirty_last)) * 3 < len(journal):
+            delta = snap.delta = Delta()
+            for c in cells:
+                if c.series.cells.get((c.interval, c.start)) is c:
+                    delta.cells[c.key()] = c.cell()
+                    c.stored = True
+                else:
+                    delta.cells[c.key()] = None
+            for series in dirty_last:
+                for name, v in series.last.items():
+                    delta.last[(series.key, name)] = Last(v.ts, v.value, v.seq)
+        else:
+            snap.journal = journal
+            for c in touched:  # a replay of the journal makes them
+                c.stored = True
         if checkpoint or self._journaled >= self.checkpoint_readings:
             snap.checkpoint = self.state()
             self._journaled = 0
@@ -484,36 +534,51 @@ class IntervalBook:
         self,
         last: Mapping[tuple[SeriesKey, str], Last],
         cells: Mapping[CellKey, Cell],
-        journal: Iterable[Entry] = (),
+        changes: Iterable[Change] = (),
     ) -> None:
-        """Start from a checkpoint, then fold the readings journaled after it, as they were folded
-        the first time; open cells are emitted again at the next :meth:`take`."""
+        """Start from a checkpoint, then apply the changes stored after it in order: a delta's
+        copies as they are, a journal's readings folded as they were the first time. Open cells
+        are emitted again at the next :meth:`take`."""
         self._by_key = {}
         self._by_ident = {}
         self._ripe = set()
+        self._dirty_cells = set()
+        self._apply(Delta(dict(last), dict(cells)))
+        for change in changes:
+            if isinstance(change, Delta):
+                self._apply(change)
+                continue
+            for (kind, tags), seq, ts, values, _, linked in change:
+                self.add(kind, dict(tags), seq, ts, values, linked=linked)
+        # what was replayed is stored already (its repairs too); the next checkpoint replaces it
+        self._journaled = len(self._journal)
+        self._journal, self._repairs, self._touched, self._dirty_last = [], [], set(), set()
+        self.ignored = self.late = 0
+        self._ripe = set()
+        self._dirty_cells = set()
+        for s in self._by_key.values():
+            for cell in s.cells.values():
+                cell.stored = True
+                self._dirty_cells.add(cell)
 
+    def _apply(self, delta: Delta) -> None:
         def series(key: SeriesKey) -> _Series:
             s = self._by_key.get(key)
             if s is None:
                 s = self._by_key[key] = _Series(key, dict(key[1]).get("site"))
             return s
 
-        for (key, name), v in last.items():
+        for (key, name), v in delta.last.items():
             series(key).last[name] = Last(v.ts, v.value, v.seq)
-        self._dirty_cells = set()
-        for (key, iv, start), c in cells.items():
+        for (key, iv, start), c in delta.cells.items():
             s = series(key)
+            s.quarter = s.day = None  # found again in the cells when a step needs them
+            if c is None:
+                s.cells.pop((iv, start), None)
+                continue
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
             cell.sums = {k: [float(v[0]), float(v[1])] for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
-            self._dirty_cells.add(cell)
-        for (kind, tags), seq, ts, values, _, linked in journal:
-            self.add(kind, dict(tags), seq, ts, values, linked=linked)
-        # what was replayed is stored already (its repairs too); the next checkpoint replaces it
-        self._journaled += len(self._journal)
-        self._journal, self._repairs = [], []
-        self.ignored = self.late = 0
-        self._dirty_cells |= {c for s in self._by_key.values() for c in s.cells.values()}
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:

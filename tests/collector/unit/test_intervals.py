@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epcwatch.collector.intervals import Entry, IntervalBook, Snapshot, State
+from epcwatch.collector.intervals import Change, Delta, IntervalBook, Snapshot, State
 from epcwatch.collector.rollup import Interval, Rules
 from epcwatch.collector.rollup_job import COUNTERS, RollupSettings, SeriesKey, interval_lines
 
@@ -131,36 +131,41 @@ def test_redelivered_readings_change_nothing(readings: list[Reading], rnd: Any) 
 @pytest.mark.parametrize("checkpoint_readings", [1, 97, 100_000])
 def test_state_survives_a_restart(checkpoint_readings: int) -> None:
     """Stop at any point, keep only what the snapshots stored (the last checkpoint and the
-    journal after it), start a new book from it: the points are those of one uninterrupted run."""
+    changes after it: deltas of the batches of many readings, journals of the others), start a
+    new book from it: the points are those of one uninterrupted run."""
     readings = [
         ("meter", {"site": "s1", "device": "m1"}, i, T0 + i * 300_000, {"energy_import": 100.0 + 2.5 * i})
         for i in range(600)
     ]
     whole = ingest(readings)
     checkpoint: State = ({}, {})
-    journal: list[Entry] = []
+    changes: list[Change] = []
 
     def keep(snap: Snapshot) -> None:
         nonlocal checkpoint
         if snap.checkpoint is not None:
             checkpoint = snap.checkpoint
-            journal.clear()
-        else:
-            journal.extend(snap.journal)
+            changes.clear()
+        elif snap.delta is not None:
+            changes.append(snap.delta)
+        elif snap.journal:
+            changes.append(snap.journal)
 
     first = book(checkpoint_readings)
     out: dict[str, str] = {}
     for i, r in enumerate(readings[:317]):
         first.add(*r)
-        if i % 40 == 0:
+        if i % 40 == 0 or 100 <= i < 140:  # batches of 40 readings, and of one
             lines, snap = first.take(float(i))
             _collect(lines, out)
             keep(snap)
     lines, snap = first.take(317.0)  # the batch in hand is written and its state stored ...
     _collect(lines, out)
     keep(snap)
+    if checkpoint_readings == 100_000:  # no checkpoint: both forms were stored
+        assert {type(c) for c in changes} == {list, Delta}
     second = book()  # ... then the process dies; a new one starts from the stored state
-    second.restore(*checkpoint, journal)
+    second.restore(*checkpoint, changes)
     # the first take after a restart emits again what the replay completed (and the open ones)
     _collect(second.take(317.0)[0], out)
     assert second.cells == first.cells
@@ -171,30 +176,37 @@ def test_state_survives_a_restart(checkpoint_readings: int) -> None:
     assert out == whole
 
 
-def test_snapshots_carry_the_readings_and_a_checkpoint_the_open_intervals() -> None:
-    """A batch's snapshot carries the readings it folded (not every quarter a batch of history
-    went through); a checkpoint carries exactly the intervals left open, and resets the count."""
+def test_snapshots_carry_the_smaller_form_and_a_checkpoint_the_open_intervals() -> None:
+    """A batch of history (one series, many intervals) stores the state it changed: the intervals
+    left open, not every quarter it went through; a batch of one reading per series stores the
+    readings. A checkpoint carries exactly the intervals left open, and resets the count."""
     b = book(checkpoint_readings=450)
     tags = {"site": "s1", "device": "m1"}
     for i in range(400):  # 100 hours of 15-minute readings in one batch
         b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i, "active_power": 1.0})
     lines, snap = b.take(0.0)
     assert len(lines) > 400  # 399 completed quarters and 4 completed days, plus the open ones
-    assert [(e[1], e[2], e[3]["energy_import"]) for e in snap.journal] == [
-        (i, T0 + i * 900_000, 10.0 + i) for i in range(400)
-    ]
-    assert snap.checkpoint is None
+    assert snap.journal == [] and snap.delta is not None and snap.checkpoint is None
+    assert set(snap.delta.cells) == set(b.cells)  # never stored, so nothing to drop
+    assert all(c is not None for c in snap.delta.cells.values())
+    opened = set(b.cells)
     for i in range(400, 500):
         b.add("meter", tags, i, T0 + i * 900_000, {"energy_import": 10.0 + i})
     _, snap = b.take(100.0)  # 500 readings since the start: a checkpoint is due
-    assert len(snap.journal) == 100 and snap.checkpoint is not None
+    assert snap.delta is not None and snap.checkpoint is not None
+    assert {k for k, c in snap.delta.cells.items() if c is None} == opened  # stored, now complete
     last, cells = snap.checkpoint
     assert cells == b.cells and [k[1] for k in cells] == [Interval.DAY.value]  # the open day
     assert {k: v.seq for k, v in last.items()} == {
         (("meter", tuple(sorted(tags.items()))), "energy_import"): 499
     }
-    b.add("meter", tags, 500, T0 + 500 * 900_000, {"energy_import": 510.0})
-    assert b.take(200.0)[1].checkpoint is None
+    for d in range(3):  # one reading of each of three series
+        b.add("meter", {**tags, "device": f"x{d}"}, 0, T0, {"energy_import": 1.0})
+    _, snap = b.take(200.0)
+    assert [(e[0][1], e[1]) for e in snap.journal] == [
+        ((("device", f"x{d}"), ("site", "s1")), 0) for d in range(3)
+    ]
+    assert snap.delta is None and snap.checkpoint is None
     assert b.flush()[1].checkpoint is not None  # on shutdown, always
 
 
