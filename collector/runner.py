@@ -8,6 +8,7 @@ SIGTERM/SIGINT stop the loop; a batch being retried is abandoned unacked (the br
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -81,6 +82,24 @@ def interval_state_path(cfg: CollectorConfig, base: Path | None) -> str:
     return str(path if path.is_absolute() or base is None else base / path)
 
 
+#: a full collection waits for this many collections of the middle generation (default 10)
+FULL_GC_AFTER = 1_000
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector off the long-lived state. What exists when the collector starts
+    (modules, settings, the interval book restored from its file) is frozen out of collections,
+    and a full collection, which walks every object the process keeps (the book holds a few
+    objects per series and counter), runs after 1,000 middle collections instead of 10. Each
+    batch's parsed readings live until the batch is stored, so with the defaults they reached the
+    oldest generation and set off a full collection every ~10,000 readings: 20-25 % of the parse
+    thread's CPU in the live benchmark. Reference counting frees the transient objects as before;
+    only garbage in reference cycles waits longer."""
+    gc.freeze()
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, FULL_GC_AFTER)
+
+
 class Collector:
     def __init__(self, cfg: CollectorConfig, *, config_dir: Path | None = None) -> None:
         self.cfg = cfg
@@ -140,6 +159,7 @@ class Collector:
             threading.Thread(target=self._rollup_loop, name="rollup", daemon=True).start()
         if self.interval_store is not None:
             threading.Thread(target=self._repair_loop, name="repair", daemon=True).start()
+        tune_gc()
         self.consumer.start()
         log.info(
             "collector running",
