@@ -229,23 +229,28 @@ class IntervalStore:
                     ]
                 )
                 continue
-            # a delta: folded into the state while no journal came before it
-            delta = Delta() if changes else Delta(last, cells)  # type: ignore[arg-type]
+            delta = Delta()
             for i, f, ts, v, seq in doc["l"]:
                 delta.last[(series[i], f)] = Last(int(ts), float(v), int(seq))
             for i, iv, start, end, sums in doc["c"]:
                 delta.cells[(series[i], iv, int(start))] = _cell(end, sums)
             for i, iv, start in doc["d"]:
-                if changes:
-                    delta.cells[(series[i], iv, int(start))] = None
-                else:
-                    cells.pop((series[i], iv, int(start)), None)
+                delta.cells[(series[i], iv, int(start))] = None
             if changes:
                 changes.append(delta)
+                continue
+            # no journal before it: folded into the state
+            last.update(delta.last)
+            for key, c in delta.cells.items():
+                if c is None:
+                    cells.pop(key, None)
+                else:
+                    cells[key] = c
         return last, cells, changes
 
     def save(self, snap: Snapshot) -> None:
-        """Store a batch's part in one transaction: its journal as one log row, or a checkpoint."""
+        """Store a batch's part in one transaction: its journal or its delta as one log row, or a
+        checkpoint, and its repairs."""
         if not snap:
             return
         with self._lock:

@@ -34,7 +34,7 @@ subscriptions, and keep the periodic rollup as the repair pass otherwise (docs/c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -164,6 +164,10 @@ class _Open:
     def key(self) -> CellKey:
         return (self.series.key, self.interval, self.start)
 
+    def held(self) -> bool:
+        """Still in its series' book (not completed and dropped)."""
+        return self.series.cells.get((self.interval, self.start)) is self
+
     def cell(self) -> Cell:
         """A copy as plain state (the book goes on while a checkpoint is written)."""
         return Cell(
@@ -222,11 +226,7 @@ class IntervalBook:
 
     def state(self) -> State:
         """The whole state, copied (a checkpoint)."""
-        last = {
-            (s.key, name): Last(v.ts, v.value, v.seq)
-            for s in self._by_key.values()
-            for name, v in s.last.items()
-        }
+        last = {k: v for s in self._by_key.values() for k, v in _last_copies(s)}
         return last, self.cells
 
     def _series(self, kind: str, tags: Mapping[str, str | None], ident: str | None) -> _Series:
@@ -444,8 +444,9 @@ class IntervalBook:
 
     def take(self, now_s: float, *, checkpoint: bool = False) -> tuple[list[str], Snapshot]:
         """``energy_interval`` lines of the intervals completed since the last call (and of the open
-        ones that changed, at most every ``open_every_s``), and what to store with them: the
-        journal since the last call, and the whole state when a checkpoint is due (or asked for)."""
+        ones that changed, at most every ``open_every_s``), and what to store with them: what
+        changed since the last call (a journal or a delta, whichever is cheaper), and the whole
+        state when a checkpoint is due (or asked for)."""
         emit_open = self._last_open_emit is None or now_s - self._last_open_emit >= self.open_every_s
         if emit_open:
             self._last_open_emit = now_s
@@ -455,9 +456,8 @@ class IntervalBook:
         # are due, those are the ones to look at
         for cell in dirty if emit_open else self._ripe:
             series = cell.series
-            complete = self._complete(cell)
-            if complete:
-                if series.cells.get((cell.interval, cell.start)) is not cell:
+            if self._complete(cell):
+                if not cell.held():
                     continue  # completed and emitted already
                 del series.cells[(cell.interval, cell.start)]
                 if series.quarter is cell:
@@ -480,18 +480,17 @@ class IntervalBook:
         # stored state, and each counter's last sample (a batch of history steps through many
         # intervals of few series); a journal each reading (live traffic touches every series
         # once or twice). A copy costs about three journaled readings.
-        cells = [c for c in touched if c.stored or c.series.cells.get((c.interval, c.start)) is c]
+        cells = [c for c in touched if c.stored or c.held()]
         if (len(cells) + sum(len(series.last) for series in dirty_last)) * 3 < len(journal):
             delta = snap.delta = Delta()
             for c in cells:
-                if c.series.cells.get((c.interval, c.start)) is c:
+                if c.held():
                     delta.cells[c.key()] = c.cell()
                     c.stored = True
                 else:
                     delta.cells[c.key()] = None
             for series in dirty_last:
-                for name, v in series.last.items():
-                    delta.last[(series.key, name)] = Last(v.ts, v.value, v.seq)
+                delta.last.update(_last_copies(series))
         else:
             snap.journal = journal
             for c in touched:  # a replay of the journal makes them
@@ -541,8 +540,6 @@ class IntervalBook:
         are emitted again at the next :meth:`take`."""
         self._by_key = {}
         self._by_ident = {}
-        self._ripe = set()
-        self._dirty_cells = set()
         self._apply(Delta(dict(last), dict(cells)))
         for change in changes:
             if isinstance(change, Delta):
@@ -579,6 +576,12 @@ class IntervalBook:
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
             cell.sums = {k: [float(v[0]), float(v[1])] for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
+
+
+def _last_copies(series: _Series) -> Iterator[tuple[tuple[SeriesKey, str], Last]]:
+    """A series' last samples, copied (the book goes on while they are written)."""
+    for name, v in series.last.items():
+        yield (series.key, name), Last(v.ts, v.value, v.seq)
 
 
 def cell_line(key: CellKey, cell: Cell) -> str | None:
