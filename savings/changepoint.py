@@ -28,6 +28,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from epcwatch.savings.models import Array, FittedModel, ModelError, Observations
 
@@ -162,6 +163,120 @@ def _grid(lo: float, hi: float, step: float) -> Array:
     return np.asarray(np.linspace(lo, hi, n + 1), dtype=np.float64)
 
 
+class _Hinges:
+    """Least squares for many change points at once, from sums over the sorted temperatures.
+
+    A candidate's design is ``design()``'s: the intercept, one hinge column per change point
+    (``(c − T)+`` heating, ``(T − c)+`` cooling), the hinges times the non-working share
+    (``split``), the non-working shift and the named variables, each times the period length.
+    Every entry of XᵀX and Xᵀy is a sum over the periods on one side of a change point of a
+    weight times a power of (T − c), so prefix sums over the periods sorted by temperature give
+    each candidate's normal equations without building its design: O(K) for K candidates,
+    not O(K·n·q²). The heating and cooling hinges of 4P and 5P (c_h ≤ c_c) are never both
+    non-zero on one period, so their cross products vanish.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        temp: Array,
+        obs: Observations,
+        y: Array,
+        split: bool,
+        day_type: bool,
+        variables: list[str],
+    ) -> None:
+        order = np.argsort(temp, kind="stable")
+        t = np.asarray(temp[order], dtype=np.float64)
+        days, nw, ys = obs.days[order], obs.nonworking[order], y[order]
+        n = len(t)
+        fixed = [np.ones(n)]  # columns with no hinge: intercept, shift, variables
+        n_hinge = 1 if kind in ("3pc", "3ph") else 2
+        mods = [np.ones(n), nw]
+        hcols = [(h, 0) for h in range(n_hinge)] + ([(h, 1) for h in range(n_hinge)] if split else [])
+        fixed_pos = [0]
+        if day_type:
+            fixed.append(nw)
+        fixed += [obs.extra[order, obs.extra_names.index(v)] for v in variables]
+        fixed_pos += list(range(1 + len(hcols), 1 + len(hcols) + len(fixed) - 1))
+        self.q = 1 + len(hcols) + len(fixed) - 1
+        self.t = t
+        #: per hinge: is it a heating hinge, which candidate column holds its change point
+        self.hinges = [
+            (kind == "3ph" or (kind in ("4p", "5p") and h == 0), h if kind == "5p" else 0)
+            for h in range(n_hinge)
+        ]
+        w = days * days  # XᵀX weights; Xᵀy's are the period lengths
+        self.const = np.zeros((self.q, self.q))
+        self.const_y = np.zeros(self.q)
+        for i, (pa, fa) in enumerate(zip(fixed_pos, fixed, strict=True)):
+            self.const_y[pa] = float(np.sum(days * fa * ys))
+            for pb, fb in zip(fixed_pos[i:], fixed[i:], strict=True):
+                self.const[pa, pb] = self.const[pb, pa] = float(np.sum(w * fa * fb))
+        # (row, column, hinge, power, prefix sums of g·T^k for k ≤ power); column -1 is Xᵀy
+        self.terms: list[tuple[int, int, int, int, list[Array]]] = []
+        for i, (h, m) in enumerate(hcols):
+            pi = 1 + i
+            for pa, fa in zip(fixed_pos, fixed, strict=True):
+                self.terms.append((pi, pa, h, 1, self._prefix(w * mods[m] * fa, 1)))
+            self.terms.append((pi, -1, h, 1, self._prefix(days * mods[m] * ys, 1)))
+            for j, (h2, m2) in enumerate(hcols[i:], start=i):
+                if h2 == h:  # opposite hinges never overlap: their entries stay zero
+                    self.terms.append((pi, 1 + j, h, 2, self._prefix(w * mods[m] * mods[m2], 2)))
+        self.yy = float(ys @ ys)
+
+    def _prefix(self, g: Array, power: int) -> list[Array]:
+        return [np.concatenate(([0.0], np.cumsum(g * self.t**k))) for k in range(power + 1)]
+
+    @staticmethod
+    def _side(
+        cums: list[Array], below: NDArray[np.intp], above: NDArray[np.intp], c: Array, heating: bool
+    ) -> Array:
+        """Σ g·(c − T)^p over T < c (heating) or Σ g·(T − c)^p over T > c (cooling)."""
+        if heating:
+            s = [cum[below] for cum in cums]  # Σ over T < c of g·T^k
+            if len(s) == 2:
+                return np.asarray(c * s[0] - s[1])
+            return np.asarray(c * c * s[0] - 2 * c * s[1] + s[2])
+        s = [cum[-1] - cum[above] for cum in cums]  # Σ over T > c of g·T^k
+        if len(s) == 2:
+            return np.asarray(s[1] - c * s[0])
+        return np.asarray(s[2] - 2 * c * s[1] + c * c * s[0])
+
+    def sse(self, cands: Array) -> tuple[Array, Array]:
+        """(SSE (K,), β (K, q)) of every candidate's least-squares fit."""
+        k = len(cands)
+        xtx = np.broadcast_to(self.const, (k, self.q, self.q)).copy()
+        xty = np.broadcast_to(self.const_y, (k, self.q)).copy()
+        sides = []
+        for heating, col in self.hinges:
+            c = cands[:, col]
+            sides.append(
+                (
+                    c,
+                    np.searchsorted(self.t, c, side="left"),
+                    np.searchsorted(self.t, c, side="right"),
+                    heating,
+                )
+            )
+        for row, column, h, _, cums in self.terms:
+            c, below, above, heating = sides[h]
+            v = self._side(cums, below, above, c, heating)
+            if column < 0:
+                xty[:, row] = v
+            else:
+                xtx[:, row, column] = v
+                xtx[:, column, row] = v
+        try:
+            beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            beta = (np.linalg.pinv(xtx) @ xty[..., None])[..., 0]
+        # SSE = yᵀy − 2βᵀXᵀy + βᵀXᵀXβ (exact at any β, not only at the solution)
+        sse = self.yy - 2 * np.einsum("ki,ki->k", beta, xty) + np.einsum("ki,kij,kj->k", beta, xtx, beta)
+        return np.asarray(np.maximum(sse, 0.0)), np.asarray(beta)
+
+
 def fit(
     kind: str, obs: Observations, day_type: bool = False, extra: dict[str, Any] | None = None
 ) -> tuple[FittedModel, float]:
@@ -176,34 +291,16 @@ def fit(
     temp = temperature(obs, extra)
 
     split = bool(extra.get("split"))
-    nw = obs.nonworking
-    days = obs.days
-
-    def stack(cands: list[tuple[float, ...]]) -> Array:
-        """The designs of ``design`` for every candidate at once (K × n × q), by broadcasting."""
-        c = np.asarray(cands, dtype=np.float64)  # K × len(names_nl)
-        k = len(c)
-        one = np.ones((k, len(temp)))
-        t = temp[None, :]
-        if kind == "3pc":
-            slopes = [_pos(t - c[:, :1])]
-        elif kind == "3ph":
-            slopes = [_pos(c[:, :1] - t)]
-        elif kind == "4p":
-            slopes = [_pos(c[:, :1] - t), _pos(t - c[:, :1])]
-        else:  # 5p
-            slopes = [_pos(c[:, :1] - t), _pos(t - c[:, 1:2])]
-        cols = [one, *slopes]
-        if split:
-            cols += [sl * nw[None, :] for sl in slopes]
-        if day_type:
-            cols.append(np.broadcast_to(nw[None, :], (k, len(temp))))
-        for v in extra.get("variables", []):
-            cols.append(np.broadcast_to(obs.extra[:, obs.extra_names.index(v)][None, :], (k, len(temp))))
-        return np.asarray(np.stack(cols, axis=2) * days[None, :, None], dtype=np.float64)
+    variables = list(extra.get("variables", []))
+    hinges = (
+        _Hinges(kind=kind, temp=temp, obs=obs, y=y, split=split, day_type=day_type, variables=variables)
+        if names_nl
+        else None
+    )
 
     def best(cands: list[tuple[float, ...]]) -> tuple[tuple[float, ...], float]:
-        sse, beta = _batched_sse(stack(cands), y)
+        assert hinges is not None
+        sse, beta = hinges.sse(np.asarray(cands, dtype=np.float64))
         ok = _sign_ok(kind, beta)
         if not ok.any():
             raise ModelError(f"{kind}: no change point gives physically signed slopes")

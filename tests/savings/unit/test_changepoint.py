@@ -110,3 +110,44 @@ def test_saved_model_round_trip(kind):
     again = FittedModel.from_dict(json.loads(json.dumps(model.to_dict())))
     assert again == model
     assert np.array_equal(again.predict(obs), model.predict(obs))
+
+
+@pytest.mark.parametrize("kind", ["3pc", "3ph", "4p", "5p"])
+@pytest.mark.parametrize("monthly", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_grid_normal_equations_match_the_designs(kind, monthly, seed):
+    """The search's prefix-sum normal equations give the SSE and β of design()'s own matrix,
+    solved by lstsq, for every candidate: shift, split slopes, a variable, fractional
+    non-working shares and unequal period lengths included."""
+    from epcwatch.savings.changepoint import NONLINEAR, _Hinges, design
+
+    rng = np.random.default_rng(seed)
+    n = 40 if monthly else 150
+    t = np.round(rng.uniform(-5.0, 33.0, n), 1)  # ties, as rounded readings have
+    days = rng.integers(28, 32, n).astype(float) if monthly else np.ones(n)
+    nw = rng.uniform(0.2, 0.4, n) if monthly else (rng.uniform(size=n) < 0.3).astype(float)
+    occ = rng.uniform(0.5, 1.0, n)
+    y = days * (300 + 9 * np.maximum(14 - t, 0) + 12 * np.maximum(t - 22, 0) - 80 * nw + 50 * occ)
+    y = y + rng.normal(0, 20, n) * days
+    obs = Observations(
+        energy=y,
+        temp=t,
+        frequency=Frequency.MONTHLY if monthly else Frequency.DAILY,
+        days=days,
+        nonworking=nw,
+        extra=occ[:, None],
+        extra_names=("occupancy",),
+    )
+    extra = {"split": True, "variables": ["occupancy"]}
+    hinges = _Hinges(kind=kind, temp=t, obs=obs, y=y, split=True, day_type=True, variables=["occupancy"])
+    names = NONLINEAR[kind]
+    lo, hi = np.quantile(t, [0.1, 0.9])
+    cands = np.sort(rng.uniform(lo, hi, (25, len(names))), axis=1)
+    cands[0, :] = t[5]  # a change point exactly on a period's temperature
+    sse, beta = hinges.sse(cands)
+    for i, c in enumerate(cands):
+        x, _ = design(kind, obs, dict(zip(names, c, strict=True)), True, extra)
+        b = np.linalg.lstsq(x, y, rcond=None)[0]
+        r = y - x @ b
+        assert sse[i] == pytest.approx(float(r @ r), rel=1e-7, abs=1e-6 * float(y @ y) * 1e-9)
+        np.testing.assert_allclose(beta[i], b, rtol=1e-6, atol=1e-6 * float(np.abs(b).max()))
