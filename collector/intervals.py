@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from epcwatch.collector.lineprotocol import point
@@ -259,53 +259,127 @@ class IntervalBook:
         overlap keep their seq links, as the rollup finds them in the stored readings.
         ``ident``: the series' line-protocol key (``kind,k=v,…``) when the caller has it at hand;
         it names the same series as ``kind`` and ``tags`` and saves building a key per reading."""
-        keys = tuple(values)
-        got = self._names.get(keys)
-        if got is None:
-            names = [n for n in keys if n in COUNTERS]
-            got = self._names[keys] = (names, [(n, self._rules_for(n)) for n in names])
-        names, counters = got
-        if not names:
-            return
-        s = self._series(kind, tags, ident)
-        self._journal.append((s.key, seq, ts, values, names, linked))
-        last = s.last
-        steps: list[tuple[str, Rules, Last, float]] = []
-        t0: int | None = -1  # the time all steps start at, or None: they start at different times
-        for name, rules in counters:
-            raw = values[name]
-            if type(raw) is not float and type(raw) is not int:
+        self.add_block(kind, tags, ({"seq": seq, "ts": ts, "values": values},), linked=linked, ident=ident)
+
+    def add_block(
+        self,
+        kind: str,
+        tags: Mapping[str, str | None],
+        readings: Iterable[Mapping[str, Any]],
+        *,
+        linked: bool = True,
+        ident: str | None = None,
+    ) -> None:
+        """Fold readings of one device in order (``seq``, ``ts``, ``values`` each: one message's
+        block), exactly as :meth:`add` one by one. The series is found once, and the usual step
+        (every counter stepping from the same time, inside one quarter and the open day: a poll's,
+        or a history's) is added to both intervals here, without the general search."""
+        s: _Series | None = None
+        last: dict[str, Last] = {}
+        names_of = self._names
+        journal = self._journal
+        for r in readings:
+            values = r["values"]
+            keys = tuple(values)
+            got = names_of.get(keys)
+            if got is None:
+                names = [n for n in keys if n in COUNTERS]
+                got = names_of[keys] = (names, [(n, self._rules_for(n)) for n in names])
+            names, counters = got
+            if not names:
                 continue
-            value = float(raw)
-            prev = last.get(name)
-            if prev is None:
-                last[name] = Last(ts, value, seq)
-                self._dirty_last.add(s)
-            elif ts > prev.ts:
-                steps.append((name, rules, prev, value))
-                if t0 != prev.ts:
-                    t0 = prev.ts if len(steps) == 1 else None
-            elif ts == prev.ts or seq <= prev.seq:
-                self.ignored += 1  # a redelivered reading, already counted
+            if s is None:
+                s = self._series(kind, tags, ident)
+                last = s.last
+            seq, ts = r["seq"], r["ts"]
+            journal.append((s.key, seq, ts, values, names, linked))
+            steps: list[tuple[str, Rules, Last, float]] = []
+            t0: int | None = -1  # the time all steps start at, or None: they start at different times
+            for name, rules in counters:
+                raw = values[name]
+                if type(raw) is not float and type(raw) is not int:
+                    continue
+                value = float(raw)
+                prev = last.get(name)
+                if prev is None:
+                    last[name] = Last(ts, value, seq)
+                    self._dirty_last.add(s)
+                elif ts > prev.ts:
+                    steps.append((name, rules, prev, value))
+                    if t0 != prev.ts:
+                        t0 = prev.ts if len(steps) == 1 else None
+                elif ts == prev.ts or seq <= prev.seq:
+                    self.ignored += 1  # a redelivered reading, already counted
+                else:
+                    self.late += 1
+                    self._late(s.site, ts)
+            if not steps:
+                continue
+            link = seq if linked else None
+            day = s.day
+            if t0 is None:  # counters step from different times: each group on its own
+                i = 0
+                while i < len(steps):
+                    t0 = steps[i][2].ts
+                    j = i + 1
+                    while j < len(steps) and steps[j][2].ts == t0:
+                        j += 1
+                    self._spread(s, t0, ts, steps[i:j], seq=link)
+                    i = j
+            elif day is None or not (
+                day.start <= t0 and ts <= day.end and ts - t0 // QUARTER_MS * QUARTER_MS <= QUARTER_MS
+            ):
+                self._spread(s, t0, ts, steps, seq=link)
             else:
-                self.late += 1
-                self._late(s.site, ts)
-        if not steps:
-            return
-        if t0 is not None:  # the usual case: the counters step together
-            self._spread(s, t0, ts, steps, seq=seq if linked else None)
-        else:
-            i = 0
-            while i < len(steps):
-                t0 = steps[i][2].ts
-                j = i + 1
-                while j < len(steps) and steps[j][2].ts == t0:
-                    j += 1
-                self._spread(s, t0, ts, steps[i:j], seq=seq if linked else None)
-                i = j
-        for _, _, prev, value in steps:
-            prev.ts, prev.value, prev.seq = ts, value, seq
-        self._dirty_last.add(s)
+                # the usual step: inside one quarter and the open day, so it overlaps both whole
+                # (the general path's expressions, in the same order for every interval)
+                q0 = t0 // QUARTER_MS * QUARTER_MS
+                quarter = s.quarter
+                if quarter is None or quarter.start != q0:
+                    quarter = s.cells.get((_QUARTER, q0))
+                    if quarter is None:
+                        quarter = s.cells[(_QUARTER, q0)] = _Open(s, _QUARTER, q0, q0 + QUARTER_MS)
+                    s.quarter = quarter
+                dt = ts - t0
+                lo = link
+                qsums, dsums = quarter.sums, day.sums
+                for name, rules, prev, value in steps:
+                    if lo is not None and prev.seq < lo:
+                        lo = prev.seq
+                    a = prev.value
+                    if value >= a:  # step_increase's common case, inlined (the same expressions)
+                        up = value - a
+                        inc = up if up <= rules.max_rate_per_h * max(dt, 0) / MS_PER_H else 0.0
+                    else:
+                        inc, _ = step_increase(a, value, dt, rules)
+                    part = inc * dt / dt
+                    covers = dt <= rules.max_gap_s * 1000
+                    acc = qsums.get(name)
+                    if acc is None:
+                        acc = qsums[name] = [0.0, 0.0]
+                    acc[0] += part
+                    if covers:
+                        acc[1] += dt
+                    acc = dsums.get(name)
+                    if acc is None:
+                        acc = dsums[name] = [0.0, 0.0]
+                    acc[0] += part
+                    if covers:
+                        acc[1] += dt
+                if link is not None and lo is not None:
+                    _link(quarter, lo, link)
+                    _link(day, lo, link)
+                self._dirty_cells.add(quarter)
+                self._dirty_cells.add(day)
+                self._touched.add(quarter)
+                self._touched.add(day)
+                if ts == quarter.end:  # the step reached its end: the quarter may be complete
+                    self._ripe.add(quarter)
+                    if ts == day.end:
+                        self._ripe.add(day)
+            for _, _, prev, value in steps:
+                prev.ts, prev.value, prev.seq = ts, value, seq
+            self._dirty_last.add(s)
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
@@ -344,38 +418,9 @@ class IntervalBook:
         for name, rules, prev, value in group:
             if lo is not None and prev.seq < lo:
                 lo = prev.seq
-            a = prev.value
-            if value >= a:  # step_increase's common case, inlined (the same expressions)
-                up = value - a
-                inc = up if up <= rules.max_rate_per_h * max(dt, 0) / MS_PER_H else 0.0
-            else:
-                inc, _ = step_increase(a, value, dt, rules)
-            incs.append((name, inc, dt <= rules.max_gap_s * 1000))
+            incs.append((name, step_increase(prev.value, value, dt, rules)[0], dt <= rules.max_gap_s * 1000))
         dirty = self._dirty_cells
-        quarter, day = series.quarter, series.day
         s = (t0 // QUARTER_MS) * QUARTER_MS
-        if day and day.start <= t0 and t1 <= day.end and t1 <= s + QUARTER_MS:
-            # inside one quarter and the open day (a poll's step, or a 15-minute history's): each
-            # overlaps the whole step (the general path below, without its search)
-            if quarter is None or quarter.start != s:
-                cells = series.cells
-                quarter = cells.get((_QUARTER, s))
-                if quarter is None:
-                    quarter = cells[(_QUARTER, s)] = _Open(series, _QUARTER, s, s + QUARTER_MS)
-                series.quarter = quarter
-            seqs = (lo, seq)
-            self._fold(quarter, incs, dt, dt, seqs)
-            self._fold(day, incs, dt, dt, seqs)
-            dirty.add(quarter)
-            dirty.add(day)
-            touched = self._touched
-            touched.add(quarter)
-            touched.add(day)
-            if t1 == quarter.end:  # the step reached its end: the quarter may be complete
-                self._ripe.add(quarter)
-                if t1 == day.end:
-                    self._ripe.add(day)
-            return
         if t1 <= s + QUARTER_MS:  # the common case: a step inside one quarter
             spans: list[tuple[str, int, int]] = [(_QUARTER, s, s + QUARTER_MS)]
         else:
@@ -414,15 +459,7 @@ class IntervalBook:
         ``seqs``: the lowest and highest seq at the steps' ends, or ``None`` (not linked)."""
         lo, seq = seqs
         if seq is not None and lo is not None:
-            link = cell.link
-            if link is None:
-                cell.link = [lo, seq]
-            else:
-                # comparisons, not min()/max() calls: this runs twice per reading
-                if lo < link[0]:  # noqa: PLR1730
-                    link[0] = lo
-                if seq > link[1]:  # noqa: PLR1730
-                    link[1] = seq
+            _link(cell, lo, seq)
         sums = cell.sums
         for name, inc, covers in incs:
             acc = sums.get(name)
@@ -576,6 +613,19 @@ class IntervalBook:
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
             cell.sums = {k: [float(v[0]), float(v[1])] for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
+
+
+def _link(cell: _Open, lo: int, hi: int) -> None:
+    """Widen ``cell``'s seq link to ``lo``..``hi``."""
+    link = cell.link
+    if link is None:
+        cell.link = [lo, hi]
+        return
+    # comparisons, not min()/max() calls: this runs twice per reading
+    if lo < link[0]:  # noqa: PLR1730
+        link[0] = lo
+    if hi > link[1]:  # noqa: PLR1730
+        link[1] = hi
 
 
 def _last_copies(series: _Series) -> Iterator[tuple[tuple[SeriesKey, str], Last]]:

@@ -188,10 +188,9 @@ class Pipeline:
         if seqs is not None:
             b.seqs[idx] = seqs
         if self.intervals is not None:
-            add = self.intervals.add
+            add = self.intervals.add_block
             for kind, tags, readings, signed, ident in blocks:
-                for r in readings:
-                    add(kind, tags, r["seq"], r["ts"], r["values"], linked=signed, ident=ident)
+                add(kind, tags, readings, linked=signed, ident=ident)
         b.lines.extend(lines)
         b.owners.extend([idx] * len(lines))
         b.max_ts = max(b.max_ts, max_ts)

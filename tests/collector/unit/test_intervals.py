@@ -117,6 +117,31 @@ def test_ingest_equals_the_rollup(readings: list[Reading]) -> None:
     assert ingest(readings) == rollup(readings)
 
 
+@settings(max_examples=100, deadline=None)
+@given(histories(), st.integers(1, 12))
+def test_blocks_of_readings_equal_the_rollup(readings: list[Reading], size: int) -> None:
+    """A message's block of one device's readings (``add_block``, as the collector folds them)
+    gives the rollup's points and the same state as the readings one by one."""
+    per_device: dict[str, list[Reading]] = defaultdict(list)
+    for r in readings:
+        per_device[r[1]["device"]].append(r)
+    blocks = [rs[i : i + size] for rs in per_device.values() for i in range(0, len(rs), size)]
+    blocks.sort(key=lambda blk: (blk[0][3], blk[0][1]["device"]))
+    b, one_by_one = book(), book()
+    out: dict[str, str] = {}
+    for i, blk in enumerate(blocks):
+        kind, tags = blk[0][0], blk[0][1]
+        b.add_block(kind, tags, [{"seq": seq, "ts": ts, "values": v} for _, _, seq, ts, v in blk])
+        for r in blk:
+            one_by_one.add(*r)
+        if i % 5 == 0:
+            _collect(b.take(7.0 * i)[0], out)
+            one_by_one.take(7.0 * i)
+            assert b.state() == one_by_one.state()
+    _collect(b.flush()[0], out)
+    assert out == rollup(readings)
+
+
 @settings(max_examples=60, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_redelivered_readings_change_nothing(readings: list[Reading], rnd: Any) -> None:
