@@ -22,6 +22,10 @@ test on a small machine:
    end-to-end rate. The ratio drain / raw is printed (target >= 0.7);
 4. raw again, and the better of the two raw rates is the limit.
 
+It also prints the CPU ceiling: the machine's cores divided by the CPU time InfluxDB and the
+collector spent per point in the drain, i.e. the rate no scheduling could exceed at these costs,
+and the collector CPU per point at which 0.7 of raw would fit in the cores.
+
 Servers are private instances on free ports in a temp dir.
 """
 
@@ -380,6 +384,14 @@ def main() -> None:
           f"collector {drain_cpu[1]:.1f} ({drain_cpu[1] / points * 1e6:.0f} us per point)")  # fmt: skip
     busy = sorted(((t, n) for n, t in by_thread.items() if t >= 0.05), reverse=True)
     print("collector CPU-s by thread: " + ", ".join(f"{n} {t:.1f}" for t, n in busy))
+    # what the machine allows at these costs: InfluxDB and the collector share its cores
+    cores = psutil.cpu_count() or 1
+    db_us, coll_us = drain_cpu[0] / points * 1e6, drain_cpu[1] / points * 1e6
+    ceiling = cores / (db_us + coll_us) * 1e6
+    fits = cores / (0.7 * raw_rate) * 1e6 - db_us
+    print(f"CPU ceiling: {cores} cores / (InfluxDB {db_us:.0f} + collector {coll_us:.0f} us a point) = "
+          f"{ceiling:,.0f} points/s = {ceiling / raw_rate:.2f} of raw; 0.70 of raw fits in the cores "
+          f"with the collector at <= {fits:.0f} us a point")  # fmt: skip
     ratio = e2e_rate / raw_rate
     print(f"ratio collector / raw: {ratio:.2f}  (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
 
