@@ -51,6 +51,16 @@ def _reading(row: dict[str, Any]) -> StoredReading:
     return StoredReading(int(row[schema.SEQ]), int(row["time"]), values, str(quality))
 
 
+def site_devices(client: InfluxClient, site: str) -> list[str]:
+    """Every device a site has readings or provenance records of (any time), sorted."""
+    names = ",".join(ident(m) for m in (*schema.DEVICE_KINDS, schema.PROVENANCE))
+    found: set[str] = set()
+    where = f"{ident(schema.SITE)} = {literal(site)}"
+    for s in client.query(f"SHOW TAG VALUES FROM {names} WITH KEY = {ident(schema.DEVICE)} WHERE {where}"):
+        found.update(str(row["value"]) for row in s.rows)
+    return sorted(found)
+
+
 def load_site(
     client: InfluxClient, site: str, start_ms: int, end_ms: int, devices: Collection[str] | None = None
 ) -> dict[str, DeviceData]:
