@@ -71,3 +71,19 @@ def test_lag_filter_is_lfilter_bit_for_bit(seed: int, tau: float) -> None:
     x = np.random.default_rng(seed).normal(size=2000).cumsum()
     a = 1.0 - np.exp(-1.0 / tau)
     assert np.array_equal(first_order_lag(x, a), signal.lfilter([a], [1.0, -(1.0 - a)], x))
+
+
+@pytest.mark.parametrize("deficient", [False, True])
+def test_towt_normal_equations_give_the_minimum_norm_solution(deficient):
+    """towt.solve: the least-squares solution and the design's rank, full rank or not (a
+    column repeated, as an hour of the week never seen leaves an empty indicator)."""
+    from epcwatch.savings.towt import solve
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 12))
+    if deficient:
+        x[:, 7] = x[:, 2]
+    y = x @ rng.normal(size=12) + rng.normal(0, 0.1, 400)
+    beta, rank = solve(x.T @ x, x.T @ y)
+    assert rank == (11 if deficient else 12)
+    np.testing.assert_allclose(beta, np.linalg.pinv(x) @ y, rtol=1e-8, atol=1e-10)
