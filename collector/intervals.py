@@ -342,7 +342,7 @@ class IntervalBook:
                     s.quarter = quarter
                 dt = ts - t0
                 lo = link
-                qsums, dsums = quarter.sums, day.sums
+                both = (quarter.sums, day.sums)
                 for name, rules, prev, value in steps:
                     if lo is not None and prev.seq < lo:
                         lo = prev.seq
@@ -354,18 +354,13 @@ class IntervalBook:
                         inc, _ = step_increase(a, value, dt, rules)
                     part = inc * dt / dt
                     covers = dt <= rules.max_gap_s * 1000
-                    acc = qsums.get(name)
-                    if acc is None:
-                        acc = qsums[name] = [0.0, 0.0]
-                    acc[0] += part
-                    if covers:
-                        acc[1] += dt
-                    acc = dsums.get(name)
-                    if acc is None:
-                        acc = dsums[name] = [0.0, 0.0]
-                    acc[0] += part
-                    if covers:
-                        acc[1] += dt
+                    for sums in both:
+                        acc = sums.get(name)
+                        if acc is None:
+                            acc = sums[name] = [0.0, 0.0]
+                        acc[0] += part
+                        if covers:
+                            acc[1] += dt
                 if link is not None and lo is not None:
                     _link(quarter, lo, link)
                     _link(day, lo, link)
