@@ -214,16 +214,16 @@ class _Hinges:
             self.const_y[pa] = float(np.sum(days * fa * ys))
             for pb, fb in zip(fixed_pos[i:], fixed[i:], strict=True):
                 self.const[pa, pb] = self.const[pb, pa] = float(np.sum(w * fa * fb))
-        # (row, column, hinge, power, prefix sums of g·T^k for k ≤ power); column -1 is Xᵀy
-        self.terms: list[tuple[int, int, int, int, list[Array]]] = []
+        # (row, column, hinge, prefix sums of g·T^k for k ≤ the power); column -1 is Xᵀy
+        self.terms: list[tuple[int, int, int, list[Array]]] = []
         for i, (h, m) in enumerate(hcols):
             pi = 1 + i
             for pa, fa in zip(fixed_pos, fixed, strict=True):
-                self.terms.append((pi, pa, h, 1, self._prefix(w * mods[m] * fa, 1)))
-            self.terms.append((pi, -1, h, 1, self._prefix(days * mods[m] * ys, 1)))
+                self.terms.append((pi, pa, h, self._prefix(w * mods[m] * fa, 1)))
+            self.terms.append((pi, -1, h, self._prefix(days * mods[m] * ys, 1)))
             for j, (h2, m2) in enumerate(hcols[i:], start=i):
                 if h2 == h:  # opposite hinges never overlap: their entries stay zero
-                    self.terms.append((pi, 1 + j, h, 2, self._prefix(w * mods[m] * mods[m2], 2)))
+                    self.terms.append((pi, 1 + j, h, self._prefix(w * mods[m] * mods[m2], 2)))
         self.yy = float(ys @ ys)
 
     def _prefix(self, g: Array, power: int) -> list[Array]:
@@ -260,7 +260,7 @@ class _Hinges:
                     heating,
                 )
             )
-        for row, column, h, _, cums in self.terms:
+        for row, column, h, cums in self.terms:
             c, below, above, heating = sides[h]
             v = self._side(cums, below, above, c, heating)
             if column < 0:
