@@ -145,7 +145,7 @@ def _device_days(client: InfluxClient, c: Contract, start: date, end: date) -> l
 def verified_share_from_influx(client: InfluxClient, c: Contract, keyring: Keyring) -> VerifiedShare:
     """Verify the contract site's readings over both periods and weigh each day's energy."""
     from epcwatch.verify.audit import audit_device
-    from epcwatch.verify.stored import load_site
+    from epcwatch.verify.stored import device_data
 
     tz = ZoneInfo(c.timezone)
     shares = []
@@ -158,7 +158,7 @@ def verified_share_from_influx(client: InfluxClient, c: Contract, keyring: Keyri
         s1 = int(datetime(e.year, e.month, e.day, tzinfo=tz).timestamp() * 1000)
         audits: dict[str, DeviceAudit] = {}
         devices = {d.device for d in days}
-        for device, data in load_site(client, c.site, s0 - 86_400_000, s1, devices).items():
+        for device, data in device_data(client, c.site, s0 - 86_400_000, s1, devices):
             if device not in devices:
                 continue
             rep = audit_device(c.site, device, data.readings, data.records, keyring)

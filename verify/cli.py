@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         from epcwatch.local import load_ports
         from epcwatch.verify.audit import audit_device
         from epcwatch.verify.keyring import load_keyring
-        from epcwatch.verify.stored import load_site, site_devices
+        from epcwatch.verify.stored import device_data
 
         try:
             sites = list(site or [])
@@ -126,15 +126,13 @@ def register(app: typer.Typer) -> None:
             start_ms, end_ms = _ms(start), _ms(end)
             reports, times, unsigned = [], {}, {}
             for s in dict.fromkeys(sites):
-                # one device at a time: a long period of a whole site does not fit in memory
-                for name in site_devices(client, s):
-                    for device, data in load_site(client, s, start_ms, end_ms, [name]).items():
-                        rep = audit_device(s, device, data.readings, data.records, ring)
-                        reports.append(rep)
-                        # the times of the seqs the report names (not of every reading)
-                        named = {*rep.altered, *rep.invalid}
-                        times[(s, device)] = {r.seq: r.ts for r in data.readings if r.seq in named}
-                        unsigned[(s, device)] = data.unsigned
+                for device, data in device_data(client, s, start_ms, end_ms):
+                    rep = audit_device(s, device, data.readings, data.records, ring)
+                    reports.append(rep)
+                    # the times of the seqs the report names (not of every reading)
+                    named = {*rep.altered, *rep.invalid}
+                    times[(s, device)] = {r.seq: r.ts for r in data.readings if r.seq in named}
+                    unsigned[(s, device)] = data.unsigned
         except (EpcwatchError, ValueError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from None

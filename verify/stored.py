@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class DeviceData:
 
 #: the span of readings asked for in one query
 WINDOW_MS = 31 * 86_400_000
+#: the measurements of device readings, for a FROM clause
+_KINDS = ",".join(ident(k) for k in schema.DEVICE_KINDS)
 
 
 def _record(site: str, device: str, row: dict[str, Any]) -> MessageRecord | None:
@@ -61,36 +63,30 @@ def site_devices(client: InfluxClient, site: str) -> list[str]:
     return sorted(found)
 
 
-def load_site(
+def device_data(
     client: InfluxClient, site: str, start_ms: int, end_ms: int, devices: Collection[str] | None = None
-) -> dict[str, DeviceData]:
-    """Per device: the readings of ``[start_ms, end_ms)`` and every record covering any of them
-    (``devices``: only those, one device per query, which keeps each answer small).
+) -> Iterator[tuple[str, DeviceData]]:
+    """Per device, one at a time (a long period of a whole site does not fit in memory): the
+    readings of ``[start_ms, end_ms)`` and every record covering any of them. ``devices``: only
+    those; by default every device of the site (:func:`site_devices`).
 
     Records are points at their receive time, which may be long after the readings (a backlog
     sent after an outage, a replay): they are selected by their ``last_ts`` field. The readings of
     records reaching outside the period are loaded too, so that whole signed ranges are checked."""
-    if devices is not None:
-        out: dict[str, DeviceData] = {}
-        for device in sorted(devices):
-            out.update(_load(client, site, start_ms, end_ms, device))
-        return out
-    return _load(client, site, start_ms, end_ms, None)
+    # the fields only (not SELECT *: the tags of every row would be encoded and parsed again)
+    fields: dict[str, list[str]] = defaultdict(list)
+    for s in client.query(f"SHOW FIELD KEYS FROM {_KINDS}"):
+        fields[s.name] += [str(row["fieldKey"]) for row in s.rows]
+    for device in sorted(devices) if devices is not None else site_devices(client, site):
+        yield from _load(client, site, start_ms, end_ms, device=device, fields=fields).items()
 
 
 def _load(
-    client: InfluxClient, site: str, start_ms: int, end_ms: int, device: str | None
+    client: InfluxClient, site: str, start_ms: int, end_ms: int, *, device: str, fields: dict[str, list[str]]
 ) -> dict[str, DeviceData]:
     out: dict[str, DeviceData] = defaultdict(DeviceData)
-    kinds = ",".join(f'"{k}"' for k in schema.DEVICE_KINDS)
-    where = f"{schema.SITE} = {literal(site)}"
-    if device is not None:
-        where += f" AND {schema.DEVICE} = {literal(device)}"
+    where = f"{schema.SITE} = {literal(site)} AND {schema.DEVICE} = {literal(device)}"
     seqs: dict[str, set[int]] = defaultdict(set)
-    # the fields only (not SELECT *: the tags of every row would be encoded and parsed again)
-    fields: dict[str, list[str]] = defaultdict(list)
-    for s in client.query(f"SHOW FIELD KEYS FROM {kinds}"):
-        fields[s.name] += [str(row["fieldKey"]) for row in s.rows]
     # a month per request: a long period in one answer takes longer than the client's timeout
     # and holds every row of it in memory at once
     windows = [(t, min(t + WINDOW_MS, end_ms)) for t in range(start_ms, end_ms, WINDOW_MS)]
@@ -149,7 +145,7 @@ def _load(
         if have and lo >= min(have) and hi <= max(have):
             continue
         for s in client.query(
-            f"SELECT * FROM {kinds} WHERE {schema.SITE} = {literal(site)} "
+            f"SELECT * FROM {_KINDS} WHERE {schema.SITE} = {literal(site)} "
             f"AND {schema.DEVICE} = {literal(dev_id)} AND {schema.SEQ} >= {lo} AND {schema.SEQ} <= {hi}"
         ):
             for row in s.rows:
