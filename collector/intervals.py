@@ -273,7 +273,7 @@ class IntervalBook:
         """Fold readings of one device in order (``seq``, ``ts``, ``values`` each: one message's
         block), exactly as :meth:`add` one by one. The series is found once, and the usual step
         (every counter stepping from the same time, inside one quarter and the open day: a poll's,
-        or a history's) is added to both intervals here, without the general search."""
+        or a history's) goes to :meth:`_step_inside`, without the general search."""
         s: _Series | None = None
         last: dict[str, Last] = {}
         names_of = self._names
@@ -326,55 +326,71 @@ class IntervalBook:
                         j += 1
                     self._spread(s, t0, ts, steps[i:j], seq=link)
                     i = j
-            elif day is None or not (
-                day.start <= t0 and ts <= day.end and ts - t0 // QUARTER_MS * QUARTER_MS <= QUARTER_MS
+            elif (
+                day is not None
+                and day.start <= t0
+                and ts <= day.end
+                and ts <= t0 // QUARTER_MS * QUARTER_MS + QUARTER_MS
             ):
-                self._spread(s, t0, ts, steps, seq=link)
+                self._step_inside(s, day, t0, ts, steps, seq=link)
             else:
-                # the usual step: inside one quarter and the open day, so it overlaps both whole
-                # (the general path's expressions, in the same order for every interval)
-                q0 = t0 // QUARTER_MS * QUARTER_MS
-                quarter = s.quarter
-                if quarter is None or quarter.start != q0:
-                    quarter = s.cells.get((_QUARTER, q0))
-                    if quarter is None:
-                        quarter = s.cells[(_QUARTER, q0)] = _Open(s, _QUARTER, q0, q0 + QUARTER_MS)
-                    s.quarter = quarter
-                dt = ts - t0
-                lo = link
-                both = (quarter.sums, day.sums)
-                for name, rules, prev, value in steps:
-                    if lo is not None and prev.seq < lo:
-                        lo = prev.seq
-                    a = prev.value
-                    if value >= a:  # step_increase's common case, inlined (the same expressions)
-                        up = value - a
-                        inc = up if up <= rules.max_rate_per_h * max(dt, 0) / MS_PER_H else 0.0
-                    else:
-                        inc, _ = step_increase(a, value, dt, rules)
-                    part = inc * dt / dt
-                    covers = dt <= rules.max_gap_s * 1000
-                    for sums in both:
-                        acc = sums.get(name)
-                        if acc is None:
-                            acc = sums[name] = [0.0, 0.0]
-                        acc[0] += part
-                        if covers:
-                            acc[1] += dt
-                if link is not None and lo is not None:
-                    _link(quarter, lo, link)
-                    _link(day, lo, link)
-                self._dirty_cells.add(quarter)
-                self._dirty_cells.add(day)
-                self._touched.add(quarter)
-                self._touched.add(day)
-                if ts == quarter.end:  # the step reached its end: the quarter may be complete
-                    self._ripe.add(quarter)
-                    if ts == day.end:
-                        self._ripe.add(day)
+                self._spread(s, t0, ts, steps, seq=link)
             for _, _, prev, value in steps:
                 prev.ts, prev.value, prev.seq = ts, value, seq
             self._dirty_last.add(s)
+
+    def _step_inside(
+        self,
+        series: _Series,
+        day: _Open,
+        t0: int,
+        t1: int,
+        steps: list[tuple[str, Rules, Last, float]],
+        *,
+        seq: int | None,
+    ) -> None:
+        """The usual step ``t0`` → ``t1``: inside one quarter and the open ``day``, so it overlaps
+        both whole (:meth:`_spread`'s expressions, in the same order for every interval, without
+        its search)."""
+        q0 = t0 // QUARTER_MS * QUARTER_MS
+        quarter = series.quarter
+        if quarter is None or quarter.start != q0:
+            quarter = series.cells.get((_QUARTER, q0))
+            if quarter is None:
+                quarter = series.cells[(_QUARTER, q0)] = _Open(series, _QUARTER, q0, q0 + QUARTER_MS)
+            series.quarter = quarter
+        dt = t1 - t0
+        lo = seq
+        both = (quarter.sums, day.sums)
+        for name, rules, prev, value in steps:
+            if lo is not None and prev.seq < lo:
+                lo = prev.seq
+            a = prev.value
+            if value >= a:  # step_increase's common case, inlined (the same expressions)
+                up = value - a
+                inc = up if up <= rules.max_rate_per_h * max(dt, 0) / MS_PER_H else 0.0
+            else:
+                inc, _ = step_increase(a, value, dt, rules)
+            part = inc * dt / dt
+            covers = dt <= rules.max_gap_s * 1000
+            for sums in both:
+                acc = sums.get(name)
+                if acc is None:
+                    acc = sums[name] = [0.0, 0.0]
+                acc[0] += part
+                if covers:
+                    acc[1] += dt
+        if seq is not None and lo is not None:
+            _link(quarter, lo, seq)
+            _link(day, lo, seq)
+        self._dirty_cells.add(quarter)
+        self._dirty_cells.add(day)
+        self._touched.add(quarter)
+        self._touched.add(day)
+        if t1 == quarter.end:  # the step reached its end: the quarter may be complete
+            self._ripe.add(quarter)
+            if t1 == day.end:
+                self._ripe.add(day)
 
     def _late(self, site: str | None, ts: int) -> None:
         # the day of the late reading and the day before (a step ending in it may start there)
@@ -512,15 +528,12 @@ class IntervalBook:
         # stored state, and each counter's last sample (a batch of history steps through many
         # intervals of few series); a journal each reading (live traffic touches every series
         # once or twice). A copy costs about three journaled readings.
-        cells = [c for c in touched if c.stored or c.held()]
+        cells = [(c, held) for c in touched if (held := c.held()) or c.stored]
         if (len(cells) + sum(len(series.last) for series in dirty_last)) * 3 < len(journal):
             delta = snap.delta = Delta()
-            for c in cells:
-                if c.held():
-                    delta.cells[c.key()] = c.cell()
-                    c.stored = True
-                else:
-                    delta.cells[c.key()] = None
+            for c, held in cells:
+                delta.cells[c.key()] = c.cell() if held else None
+                c.stored = held or c.stored
             for series in dirty_last:
                 delta.last.update(_last_copies(series))
         else:
