@@ -234,7 +234,7 @@ def cpu_s(p: psutil.Process) -> float:
 
 def thread_cpu(p: psutil.Process) -> dict[str, float]:
     """CPU-s per thread of this process, by thread name (the collector's parse loop, its writers,
-    paho's network loop)."""
+    the MQTT link)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     out: dict[str, float] = {}
     for t in p.threads():

@@ -1,6 +1,6 @@
 """The collector's write path: messages in, points written, dead letters published, acks out.
 
-Independent of paho: the consumer hands :class:`Inbound` messages to :meth:`Pipeline.add` and
+Independent of the connection: the consumer hands :class:`Inbound` messages to :meth:`Pipeline.add` and
 the pipeline talks back through the :class:`Broker` interface (acks and dead letters), so the
 whole policy is tested with fakes as well as end to end.
 

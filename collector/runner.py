@@ -1,8 +1,9 @@
 """``epcwatch collector run``: the consumer, the writer loop and the periodic rollup, wired together.
 
-Threads: paho's network loop (receives into a queue), the writer loop (this module's
-:meth:`Collector.run`, on the caller's thread: parse, batch, write, dead-letter, ack) and, when
-enabled, a rollup thread that recomputes recent ``energy_interval`` points with its own writer.
+Threads: the MQTT link (:mod:`epcwatch.collector.mqttlink`: receives into a queue), the writer
+loop (this module's :meth:`Collector.run`, on the caller's thread: parse, batch, write,
+dead-letter, ack) and, when enabled, a rollup thread that recomputes recent ``energy_interval``
+points with its own writer.
 SIGTERM/SIGINT stop the loop; a batch being retried is abandoned unacked (the broker redelivers).
 """
 

@@ -21,7 +21,7 @@ from epcwatch.broker import credentials, lab_ca
 from epcwatch.collector import fastpath
 from epcwatch.collector.validate import Reason, Rejection, validate
 from epcwatch.wire import MIN_TS_MS, TelemetryMessage
-from tests.support import EPCWATCH
+from tests.support import EPCWATCH, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +291,58 @@ def test_collectors_write_acks_and_a_site_reads_only_its_own(
     for topic in (topics.telemetry("site-a", "m1"), topics.status("site-a")):
         rc = coll.publish(topic, b"{}")
         assert rc is not None and rc.value == NOT_AUTHORIZED, topic
+
+
+def test_the_collector_connects_over_tls_with_its_password_and_reads_through_its_group(
+    lab, client, tls_for, tmp_path
+) -> None:
+    """The collector's own MQTT connection against the production config: TLS with the lab CA,
+    its password from a file, the group's shared subscription, a dead letter confirmed; a wrong
+    password is refused by name."""
+    from epcwatch.collector.consumer import Consumer
+    from epcwatch.collector.settings import Mqtt
+    from epcwatch.wire import DeadLetter
+
+    secret = tmp_path / "collector-1.secret"
+    secret.write_text(lab.secrets["collector-1"])
+
+    def settings(password_file: Path, client_id: str) -> Mqtt:
+        return Mqtt.model_validate(
+            {
+                "host": "localhost",
+                "port": lab.broker.port,
+                "client_id": client_id,
+                "group": "collectors",
+                "username": "collector-1",
+                "password": {"file": str(password_file)},
+                "tls": {"ca_file": str(lab.pki.ca_cert)},
+            }
+        )
+
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    consumer = Consumer(settings(secret, "collector-1-link"), inbox, dead_letter_timeout_s=30)
+    consumer.start()
+    try:
+        assert consumer.subscribed.wait(30), "no SUBACK over TLS"
+        site = client("site-a-link")
+        assert site.connect(lab.broker.port, "site-a", lab.secrets["site-a"], tls=tls_for) == 0
+        body = telemetry("site-a", "m1", 7)
+        assert accepted(site.publish(topics.telemetry("site-a", "m1"), body))
+        m = inbox.get(timeout=30)
+        assert (m.topic, m.payload, m.qos) == (topics.telemetry("site-a", "m1"), body, 1)
+        consumer.ack([m])
+        consumer.dead_letter(
+            [DeadLetter(topic=m.topic, reason="bad_json", received_ts=MIN_TS_MS, payload_b64="ew==")]
+        )
+    finally:
+        consumer.stop()
+
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("not-the-password")
+    refused = Consumer(settings(wrong, "collector-1-wrong"), queue.SimpleQueue())
+    refused.start()
+    try:
+        wait_for(lambda: refused.connect_failures >= 1, 30, "the refusal")
+        assert not refused.connected
+    finally:
+        refused.stop()
