@@ -22,9 +22,9 @@ test on a small machine:
    end-to-end rate. The ratio drain / raw is printed (target >= 0.7);
 4. raw again, and the better of the two raw rates is the limit.
 
-It also prints the CPU ceiling: the machine's cores divided by the CPU time InfluxDB and the
-collector spent per point in the drain, i.e. the rate no scheduling could exceed at these costs,
-and the collector CPU per point at which 0.7 of raw would fit in the cores.
+It also prints the CPU ceiling: the machine's cores divided by the CPU time InfluxDB, Mosquitto
+and the collector spent per point in the drain, i.e. the rate no scheduling could exceed at
+these costs, and the collector CPU per point at which 0.7 of raw would fit in the cores.
 
 Servers are private instances on free ports in a temp dir.
 """
@@ -341,7 +341,9 @@ def main() -> None:
             runner.start()
             assert c.consumer.wait_connected(10)
             t0 = time.perf_counter()
+            broker_proc = psutil.Process(mosq.pid())
             cpu0 = cpu_s(db_proc), cpu_s(me)
+            broker0 = cpu_s(broker_proc)
             threads0 = thread_cpu(me)
             while c.stats.points < points:
                 time.sleep(0.02)
@@ -349,6 +351,7 @@ def main() -> None:
                     sys.exit(f"drain incomplete: {c.stats.points}/{points}")
             drain_s = time.perf_counter() - t0
             drain_cpu = cpu_s(db_proc) - cpu0[0], cpu_s(me) - cpu0[1]
+            broker_cpu = cpu_s(broker_proc) - broker0
             threads1 = thread_cpu(me)
             by_thread = {n: t - threads0.get(n, 0.0) for n, t in threads1.items()}
             writes = c.stats.writes
@@ -381,15 +384,18 @@ def main() -> None:
     print(f"collector writes:         {writes} ({points / max(writes, 1):,.0f} points each, "
           f"{cfg.influx.connections} connections)")  # fmt: skip
     print(f"CPU-s: InfluxDB {raw_cpu:.1f} during raw; during the drain InfluxDB {drain_cpu[0]:.1f}, "
-          f"collector {drain_cpu[1]:.1f} ({drain_cpu[1] / points * 1e6:.0f} us per point)")  # fmt: skip
+          f"collector {drain_cpu[1]:.1f} ({drain_cpu[1] / points * 1e6:.0f} us per point), "
+          f"Mosquitto {broker_cpu:.1f}")  # fmt: skip
     busy = sorted(((t, n) for n, t in by_thread.items() if t >= 0.05), reverse=True)
     print("collector CPU-s by thread: " + ", ".join(f"{n} {t:.1f}" for t, n in busy))
-    # what the machine allows at these costs: InfluxDB and the collector share its cores
+    # what the machine allows at these costs: InfluxDB, Mosquitto and the collector share its cores
     cores = psutil.cpu_count() or 1
     db_us, coll_us = drain_cpu[0] / points * 1e6, drain_cpu[1] / points * 1e6
-    ceiling = cores / (db_us + coll_us) * 1e6
-    fits = cores / (0.7 * raw_rate) * 1e6 - db_us
-    print(f"CPU ceiling: {cores} cores / (InfluxDB {db_us:.0f} + collector {coll_us:.0f} us a point) = "
+    broker_us = broker_cpu / points * 1e6
+    ceiling = cores / (db_us + coll_us + broker_us) * 1e6
+    fits = cores / (0.7 * raw_rate) * 1e6 - db_us - broker_us
+    print(f"CPU ceiling: {cores} cores / (InfluxDB {db_us:.0f} + Mosquitto {broker_us:.0f} + collector "
+          f"{coll_us:.0f} us a point) = "
           f"{ceiling:,.0f} points/s = {ceiling / raw_rate:.2f} of raw; 0.70 of raw fits in the cores "
           f"with the collector at <= {fits:.0f} us a point")  # fmt: skip
     ratio = e2e_rate / raw_rate
