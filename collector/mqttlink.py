@@ -36,6 +36,8 @@ log = logging.getLogger("epcwatch.collector.mqtt")
 _CHUNK: Final = 1 << 18
 _CONNECT_TIMEOUT_S: Final = 10.0
 _SEND_CHUNK: Final = 1 << 20
+#: a connection that lasted this long resets the reconnect backoff
+_HELD_S: Final = 30.0
 
 
 class Events(Protocol):
@@ -206,9 +208,12 @@ class Link:
                     _close(sock)
                     self.events.on_refused(wire.reason_text(connack.code, v5=self.v5))
                 else:
-                    delay = self.conn.reconnect_min_s
+                    since = self._now()
                     self._serve(sock, connack, rest)
-                    continue
+                    if self._now() - since >= _HELD_S:  # a connection that held: back to the start
+                        delay = self.conn.reconnect_min_s
+            # also after a loss: a connection the broker drops at once (a session taken over by
+            # a second process with this client id) must not turn into a reconnect storm
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2, self.conn.reconnect_max_s)

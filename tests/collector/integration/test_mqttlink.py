@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -167,3 +168,23 @@ def test_messages_with_properties_arrive_whole(private_mosquitto, running) -> No
     assert [(m.payload, m.qos) for m in got] == [(body, 1), (body, 0)]
     c.disconnect()
     c.loop_stop()
+
+
+def test_two_processes_with_one_client_id_back_off_instead_of_storming(private_mosquitto) -> None:
+    """The broker drops a session's connection when a second client takes it over; each side
+    then waits longer before taking it back (0.5, 1, 2 s ...), rather than reconnecting at once
+    in a loop. (A lower bound on time: a slow machine only makes it longer.)"""
+    settings = _settings(private_mosquitto.port, "link-twin", reconnect_min_s=0.5, reconnect_max_s=8)
+    a = Consumer(settings, queue.SimpleQueue())
+    b = Consumer(settings, queue.SimpleQueue())
+    a.start()
+    assert a.wait_connected(30)
+    t0 = time.monotonic()
+    b.start()
+    try:
+        # four connections of a (each connect and each loss is a generation): three waits between
+        wait_for(lambda: a.link.generation >= 8, 120, "a to reconnect three times")
+        assert time.monotonic() - t0 >= 0.5 + 1 + 2
+    finally:
+        a.stop()
+        b.stop()
