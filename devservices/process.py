@@ -76,6 +76,8 @@ class ChildProcess:
     nice: int = 0
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: where this start's output begins in the log (earlier runs' lines come before it)
+    log_offset: int = 0
 
     def start(self) -> Self:
         """Start it (a no-op while it runs)."""
@@ -83,6 +85,7 @@ class ChildProcess:
             return self
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
+            self.log_offset = out.tell()
             if self.mark_starts:
                 out.write(f"\n--- start {self.starts + 1} at {time.strftime('%H:%M:%S')}\n".encode())
                 out.flush()
@@ -117,12 +120,15 @@ class ChildProcess:
             )
 
     def wait_log(self, text: str, timeout: float) -> None:
-        """Wait until ``text`` appears in the log; raise if the child exits or time runs out."""
+        """Wait until ``text`` appears in what this start logged (a log kept from an earlier run
+        does not count); raise if the child exits or time runs out."""
         deadline = time.monotonic() + timeout
+        needle = text.encode()
         while time.monotonic() < deadline:
             exited = not self.alive()  # before reading: what it logged before exiting counts
-            with contextlib.suppress(OSError):
-                if text in self.log_file.read_text(errors="replace"):
+            with contextlib.suppress(OSError), open(self.log_file, "rb") as f:
+                f.seek(self.log_offset)
+                if needle in f.read():
                     return
             if exited:
                 self.check()

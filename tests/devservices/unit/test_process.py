@@ -92,3 +92,17 @@ def test_our_child_is_reaped_through_its_popen_which_records_the_exit() -> None:
         time.sleep(0.05)
     # reaped by the Popen itself: it knows the exit and will not warn "still running" when collected
     assert p.returncode == -signal.SIGKILL
+
+
+def test_wait_log_sees_only_what_this_start_logged(tmp_path: Path) -> None:
+    """A log kept from an earlier run (the demo run again in the same folder) must not satisfy a
+    wait for the new run's line: the caller would go on before the child is ready."""
+    log = tmp_path / "sim.log"
+    log.write_text("serving (an earlier run)\n")
+    script = "import time; time.sleep(0.5); print('serving', flush=True); time.sleep(60)"
+    child = ChildProcess("sim", [PY, "-c", script], log).start()
+    try:
+        child.wait_log("serving", 30)
+        assert log.read_text().count("serving") == 2  # returned on the new line, not the old one
+    finally:
+        child.stop(timeout=10)
