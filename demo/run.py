@@ -37,6 +37,10 @@ EPCWATCH = str(Path(sys.executable).with_name("epcwatch"))
 DEMO_FILES = Path(str(resources.files("epcwatch.demo") / "data"))
 
 
+#: the demo collector's MQTT client id (its persistent session; see fresh_start)
+COLLECTOR_CLIENT_ID = "epcwatch-demo-collector"
+
+
 class DemoError(EpcwatchError):
     """A step of the demo that failed; the message says which and where its log is."""
 
@@ -90,7 +94,7 @@ def collector_yaml(mqtt_port: int, influx_url: str, portfolio: Path, keyring: Pa
         "mqtt": {
             "host": "127.0.0.1",
             "port": mqtt_port,
-            "client_id": "epcwatch-demo-collector",
+            "client_id": COLLECTOR_CLIENT_ID,
             "group": "demo",
         },
         "influx": {"writer": "v1", "url": influx_url, "database": "epcwatch"},
@@ -296,6 +300,38 @@ def _local_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(TZ_NAME))
 
 
+def fresh_start(mqtt_port: int, influx_url: str, database: str = "epcwatch") -> None:
+    """Start from nothing an earlier run left behind. The demo's database is dropped and made
+    again (a run's live stretch has other timestamps than the last one's, and the verifier would
+    report the last one's readings beside this one's chains). The persistent MQTT sessions of
+    its collector and edge agent are ended: a message the last collector never stored, or an
+    acknowledgement the last agent never read (it names seqs this run's outbox uses again),
+    would otherwise reach this run."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from epcwatch.influx.client import InfluxClient
+    from epcwatch.influx.influxql import ident
+
+    db = InfluxClient(influx_url, database)
+    db.execute(f"DROP DATABASE {ident(database)}")
+    db.create_database()
+    for client_id in (COLLECTOR_CLIENT_ID, f"epcwatch-edge-{SITE}"):
+        done = threading.Event()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.on_connect = lambda *_, done=done: done.set()
+        c.connect("127.0.0.1", mqtt_port, clean_start=True)  # no session expiry: gone on disconnect
+        c.loop_start()
+        try:
+            if not done.wait(30):
+                raise DemoError(f"the broker did not answer {client_id}'s clean start")
+        finally:
+            c.disconnect()
+            c.loop_stop()
+
+
 def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
     """Run every step of the demo; returns what was done (paths, counts, timings)."""
     from rich.console import Console
@@ -343,6 +379,7 @@ def run_demo(plan: Plan, state_dir: Path | None = None) -> dict[str, object]:
                 mosq, influx = services_up(sd, plan.mqtt_port, plan.influx_port)
             except ServiceError as exc:
                 raise DemoError(str(exc)) from None
+            fresh_start(mosq.port, influx.url)
             if has_command("dashboards", "metadata"):
                 run_step(
                     "dashboards metadata",

@@ -1,7 +1,7 @@
 """The demo signed end to end: the fast history is a signed chain per device that the live edge
 agent continues, ``epcwatch verify`` passes, every kWh rests on verified readings; after one value
 is altered in InfluxDB, the verified kWh drop by exactly the energy resting on that reading and
-the verifier names the device and seq."""
+the verifier names the device and seq; run again in the same folder, it verifies again."""
 
 from __future__ import annotations
 
@@ -125,5 +125,13 @@ def test_demo_is_signed_end_to_end_and_a_tampered_value_shows(tmp_path: Path) ->
         by = {d["device"]: d for d in doc["devices"]}  # type: ignore[attr-defined]
         assert [a["seq"] for a in by["b1-main"]["altered"]] == [seq]
         assert [d["device"] for d in doc["devices"] if not d["ok"]] == ["b1-main"]  # type: ignore[attr-defined]
+
+        # the demo again in the same folder, its services still up: it starts from an empty
+        # database and ended MQTT sessions, so the tampering and the last run's live stretch are
+        # gone, and its logs (kept from the first run) do not say "ready" before it is
+        again = run_demo(state, HISTORY_DAY, LIVE_DAY, mqtt_port, influx_port)
+        assert "provenance   : epcwatch verify passed" in again, again
+        code, doc = _verify(keyring, url)
+        assert code == 0 and doc["ok"] is True
     finally:
         services_down(state)
