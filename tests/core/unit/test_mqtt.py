@@ -135,3 +135,12 @@ def test_missing_password_variable_is_named_not_leaked(monkeypatch: pytest.Monke
     conn = MqttConnection.model_validate({"username": "u", "password": {"env": "EPC_T_NOPE"}})
     with pytest.raises(MqttError, match="EPC_T_NOPE"):
         conn.resolve_password()
+
+
+def test_a_collector_password_without_a_user_name_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+
+    monkeypatch.setenv("EPC_TEST_MQTT_PASSWORD", "secret-1")
+    cm = collector_settings.Mqtt(password={"env": "EPC_TEST_MQTT_PASSWORD"})  # type: ignore[arg-type]
+    with pytest.raises(BrokerError, match=r"mqtt\.password .* mqtt\.username"):
+        Consumer(cm, queue.SimpleQueue())
