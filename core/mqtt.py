@@ -6,7 +6,8 @@ Keys (``mqtt:`` in both files; each component adds its own, e.g. the collector's
   ``3.1.1``), ``client_id``, ``keepalive_s``, ``session_expiry_s``, ``reconnect_min_s`` and
   ``reconnect_max_s`` (paho's capped exponential reconnect backoff);
 - ``username`` and ``password: {env: NAME}`` or ``password: {file: PATH}``. A password is never
-  written inline in a configuration file; a relative file path is relative to the config file;
+  written inline in a configuration file, and never without a user name; a relative file path
+  is relative to the config file;
 - ``tls:`` ``ca_file`` (system CAs when absent), ``cert_file`` and ``key_file`` (a client
   certificate, together), and two explicit switches, both true by default:
   ``verify_certificate`` (false: accept any certificate, CERT_NONE) and ``verify_hostname``
@@ -129,6 +130,14 @@ class MqttConnection(_Strict):
     def _reconnect(self) -> Self:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @model_validator(mode="after")
+    def _user(self) -> Self:
+        # a password is only ever sent with a user name (MQTT 3.1.1 requires one); without it,
+        # the client would connect as if no password had been configured
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set without username: give both, or neither")
         return self
 
     def effective_port(self) -> int:

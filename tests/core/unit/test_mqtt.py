@@ -70,7 +70,8 @@ def test_same_keys_same_meaning(load, tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     m = load(
         tmp_path,
-        "  password: {file: certs/pw}\n  tls:\n    ca_file: certs/ca.pem\n    verify_hostname: false",
+        "  username: u\n  password: {file: certs/pw}\n"
+        "  tls:\n    ca_file: certs/ca.pem\n    verify_hostname: false",
     )
     assert m.effective_port() == 8883  # TLS port by default in both files
     assert m.tls is not None and m.tls.ca_file == tmp_path / "certs" / "ca.pem"  # relative to the file
@@ -137,10 +138,9 @@ def test_missing_password_variable_is_named_not_leaked(monkeypatch: pytest.Monke
         conn.resolve_password()
 
 
-def test_a_collector_password_without_a_user_name_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    import queue
-
-    monkeypatch.setenv("EPC_TEST_MQTT_PASSWORD", "secret-1")
-    cm = collector_settings.Mqtt(password={"env": "EPC_TEST_MQTT_PASSWORD"})  # type: ignore[arg-type]
-    with pytest.raises(BrokerError, match=r"mqtt\.password .* mqtt\.username"):
-        Consumer(cm, queue.SimpleQueue())
+@pytest.mark.parametrize("load", LOADERS)
+def test_a_password_without_a_user_name_is_refused_in_both_components(load, tmp_path: Path) -> None:
+    """paho sends a password only with a user name: without one, the client would connect as if
+    no password were configured. Both files refuse it, naming the file and the key."""
+    with pytest.raises(ConfigError, match=r"(?s)mqtt.*password is set without username"):
+        load(tmp_path, "  password: {env: EPC_T_PW}")
