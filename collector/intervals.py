@@ -420,12 +420,7 @@ class IntervalBook:
                 break
         if k == i:
             return i
-        quarter = s.quarter
-        if quarter is None or quarter.start != q0:
-            quarter = s.cells.get((_QUARTER, q0))
-            if quarter is None:
-                quarter = s.cells[(_QUARTER, q0)] = _Open(s, _QUARTER, q0, qend)
-            s.quarter = quarter
+        quarter = _quarter_of(s, q0)
         qsums, dsums = quarter.sums, day.sums
         for (name, rules), prev in zip(counters, prevs, strict=True):
             rate = rules.max_rate_per_h
@@ -458,15 +453,8 @@ class IntervalBook:
         if linked:
             _link(quarter, lo, hi)
             _link(day, lo, hi)
-        self._dirty_cells.add(quarter)
-        self._dirty_cells.add(day)
-        self._touched.add(quarter)
-        self._touched.add(day)
+        self._stepped(quarter, day, t)
         self._dirty_last.add(s)
-        if t == quarter.end:
-            self._ripe.add(quarter)
-            if t == day.end:
-                self._ripe.add(day)
         return k
 
     def _step_inside(
@@ -482,13 +470,7 @@ class IntervalBook:
         """The usual step ``t0`` → ``t1``: inside one quarter and the open ``day``, so it overlaps
         both whole (:meth:`_spread`'s expressions, in the same order for every interval, without
         its search)."""
-        q0 = t0 // QUARTER_MS * QUARTER_MS
-        quarter = series.quarter
-        if quarter is None or quarter.start != q0:
-            quarter = series.cells.get((_QUARTER, q0))
-            if quarter is None:
-                quarter = series.cells[(_QUARTER, q0)] = _Open(series, _QUARTER, q0, q0 + QUARTER_MS)
-            series.quarter = quarter
+        quarter = _quarter_of(series, t0 // QUARTER_MS * QUARTER_MS)
         dt = t1 - t0
         lo = seq
         both = (quarter.sums, day.sums)
@@ -513,6 +495,11 @@ class IntervalBook:
         if seq is not None and lo is not None:
             _link(quarter, lo, seq)
             _link(day, lo, seq)
+        self._stepped(quarter, day, t1)
+
+    def _stepped(self, quarter: _Open, day: _Open, t1: int) -> None:
+        """Mark the quarter and the day a usual step ending at ``t1`` changed (and, when it
+        reached the quarter's end, as possibly complete)."""
         self._dirty_cells.add(quarter)
         self._dirty_cells.add(day)
         self._touched.add(quarter)
@@ -751,6 +738,17 @@ class IntervalBook:
             cell = s.cells[(iv, start)] = _Open(s, iv, start, c.end)
             cell.sums = {k: [float(v[0]), float(v[1])] for k, v in c.sums.items()}
             cell.link = None if c.link is None else list(c.link)
+
+
+def _quarter_of(series: _Series, q0: int) -> _Open:
+    """The series' quarter starting at ``q0`` (its current one, or found or opened)."""
+    quarter = series.quarter
+    if quarter is None or quarter.start != q0:
+        quarter = series.cells.get((_QUARTER, q0))
+        if quarter is None:
+            quarter = series.cells[(_QUARTER, q0)] = _Open(series, _QUARTER, q0, q0 + QUARTER_MS)
+        series.quarter = quarter
+    return quarter
 
 
 def _link(cell: _Open, lo: int, hi: int) -> None:
