@@ -69,6 +69,8 @@ _isfinite = math.isfinite
 #: value names → their field types and the positions of the integer fields (bounded memo)
 _PLANS: dict[tuple[str, ...], tuple[tuple[FieldType, ...], tuple[int, ...]]] = {}
 _MAX_PLANS: Final = 10_000
+#: JSON object text → line-protocol fields: ':' becomes '=' (and '"' is deleted)
+_JSON_TO_FIELDS: Final = bytes.maketrans(b":", b"=")
 _FLOAT_NAMES: Final = frozenset(n for n, (_, ft) in FIELD_FORMAT.items() if ft is FieldType.FLOAT)
 
 
@@ -112,8 +114,9 @@ def _values_text(values: object) -> str | None:
         return None
     if _FLOAT_NAMES.issuperset(values):
         # the common case (meters): every field is a float. orjson (Rust) prints the numbers;
-        # its JSON text becomes line protocol by two replacements, since the keys are vocabulary
-        # names ([a-z0-9_]) and the values are plain numbers: '{"a":1.5,"b":2}' → 'a=1.5,b=2'.
+        # its JSON text becomes line protocol in one byte translation (quotes dropped, colons
+        # made equals signs), since the keys are vocabulary names ([a-z0-9_]) and the values
+        # plain numbers: '{"a":1.5,"b":2}' → 'a=1.5,b=2'.
         # An integer literal is a float in line protocol (only a trailing "i" makes an integer);
         # orjson.loads never yields NaN or infinity, so the magnitude check covers finiteness.
         xs = values.values()
@@ -122,7 +125,7 @@ def _values_text(values: object) -> str | None:
                 return None
         if not max(map(abs, xs)) <= MAX_ABS_VALUE:
             return None
-        return orjson.dumps(values).decode()[2:-1].replace('":', "=").replace(',"', ",")
+        return orjson.dumps(values)[1:-1].translate(_JSON_TO_FIELDS, b'"').decode()
     text = _typed_text(values)
     if text is not None:
         return text
@@ -188,7 +191,7 @@ def _typed_text(values: dict[str, Any]) -> str | None:
             return None
     if not max(map(abs, xs)) <= MAX_ABS_VALUE:
         return None
-    parts = orjson.dumps(values).decode()[2:-1].replace('":', "=").split(',"')
+    parts = orjson.dumps(values)[1:-1].translate(_JSON_TO_FIELDS, b'"').decode().split(",")
     for i in ints:
         parts[i] += "i"
     return ",".join(parts)
