@@ -299,7 +299,8 @@ def _device_lines(  # noqa: PLR0917
             lines.append(f"{key} {fields},seq={seq}i {ts}")
         else:
             lines.append(f'{key} {fields},seq={seq}i,quality="{quality}" {ts}')
-        max_ts = max(max_ts, ts)
+        if ts > max_ts:  # noqa: PLR1730 - a comparison, not a call: this runs per reading
+            max_ts = ts
     ranges.append((run_first, last_seq))
     if proof is not None:
         if len(ranges) != 1:  # a signed block holds consecutive seqs

@@ -17,10 +17,9 @@ Files of earlier versions still load: their ``last`` and ``cells`` tables, then 
 from __future__ import annotations
 
 import contextlib
-import operator
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,21 +143,13 @@ def _delta_row(delta: Delta) -> bytes:
     return orjson.dumps(doc)
 
 
-def _getter(names: Sequence[str]) -> Callable[[Mapping[str, object]], object]:
-    """The values of ``names`` in a reading's values, as one tuple."""
-    if len(names) > 1:
-        return operator.itemgetter(*names)
-    (name,) = names
-    return lambda values: (values[name],)
-
-
 def _journal_row(journal: list[Entry]) -> bytes:
     """One batch's journal as a log row: its series and its lists of counter names named once
     each, then every reading by their numbers, with its counters' values (all the book needs to
     fold it again)."""
     series: dict[int, int] = {}  # id of a series key (one object per series) → its number
     keys: list[SeriesKey] = []
-    names: dict[int, tuple[int, Callable[[Mapping[str, object]], object]]] = {}
+    names: dict[int, int] = {}  # id of a list of counter names (one per shape) → its number
     lists: list[Sequence[str]] = []
     rows = []
     for key, seq, ts, values, counters, linked in journal:
@@ -166,11 +157,11 @@ def _journal_row(journal: list[Entry]) -> bytes:
         if i is None:
             i = series[id(key)] = len(keys)
             keys.append(key)
-        got = names.get(id(counters))
-        if got is None:
-            got = names[id(counters)] = (len(lists), _getter(counters))
+        n = names.get(id(counters))
+        if n is None:
+            n = names[id(counters)] = len(lists)
             lists.append(counters)
-        rows.append((i, seq, ts, got[0], got[1](values), linked))
+        rows.append((i, seq, ts, n, values, linked))
     return orjson.dumps({"s": keys, "n": lists, "r": rows})
 
 
@@ -221,7 +212,7 @@ class IntervalStore:
                             series[i],
                             int(seq),
                             int(ts),
-                            dict(zip(lists[k], values, strict=True)),
+                            tuple(values),
                             lists[k],
                             bool(linked),
                         )

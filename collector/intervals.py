@@ -34,6 +34,7 @@ subscriptions, and keep the periodic rollup as the repair pass otherwise (docs/c
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -93,8 +94,12 @@ class Cell:
 
 
 CellKey = tuple[SeriesKey, str, int]  # (series, interval, start)
-#: a reading as the book folded it: series, seq, ts, its values, the counters among them, linked
-Entry = tuple[SeriesKey, int, int, Mapping[str, object], Sequence[str], bool]
+#: a reading as the book folded it: series, seq, ts, its counters' values (in the order of the
+#: names that follow), the counters' names, linked. Only the counters are kept: the journal holds
+#: a batch's readings until the batch is stored, and a reading's other values are not needed.
+Entry = tuple[SeriesKey, int, int, Sequence[object], Sequence[str], bool]
+#: value names → the counters among them, with their rules, and a getter of their values
+_Names = tuple[list[str], list[tuple[str, Rules]], Callable[[Mapping[str, object]], tuple[object, ...]]]
 #: the book's whole state: every counter's last sample, every interval in progress (copies)
 State = tuple[dict[tuple[SeriesKey, str], Last], dict[CellKey, Cell]]
 
@@ -201,7 +206,7 @@ class IntervalBook:
         self._dirty_cells: set[_Open] = set()
         self._ripe: set[_Open] = set()
         #: value names → the counters among them, and with their rules
-        self._names: dict[tuple[str, ...], tuple[list[str], list[tuple[str, Rules]]]] = {}
+        self._names: dict[tuple[str, ...], _Names] = {}
         self._journal: list[Entry] = []
         self._journaled = 0  # readings folded since the last checkpoint
         #: intervals and series changed since the last snapshot (for a delta)
@@ -289,8 +294,8 @@ class IntervalBook:
             got = names_of.get(keys)
             if got is None:
                 names = [n for n in keys if n in COUNTERS]
-                got = names_of[keys] = (names, [(n, self._rules_for(n)) for n in names])
-            names, counters = got
+                got = names_of[keys] = (names, [(n, self._rules_for(n)) for n in names], _getter(names))
+            names, counters, counters_of = got
             if not names:
                 continue
             if s is None:
@@ -302,7 +307,7 @@ class IntervalBook:
                     i = k
                     continue
             seq, ts = r["seq"], r["ts"]
-            journal.append((s.key, seq, ts, values, names, linked))
+            journal.append((s.key, seq, ts, counters_of(values), names, linked))
             steps: list[tuple[str, Rules, Last, float]] = []
             t0: int | None = -1  # the time all steps start at, or None: they start at different times
             for name, rules in counters:
@@ -354,7 +359,7 @@ class IntervalBook:
         s: _Series,
         block: Sequence[Mapping[str, Any]],
         i: int,
-        got: tuple[list[str], list[tuple[str, Rules]]],
+        got: _Names,
         linked: bool,
     ) -> int:
         """Fold ``block[i:k]`` when each of them makes the usual step (every counter numeric and
@@ -364,7 +369,7 @@ class IntervalBook:
         by :meth:`_step_inside`'s expressions, so the floats are the same."""
         day = s.day
         assert day is not None
-        names, counters = got
+        names, counters, counters_of = got
         last = s.last
         prevs = []
         for name in names:
@@ -407,7 +412,7 @@ class IntervalBook:
             if not ok:
                 break
             seq = r["seq"]
-            self._journal.append((s.key, seq, ts, values, names, linked))
+            self._journal.append((s.key, seq, ts, counters_of(values), names, linked))
             times.append(ts)
             rows.append(values)
             if seq < lo:  # noqa: PLR1730 - comparisons, not calls: this runs per reading
@@ -707,8 +712,8 @@ class IntervalBook:
             if isinstance(change, Delta):
                 self._apply(change)
                 continue
-            for (kind, tags), seq, ts, values, _, linked in change:
-                self.add(kind, dict(tags), seq, ts, values, linked=linked)
+            for (kind, tags), seq, ts, values, names, linked in change:
+                self.add(kind, dict(tags), seq, ts, dict(zip(names, values, strict=True)), linked=linked)
         # what was replayed is stored already (its repairs too); the next checkpoint replaces it
         self._journaled = len(self._journal)
         self._journal, self._repairs, self._touched, self._dirty_last = [], [], set(), set()
@@ -749,6 +754,16 @@ def _quarter_of(series: _Series, q0: int) -> _Open:
             quarter = series.cells[(_QUARTER, q0)] = _Open(series, _QUARTER, q0, q0 + QUARTER_MS)
         series.quarter = quarter
     return quarter
+
+
+def _getter(names: Sequence[str]) -> Callable[[Mapping[str, object]], tuple[object, ...]]:
+    """The values of ``names`` in a reading's values, as one tuple."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)  # a tuple for 2+ names
+    if not names:
+        return lambda values: ()
+    (name,) = names
+    return lambda values: (values[name],)
 
 
 def _link(cell: _Open, lo: int, hi: int) -> None:

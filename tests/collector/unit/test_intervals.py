@@ -226,11 +226,13 @@ def test_snapshots_carry_the_smaller_form_and_a_checkpoint_the_open_intervals() 
         (("meter", tuple(sorted(tags.items()))), "energy_import"): 499
     }
     for d in range(3):  # one reading of each of three series
-        b.add("meter", {**tags, "device": f"x{d}"}, 0, T0, {"energy_import": 1.0})
+        b.add("meter", {**tags, "device": f"x{d}"}, 0, T0, {"active_power": 5.0, "energy_import": 1.0})
     _, snap = b.take(200.0)
     assert [(e[0][1], e[1]) for e in snap.journal] == [
         ((("device", f"x{d}"), ("site", "s1")), 0) for d in range(3)
     ]
+    # the journal keeps the counters' values only, not the whole reading
+    assert {(tuple(e[3]), tuple(e[4])) for e in snap.journal} == {((1.0,), ("energy_import",))}
     assert snap.delta is None and snap.checkpoint is None
     assert b.flush()[1].checkpoint is not None  # on shutdown, always
 
