@@ -198,30 +198,25 @@ class Pipeline:
     def _parse(self, item: Inbound) -> tuple[list[str], int, Seqs | None, list[fastpath.Block]]:
         payload = item.payload
         if len(payload) <= self.max_payload_bytes:
-            parts = item.topic.split("/")
             # the fast path handles well-formed telemetry; anything else goes to pydantic
-            if len(parts) == 5 and parts[4] == "telemetry" and parts[0] == "epc" and parts[1] == "v1":
+            t = _telemetry_topic(item.topic)
+            if t is not None:
                 try:
-                    t = topics.parse(item.topic)
-                except topics.TopicError:
-                    t = None
-                if t is not None:
-                    try:
-                        if t.channel == "site_telemetry":
-                            fast = fastpath.site_telemetry(t.site, payload)
-                        elif t.device is not None:
-                            fast = fastpath.telemetry(t.site, t.device, payload)
-                        else:  # pragma: no cover - parse gives a device for telemetry
-                            fast = None
-                    except Exception:  # a bug in the fast path must not crash on input
-                        log.exception("fast path failed; using the model")
+                    if t.channel == "site_telemetry":
+                        fast = fastpath.site_telemetry(t.site, payload)
+                    elif t.device is not None:
+                        fast = fastpath.telemetry(t.site, t.device, payload)
+                    else:  # pragma: no cover - parse gives a device for telemetry
                         fast = None
-                    if fast is not None:
-                        seqs = [(t.site, d, r) for d, r in fast.device_ranges]
-                        lines = fast.lines
-                        if fast.signed:
-                            lines += self._proofs(item, t.site, _fast_signed(fast.signed))
-                        return lines, fast.max_ts, seqs, fast.blocks
+                except Exception:  # a bug in the fast path must not crash on input
+                    log.exception("fast path failed; using the model")
+                    fast = None
+                if fast is not None:
+                    seqs = [(t.site, d, r) for d, r in fast.device_ranges]
+                    lines = fast.lines
+                    if fast.signed:
+                        lines += self._proofs(item, t.site, _fast_signed(fast.signed))
+                    return lines, fast.max_ts, seqs, fast.blocks
         result = validate(item.topic, payload, self.max_payload_bytes)
         if isinstance(result, Rejection):
             raise _RejectError(result)
@@ -459,11 +454,12 @@ class Pipeline:
     def _write_resolving(self, lines: list[str], writer: Writer) -> dict[int, str]:
         """Write ``lines``; returns ``{line index: reason}`` of the lines the server refused."""
         refused: dict[int, str] = {}
-        work = [list(range(len(lines)))]
+        work: list[Sequence[int]] = [range(len(lines))]  # ranges until a write names its lines
         while work:
             idx = work.pop()
             try:
-                self._write_retrying([lines[i] for i in idx], writer)
+                chunk = lines[idx.start : idx.stop] if isinstance(idx, range) else [lines[i] for i in idx]
+                self._write_retrying(chunk, writer)
             except TooLargeError as exc:
                 if len(idx) == 1:
                     refused[idx[0]] = str(exc)
@@ -520,6 +516,30 @@ def _blocks(msgs: list[TelemetryMessage]) -> list[fastpath.Block]:
         )
         for m in msgs
     ]
+
+
+#: telemetry topics seen → parsed (a site's few topics come with every message; bounded memo)
+_TOPICS: dict[str, topics.ParsedTopic | None] = {}
+_MAX_TOPICS = 100_000
+
+
+def _telemetry_topic(topic: str) -> topics.ParsedTopic | None:
+    """The parsed topic when it is a valid telemetry topic (a device's or a site's), else None."""
+    try:
+        return _TOPICS[topic]
+    except KeyError:
+        pass
+    parts = topic.split("/")
+    t = None
+    if len(parts) == 5 and parts[4] == "telemetry" and parts[0] == "epc" and parts[1] == "v1":
+        try:
+            t = topics.parse(topic)
+        except topics.TopicError:
+            t = None
+    if len(_TOPICS) >= _MAX_TOPICS:
+        _TOPICS.clear()
+    _TOPICS[topic] = t
+    return t
 
 
 def _sleep(seconds: float) -> bool:
