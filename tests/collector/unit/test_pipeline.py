@@ -351,3 +351,23 @@ def test_collector_health_point(rig) -> None:
     assert any(
         "messages=2i" in h and "points=1i" in h and "dead_letters=1i" in h and "lag_ms=" in h for h in health
     )
+
+
+def test_parsed_topics_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telemetry topics are parsed once (a valid one to its site and device, anything else to
+    None, so it goes to the model and its dead letter), and the memo never outgrows its bound."""
+    from epcwatch.collector import pipeline
+
+    monkeypatch.setattr(pipeline, "_TOPICS", {})
+    monkeypatch.setattr(pipeline, "_MAX_TOPICS", 5)
+    t = pipeline._telemetry_topic("epc/v1/s1/m1/telemetry")
+    assert t is not None and (t.site, t.device, t.channel) == ("s1", "m1", "telemetry")
+    assert pipeline._telemetry_topic("epc/v1/s1/m1/telemetry") is t  # the same object: remembered
+    site = pipeline._telemetry_topic("epc/v1/s1/_site/telemetry")
+    assert site is not None and (site.device, site.channel) == (None, "site_telemetry")
+    for bad in ("epc/v1/S1/m1/telemetry", "epc/v1/s1/status", "epc/v2/s1/m1/telemetry", "x/y"):
+        assert pipeline._telemetry_topic(bad) is None
+        assert pipeline._telemetry_topic(bad) is None
+    for i in range(20):
+        assert pipeline._telemetry_topic(f"epc/v1/s1/d{i}/telemetry") is not None
+        assert len(pipeline._TOPICS) <= 5
