@@ -29,7 +29,7 @@ from typing import Final, Protocol
 
 from epcwatch import logs
 from epcwatch.collector import mqttwire as wire
-from epcwatch.mqtt import MqttConnection, MqttError, tls_context
+from epcwatch.mqtt import MqttConnection, tls_context
 
 log = logging.getLogger("epcwatch.collector.mqtt")
 
@@ -76,8 +76,6 @@ class Link:
         self.events = events
         self.v5 = conn.protocol == "5"
         self.subscriptions = subscriptions
-        if password is not None and conn.username is None:
-            raise MqttError("mqtt.password is set without mqtt.username: give both, or neither")
         self._connect_packet = wire.connect(
             client_id,
             keepalive_s=conn.keepalive_s,

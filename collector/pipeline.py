@@ -403,11 +403,9 @@ class Pipeline:
             self.broker.confirm(acks)
         if b.items:
             self.broker.ack(b.items)
+        # the messages' lines (owner -1: the collector's own) less those the database refused
         owners = b.owners
-        if refused:
-            written = sum(1 for i, o in enumerate(owners) if o >= 0 and i not in refused)
-        else:  # the usual batch: every line of a message was written (-1: the collector's own)
-            written = len(owners) - owners.count(-1)
+        written = len(owners) - owners.count(-1) - sum(1 for i in refused if owners[i] >= 0)
         self.stats.add(messages=len(b.items), points=written, dead_letters=len(b.rejections))
         if b.max_ts:
             self.stats.set_lag(self.wall() * 1000 - b.max_ts)
